@@ -1,0 +1,1 @@
+"""Checks of the audit family (to be written)."""

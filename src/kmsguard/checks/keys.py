@@ -1,0 +1,1 @@
+"""Checks of the keys family (to be written)."""

@@ -1,0 +1,1 @@
+"""Checks of the policies family (to be written)."""

@@ -1,0 +1,1 @@
+"""Checks of the resources family (to be written)."""

@@ -1,0 +1,1 @@
+"""The `kmsguard` command: one module per command group."""

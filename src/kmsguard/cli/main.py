@@ -1,0 +1,37 @@
+"""Entry point of the `kmsguard` command."""
+
+from __future__ import annotations
+
+import typer
+
+from kmsguard import __version__
+from kmsguard.cli import checks_cmd, demo, policy, scan
+
+app = typer.Typer(
+    name="kmsguard",
+    help="Find, explain, fix and watch AWS KMS misconfigurations; prove it to an assessor.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("scan")(scan.scan)
+app.command("checks")(checks_cmd.checks)
+app.command("demo")(demo.demo)
+app.add_typer(policy.app, name="policy")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kmsguard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """kmsguard: are our encryption keys under control, and can we prove it?"""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Compliance frameworks and the controls each check supports (from controls.yaml)."""

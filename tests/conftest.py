@@ -1,0 +1,71 @@
+"""Shared fixtures: a real moto server over HTTP (with kmsguard's emulator layer), per test worker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from kmsguard.demo.emulator import Emulator
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_real_aws() -> Iterator[None]:
+    """Tests never reach real AWS: fake credentials, no profile, a default region."""
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_DEFAULT_REGION",
+            "AWS_ENDPOINT_URL",
+        )
+    }
+    os.environ.update(
+        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    )
+    for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(k, None)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[Emulator]:
+    """One moto server (with the emulator layer) for this test worker."""
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def aws(moto_server: Emulator) -> Iterator[Emulator]:
+    """The moto server, emptied before the test: every test starts from a blank AWS."""
+    moto_server.reset()
+    yield moto_server
+
+
+@pytest.fixture
+def client(aws: Emulator):  # type: ignore[no-untyped-def]
+    """boto3 client factory bound to the test's moto server: client("kms", "eu-west-1")."""
+
+    def make(service: str, region: str = "us-east-1"):  # type: ignore[no-untyped-def]
+        return boto3.client(
+            service,
+            region_name=region,
+            endpoint_url=aws.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    return make
