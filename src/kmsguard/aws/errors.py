@@ -1,5 +1,34 @@
-"""Errors that stop a whole run (exit code 3). Per-object failures are CollectionErrors instead."""
+"""Errors that stop a whole run (exit code 3). Per-object failures are CollectionErrors instead.
+
+``error_code`` gives the AWS error code and message of any botocore failure, so collectors can record
+what went wrong on the object it concerns without each one knowing botocore's exception zoo.
+"""
+
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
+
+# Everything a single AWS call can fail with that is about AWS, not about kmsguard: an error answer,
+# a transport failure, or an answer that is not the protocol (a proxy's HTML error page).
+AWS_CALL_ERRORS: tuple[type[Exception], ...] = (ClientError, BotoCoreError, ResponseParserError)
+
+NO_CREDENTIALS = (
+    "no AWS credentials found: set AWS_PROFILE (or pass --profile), or AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, or run `aws configure` / `aws sso login`"
+)
 
 
 class AwsUnavailable(Exception):
     """AWS could not be reached or no usable credentials were found: nothing could be scanned."""
+
+
+def error_code(exc: Exception) -> tuple[str, str]:
+    """(code, message) for a failed AWS call: the AWS error code, or the botocore exception's name."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or "Unknown")
+        return code, str(err.get("Message") or exc)
+    text = str(exc)
+    # Transport errors can carry a whole HTML error page; the first line or so says enough.
+    return type(exc).__name__, text if len(text) <= 300 else text[:300] + "..."

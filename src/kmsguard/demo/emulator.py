@@ -7,6 +7,7 @@ moto lacks and kmsguard relies on (AWS managed keys, rotation periods, ...) look
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import urllib.request
 from types import TracebackType
@@ -25,8 +26,9 @@ def free_port() -> int:
 class Emulator:
     """A moto server on 127.0.0.1; use as a context manager or call start()/stop()."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, quiet: bool = True) -> None:
         self.port = port or free_port()
+        self.quiet = quiet
         self._server: ThreadedMotoServer | None = None
 
     @property
@@ -37,6 +39,9 @@ class Emulator:
         from kmsguard.demo import patches
 
         patches.apply()
+        if self.quiet:
+            # werkzeug logs every request at INFO on stderr; the demo's output is the scan, not the traffic.
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         return self
@@ -57,6 +62,17 @@ class Emulator:
         from kmsguard.demo import patches
 
         return patches.request_count()
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """Answered AWS requests by (service, operation), e.g. {("kms", "DescribeKey"): 30}."""
+        from kmsguard.demo import patches
+
+        return patches.request_counts()
+
+    def reset_request_counts(self) -> None:
+        from kmsguard.demo import patches
+
+        patches.reset_request_counts()
 
     def __enter__(self) -> Emulator:
         return self.start()

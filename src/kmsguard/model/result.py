@@ -6,9 +6,22 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from kmsguard.model.finding import Finding, Severity, Status
+
+
+def finding_sort_key(f: Finding) -> tuple[int, str, str, str, str, str, str]:
+    """The one order every output uses: worst severity first, then check, account, region, resource.
+
+    Status and message close the key so that two findings on the same resource (e.g. two read errors on one
+    key) still come out in the same order on every run, whatever order the checks produced them in.
+    """
+    return (-f.severity.rank, f.check_id, f.account, f.region, f.resource_arn, f.status.value, f.message)
+
+
+# One adapter for the whole list: pydantic serialises it in one call, faster than model_dump per finding.
+_FINDINGS = TypeAdapter(list[Finding])
 
 
 class ScanResult(BaseModel):
@@ -36,16 +49,24 @@ class ScanResult(BaseModel):
         sevs = [f.severity for f in self.findings if f.status is Status.FAIL]
         return max(sevs, key=lambda s: s.rank) if sevs else None
 
+    def sorted_findings(self) -> list[Finding]:
+        return sorted(self.findings, key=finding_sort_key)
+
     def to_json_dict(self) -> dict[str, Any]:
-        """The stable JSON contract of `kmsguard scan --format json`."""
+        """The stable JSON contract of `kmsguard scan --format json` (findings in ``finding_sort_key`` order).
+
+        Keys come out in the order written here and in Finding's field order; ``mute_reason`` is present only
+        on findings that carry one (MUTED), so unmuted findings have exactly the documented keys.
+        """
+        findings: list[dict[str, Any]] = _FINDINGS.dump_python(self.sorted_findings(), mode="json")
+        for f in findings:
+            if f["mute_reason"] is None:
+                del f["mute_reason"]
         return {
             "kmsguard_version": self.kmsguard_version,
             "scanned_at": self.scanned_at.isoformat(),
             "accounts": self.accounts,
             "regions": self.regions,
             "summary": self.summary(),
-            "findings": [
-                f.model_dump(mode="json", exclude={"mute_reason"} if f.mute_reason is None else None)
-                for f in self.findings
-            ],
+            "findings": findings,
         }

@@ -97,6 +97,9 @@ class Trail(_Model):
     # Whether the trail records management events (both read and write, or at least write).
     logs_management_events: bool = True
     management_read_write_type: Literal["All", "ReadOnly", "WriteOnly", "None"] = "All"
+    # True when the trail records management events but leaves out KMS's (ExcludeManagementEventSources
+    # or an advanced selector on eventSource): KMS calls then go unrecorded even though the trail logs.
+    kms_events_excluded: bool = False
 
 
 class MetricFilter(_Model):

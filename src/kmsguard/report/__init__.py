@@ -1,15 +1,54 @@
-"""Output formats: each renders a ScanResult to text. ``render(result, fmt)`` is the one entry point."""
+"""Output formats: each renders a ScanResult to text. ``render(result, fmt)`` is the one entry point.
+
+One module per format; none of them judges (status, severity and messages come from the checks), they only
+lay the findings out. Every format lists findings in ``finding_sort_key`` order (worst severity first, then
+check id, account, region, resource ARN), so two renders of the same result are byte-for-byte identical.
+
+``table`` is not in FORMATS: ``kmsguard scan`` prints it to the terminal with colour through
+``report.table.print_table``; ``render(result, "table")`` gives the same table as plain text.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kmsguard.model.result import ScanResult
 
-FORMATS = ["json"]
+FORMATS = ["json", "sarif", "csv", "junit", "markdown"]
+
+
+def _renderer(fmt: str) -> Callable[[ScanResult], str]:
+    # Imported on demand: `kmsguard scan -f json` should not pay for rich tables or the check registry.
+    if fmt == "json":
+        from kmsguard.report.json_out import render_json
+
+        return render_json
+    if fmt == "sarif":
+        from kmsguard.report.sarif import render_sarif
+
+        return render_sarif
+    if fmt == "csv":
+        from kmsguard.report.csv_out import render_csv
+
+        return render_csv
+    if fmt == "junit":
+        from kmsguard.report.junit import render_junit
+
+        return render_junit
+    if fmt == "markdown":
+        from kmsguard.report.markdown import render_markdown
+
+        return render_markdown
+    if fmt == "table":
+        from kmsguard.report.table import render_table
+
+        return render_table
+    raise ValueError(f"unknown format {fmt!r} (one of table, {', '.join(FORMATS)})")
 
 
 def render(result: ScanResult, fmt: str) -> str:
-    import json
+    """``result`` as text in format ``fmt``; a ValueError names an unknown format."""
+    return _renderer(fmt)(result)
 
-    if fmt == "json":
-        return json.dumps(result.to_json_dict(), indent=2)
-    raise ValueError(f"unknown format {fmt!r}")
+
+__all__ = ["FORMATS", "render"]

@@ -1,0 +1,151 @@
+"""The one session factory: profile, endpoint, assume-role, retries and thread-safe client caching.
+
+Every AWS client kmsguard uses comes from an ``AccountSession`` made here, so every client gets the
+same ``--endpoint-url``, adaptive retries and timeouts. Clients are created once per
+(account, region, service) and shared by the collector threads: botocore clients are thread-safe,
+but creating them from one ``boto3.Session`` concurrently is not (and it is slow: ~20-100 ms each,
+most of it loading the service model), hence the lock and the cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
+from botocore.parsers import ResponseParserError
+
+from kmsguard import __version__
+from kmsguard.aws.errors import NO_CREDENTIALS, AwsUnavailable, error_code
+from kmsguard.aws.options import AwsOptions
+
+# Global services (IAM, Organizations, the S3 bucket list) are called in the partition's home region.
+_GLOBAL_REGION = {"aws": "us-east-1", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-north-1"}
+SESSION_NAME = "kmsguard"
+
+
+@dataclass(frozen=True)
+class CallerIdentity:
+    account_id: str
+    arn: str
+    partition: str
+
+
+def global_region(partition: str) -> str:
+    return _GLOBAL_REGION.get(partition, "us-east-1")
+
+
+class AccountSession:
+    """Clients for one account, created once per (region, service) and shared by every thread."""
+
+    def __init__(self, boto: boto3.Session, account_id: str, partition: str, options: AwsOptions) -> None:
+        self._boto = boto
+        self.account_id = account_id
+        self.partition = partition
+        self._options = options
+        self._config = client_config(options)
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str, region: str) -> Any:
+        key = (region, service)
+        found = self._clients.get(key)
+        if found is not None:
+            return found
+        with self._lock:  # boto3.Session.client is not thread-safe
+            found = self._clients.get(key)
+            if found is None:
+                found = self._boto.client(
+                    service,  # type: ignore[call-overload]
+                    region_name=region,
+                    endpoint_url=self._options.endpoint_url,
+                    config=self._config,
+                )
+                self._clients[key] = found
+            return found
+
+    def global_client(self, service: str) -> Any:
+        return self.client(service, global_region(self.partition))
+
+
+def client_config(options: AwsOptions) -> Config:
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": options.max_attempts},
+        connect_timeout=options.connect_timeout,
+        read_timeout=options.read_timeout,
+        # One connection per worker thread, or urllib3 discards and reopens connections under load.
+        max_pool_connections=max(10, options.max_workers),
+        user_agent_extra=f"kmsguard/{__version__}",
+    )
+
+
+class SessionFactory:
+    """Opens the caller's session (failing fast when AWS is unusable) and assumes roles into accounts."""
+
+    def __init__(self, options: AwsOptions) -> None:
+        self.options = options
+        try:
+            self._base = boto3.Session(profile_name=options.profile)
+        except ProfileNotFound as e:
+            raise AwsUnavailable(f"AWS profile {options.profile!r} not found in the AWS config files ({e})") from e
+        self._lock = threading.Lock()
+        self.home_region = self._base.region_name or "us-east-1"
+        self.identity = self._caller_identity()
+        self.caller = AccountSession(self._base, self.identity.account_id, self.identity.partition, options)
+
+    def _caller_identity(self) -> CallerIdentity:
+        """One sts:GetCallerIdentity with a short timeout and few retries: no credentials or no endpoint
+        is reported in seconds instead of after the full adaptive-retry schedule."""
+        probe = Config(
+            retries={"mode": "standard", "max_attempts": 2},
+            connect_timeout=min(self.options.connect_timeout, 3.0),
+            read_timeout=min(self.options.read_timeout, 10.0),
+        )
+        where = self.options.endpoint_url or f"the STS endpoint in {self.home_region}"
+        try:
+            sts = self._base.client(
+                "sts", region_name=self.home_region, endpoint_url=self.options.endpoint_url, config=probe
+            )
+            ident = sts.get_caller_identity()
+        except (NoCredentialsError, PartialCredentialsError) as e:
+            raise AwsUnavailable(
+                NO_CREDENTIALS if isinstance(e, NoCredentialsError) else f"{NO_CREDENTIALS} ({e})"
+            ) from e
+        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError) as e:
+            raise AwsUnavailable(f"cannot reach AWS at {where}: {e}") from e
+        except ClientError as e:
+            code, message = error_code(e)
+            raise AwsUnavailable(f"AWS rejected the credentials (sts:GetCallerIdentity: {code}: {message})") from e
+        except (BotoCoreError, ResponseParserError) as e:
+            raise AwsUnavailable(f"could not use the AWS credentials: {e}") from e
+        arn = ident["Arn"]
+        return CallerIdentity(account_id=ident["Account"], arn=arn, partition=arn.split(":")[1] or "aws")
+
+    def assume(self, account_id: str, role_name: str) -> AccountSession:
+        """An AccountSession in ``account_id`` through sts:AssumeRole (raises ClientError/BotoCoreError)."""
+        if account_id == self.identity.account_id:
+            return self.caller  # the caller's own account: its credentials already work there
+        role_arn = f"arn:{self.identity.partition}:iam::{account_id}:role/{role_name}"
+        sts = self.caller.client("sts", self.home_region)
+        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
+        with self._lock:  # creating sessions shares botocore's loaders: keep it serial like client creation
+            boto = boto3.Session(
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+                region_name=self.home_region,
+            )
+        return AccountSession(boto, account_id, self.identity.partition, self.options)

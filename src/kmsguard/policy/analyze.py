@@ -1,0 +1,482 @@
+"""Whole-policy questions about a key policy: is it public, who outside can use it, who can do what.
+
+Every question is a ``solver.Question`` (a class of principals, a set of actions, fixed context keys).
+It is answered by the solver-free fast path (fastpath.py) when that can decide it, which covers the
+policies most keys have, and by the z3 solver otherwise; a solver "yes" carries a concrete request.
+
+Semantics (docs/policy.md says the same for users):
+- public: a principal of an *unrelated* account (one the policy does not name, in an organisation the
+  policy does not name, or in none) can perform some KMS action with a request it can produce. Caller
+  keys (aws:SecureTransport, kms:EncryptionContext:*, kms:ViaService, ...) do not bound access; identity
+  keys (aws:PrincipalOrgID, aws:PrincipalAccount, kms:CallerAccount, aws:PrincipalArn, aws:Source*) do.
+- external principals: accounts, principals and organisations outside the trusted set (the key's account,
+  ``trusted_accounts``, ``trusted_org_ids``) that can perform some KMS action. Another account's principals
+  also need their own IAM policies; those are assumed to allow (the key policy is the part we control).
+- admins: explicitly named principals other than the key account's root that may call kms:PutKeyPolicy by
+  the key policy alone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any
+
+from kmsguard.policy import fastpath
+from kmsguard.policy.actions import CRYPTOGRAPHIC_ACTIONS, KMS_ACTIONS, canonical_action
+from kmsguard.policy.model import Condition, Policy, Principal, Request, Statement
+from kmsguard.policy.principals import (
+    ARN_KEYS,
+    account_of,
+    is_key_account_root,
+    is_root,
+    mentioned_accounts,
+    mentioned_orgs,
+    named_principals,
+    principal_label,
+    root_arn,
+)
+from kmsguard.policy.solver import Identity, Proof, Question, fixed, prove
+
+ALL_ACTIONS: tuple[str, ...] = tuple(a.lower() for a in KMS_ACTIONS)
+CRYPTO_ACTIONS: tuple[str, ...] = tuple(sorted(CRYPTOGRAPHIC_ACTIONS))
+# The actions ``who_can`` reports on: use, administration, and the ones that hand out access.
+KEY_ACTIONS: tuple[str, ...] = (
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:ReEncryptFrom",
+    "kms:CreateGrant",
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+    "kms:DisableKey",
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The answer to one question: ``allowed`` with an example when one was built; ``certain`` is False
+    when the solver could not decide (the answer is then the cautious one: allowed)."""
+
+    allowed: bool
+    example: Request | None = None
+    certain: bool = True
+    by_solver: bool = False
+
+
+@dataclass(frozen=True)
+class WhoCan:
+    principal: str  # an ARN, "*", "service:NAME"; a root ARN means "principals of that account via IAM"
+    statement: int
+    sid: str | None
+    conditions: tuple[Condition, ...] = ()
+    except_principals: tuple[str, ...] = ()  # for a NotPrincipal statement
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "principal": self.principal,
+            "statement": self.statement,
+            "sid": self.sid,
+            "conditions": [condition_dict(c) for c in self.conditions],
+        }
+        if self.except_principals:
+            out["except"] = list(self.except_principals)
+        return out
+
+
+def condition_dict(c: Condition) -> dict[str, Any]:
+    op = (f"{c.set_op}:" if c.set_op else "") + c.operator + ("IfExists" if c.if_exists else "")
+    return {"operator": op, "key": c.key, "values": list(c.values)}
+
+
+@dataclass
+class KeyPolicyAnalysis:
+    account: str
+    public: bool
+    external_principals: list[str]
+    admins: list[str]
+    admins_can_decrypt: bool | None
+    # admin -> the cryptographic actions it may perform by the key policy alone
+    admin_crypto: dict[str, list[str]]
+    who_can: dict[str, list[WhoCan]]
+    wildcard_statements: list[int]  # Allow kms:* / * / NotAction to anyone but the key account root
+    denies_insecure_transport: bool
+    iam_only: bool
+    root_delegation: bool  # some statement delegates to the key account's IAM
+    # Evidence: which statements grant the public / each external principal, and example requests.
+    public_statements: list[int] = field(default_factory=list)
+    external_statements: dict[str, list[int]] = field(default_factory=dict)
+    examples: dict[str, Request] = field(default_factory=dict)
+    uncertain: list[str] = field(default_factory=list)
+    solver_questions: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "public": self.public,
+            "external_principals": self.external_principals,
+            "admins": self.admins,
+            "admins_can_decrypt": self.admins_can_decrypt,
+            "who_can": {a: [w.to_dict() for w in ws] for a, ws in self.who_can.items()},
+            "wildcard_statements": self.wildcard_statements,
+            "denies_insecure_transport": self.denies_insecure_transport,
+            "iam_only": self.iam_only,
+            "examples": {k: request_dict(r) for k, r in sorted(self.examples.items())},
+            "uncertain": self.uncertain,
+        }
+
+
+def request_dict(r: Request) -> dict[str, Any]:
+    return {
+        "principal": r.principal,
+        "action": canonical_action(r.action),
+        "resource": r.resource,
+        "context": {k: list(v) for k, v in sorted(r.context.items())},
+    }
+
+
+# --- answering one question -----------------------------------------------------------------------------
+
+
+class Asker:
+    """Answers questions about one policy, fast path first, counting solver use."""
+
+    def __init__(self, policy: Policy, *, want_examples: bool = False) -> None:
+        self.policy = policy
+        self.want_examples = want_examples
+        self.orgs = mentioned_orgs(policy)
+        self.solver_questions = 0
+        self.uncertain: list[str] = []
+
+    def ask(self, q: Question, policy: Policy | None = None) -> Answer:
+        pol = policy or self.policy
+        if not self.want_examples:
+            verdict = self._fast(pol, q)
+            if verdict is not fastpath.V.MAYBE:
+                return Answer(verdict is fastpath.V.YES)
+        self.solver_questions += 1
+        proof = prove(pol, q)
+        return _answer(proof, q, self.uncertain)
+
+    def _fast(self, pol: Policy, q: Question) -> fastpath.V:
+        result = fastpath.V.NO
+        for group in _action_groups(pol, q.actions):
+            for probe in fastpath.probes(q, self.orgs):
+                v = fastpath.decide(pol, q, probe, group[0])
+                if v is fastpath.V.YES:
+                    return v
+                if v is fastpath.V.MAYBE:
+                    result = v
+        return result
+
+
+def _answer(proof: Proof, q: Question, uncertain: list[str]) -> Answer:
+    if proof.status == "proved":
+        return Answer(False, by_solver=True)
+    if proof.status == "unknown":
+        uncertain.append(f"{q.description or 'question'}: {proof.note}")
+        return Answer(True, proof.request, certain=False, by_solver=True)
+    return Answer(True, proof.request, by_solver=True)
+
+
+def _action_groups(policy: Policy, actions: Sequence[str]) -> list[list[str]]:
+    """Actions that every statement treats alike; the fast path decides one per group."""
+    groups: dict[tuple[bool, ...], list[str]] = defaultdict(list)
+    for a in actions:
+        groups[tuple(fastpath.action_match(st, a.lower()) for st in policy.statements)].append(a.lower())
+    return [g for sig, g in groups.items() if any(sig)]
+
+
+# --- the analysis -----------------------------------------------------------------------------------------
+
+
+def load(policy: Policy | str) -> Policy:
+    if isinstance(policy, Policy):
+        return policy
+    from kmsguard.policy.normalize import parse_and_normalize
+
+    return parse_and_normalize(policy)
+
+
+def analyze_key_policy(
+    policy: Policy | str,
+    account: str,
+    *,
+    trusted_accounts: Iterable[str] = (),
+    trusted_org_ids: Iterable[str] = (),
+    examples: bool = False,
+) -> KeyPolicyAnalysis:
+    """Answer the whole-policy questions for a key in ``account``. ``examples``: build a concrete request
+    for each "yes" (uses the solver for every question; slower)."""
+    pol = load(policy)
+    trusted = frozenset(trusted_accounts) | {account}
+    trusted_orgs = frozenset(trusted_org_ids)
+    asker = Asker(pol, want_examples=examples)
+    named = frozenset(named_principals(pol) | _condition_arns(pol))
+    known_accounts = frozenset(mentioned_accounts(pol)) | trusted
+    known_orgs = frozenset(mentioned_orgs(pol)) | trusted_orgs
+    out_examples: dict[str, Request] = {}
+
+    def q(identity: Identity, actions: Sequence[str] = ALL_ACTIONS, what: str = "") -> Question:
+        return Question(tuple(actions), identity, account, description=what)
+
+    unrelated = Identity(exclude_accounts=known_accounts, exclude_principals=named, exclude_orgs=known_orgs)
+    public_answer = asker.ask(q(unrelated, what="public"))
+    public = public_answer.allowed
+    if public_answer.example:
+        out_examples["public"] = public_answer.example
+
+    external: dict[str, list[int]] = {}
+    if not public:
+        for candidate, identity in _external_candidates(pol, known_accounts, trusted, trusted_orgs, named):
+            if candidate in external:
+                continue
+            ans = asker.ask(q(identity, what=f"external {candidate}"))
+            if ans.allowed:
+                external[candidate] = _granting(pol, identity)
+                if ans.example:
+                    out_examples[candidate] = ans.example
+    public_statements = _granting(pol, unrelated) if public else []
+
+    admins, admin_crypto, admins_can_decrypt = _admins(pol, account, asker, named)
+    analysis = KeyPolicyAnalysis(
+        account=account,
+        public=public,
+        external_principals=["*"] if public else sorted(external),
+        admins=admins,
+        admins_can_decrypt=admins_can_decrypt,
+        admin_crypto=admin_crypto,
+        who_can=_who_can(pol, account, asker, named),
+        wildcard_statements=_wildcard_statements(pol, account),
+        denies_insecure_transport=_denies_insecure_transport(pol, account, asker),
+        iam_only=_iam_only(pol, account),
+        root_delegation=any(
+            st.effect == "Allow" and any(is_key_account_root(p, account) for p in st.principals or ())
+            for st in pol.statements
+        ),
+        public_statements=public_statements,
+        external_statements={} if public else external,
+        examples=out_examples,
+    )
+    analysis.uncertain = asker.uncertain
+    analysis.solver_questions = asker.solver_questions
+    return analysis
+
+
+@lru_cache(maxsize=4096)
+def analyze_key_policy_cached(
+    text: str, account: str, trusted_accounts: tuple[str, ...], trusted_org_ids: tuple[str, ...]
+) -> KeyPolicyAnalysis:
+    """The scan's entry point: several checks ask about the same key; analyse each policy text once."""
+    return analyze_key_policy(text, account, trusted_accounts=trusted_accounts, trusted_org_ids=trusted_org_ids)
+
+
+def _condition_arns(pol: Policy) -> set[str]:
+    return {
+        v
+        for st in pol.statements
+        for c in st.conditions
+        if c.key in ARN_KEYS
+        for v in c.values
+        if "*" not in v and "?" not in v and account_of(v)
+    }
+
+
+def _external_candidates(
+    pol: Policy,
+    known_accounts: frozenset[str],
+    trusted: frozenset[str],
+    trusted_orgs: frozenset[str],
+    named: frozenset[str],
+) -> list[tuple[str, Identity]]:
+    out: list[tuple[str, Identity]] = []
+    for acct in sorted(known_accounts - trusted):
+        # Any principal of that account (not one of the named ones, asked about below), in any
+        # organisation we do not trust: we cannot know which organisation an outside account is in.
+        out.append((root_arn(acct), Identity(account=acct, exclude_principals=named, exclude_orgs=trusted_orgs)))
+    for arn in sorted(named):
+        owner = account_of(arn)
+        if owner is None or owner in trusted or is_root(arn):
+            continue
+        out.append((arn, Identity(principal=arn, exclude_orgs=trusted_orgs)))
+    for org in sorted(mentioned_orgs(pol) - trusted_orgs):
+        ident = Identity(exclude_accounts=known_accounts, exclude_principals=named, org_mode="fixed", org_id=org)
+        out.append((f"org:{org}", ident))
+    for st in pol.statements:  # service principals with no bound on whose resource they act for
+        for p in st.principals or ():
+            if st.effect == "Allow" and p.kind == "Service" and not p.is_wildcard:
+                out.append((f"service:{p.value}", Identity(principal=f"service:{p.value}")))
+    return [(c, i) for c, i in out if not c.startswith("service:")]  # services are reported by who_can only
+
+
+def _granting(pol: Policy, identity: Identity) -> list[int]:
+    """Evidence: the Allow statements whose principal element can apply to the identity class."""
+    probes = fastpath.probes(Question((), identity, ""), mentioned_orgs(pol))
+    out = []
+    for st in pol.statements:
+        if st.effect != "Allow":
+            continue
+        if any(fastpath.principal_match(st, pr, pol.kind) is not fastpath.V.NO for pr in probes):
+            out.append(st.index)
+    return out
+
+
+def _admins(
+    pol: Policy, account: str, asker: Asker, named: frozenset[str]
+) -> tuple[list[str], dict[str, list[str]], bool | None]:
+    candidates: set[str] = set()
+    for st in pol.statements:
+        if st.effect != "Allow":
+            continue
+        for p in st.principals or ():
+            if p.kind == "AWS" and not p.is_wildcard and not is_key_account_root(p, account):
+                candidates.add(p.value)
+    admins: list[str] = []
+    crypto: dict[str, list[str]] = {}
+    can_decrypt = False
+    for arn in sorted(candidates):
+        acct = account_of(arn)
+        if is_root(arn) and acct:  # another account's root: its principals, through their IAM
+            ident = Identity(account=acct, exclude_principals=named)
+        else:
+            ident = Identity(principal=arn, iam_allows=acct is not None and acct != account)
+        put = Question(("kms:putkeypolicy",), ident, account, description=f"admin {arn}")
+        if not asker.ask(put).allowed:
+            continue
+        admins.append(arn)
+        uses = [a for a in CRYPTO_ACTIONS if asker.ask(Question((a,), ident, account, description=a)).allowed]
+        if uses:
+            crypto[arn] = [canonical_action(a) for a in uses]
+        if "kms:decrypt" in uses:
+            can_decrypt = True
+    return admins, crypto, (can_decrypt if admins else None)
+
+
+def _who_can(pol: Policy, account: str, asker: Asker, named: frozenset[str]) -> dict[str, list[WhoCan]]:
+    denies = tuple(st for st in pol.statements if st.effect == "Deny")
+    out: dict[str, list[WhoCan]] = {}
+    for action in KEY_ACTIONS:
+        entries: list[WhoCan] = []
+        for st in pol.statements:
+            if st.effect != "Allow" or not fastpath.action_match(st, action.lower()):
+                continue
+            # Ask about this statement alone (with every Deny), so each entry names the statement that grants.
+            sub = replace(pol, statements=(st, *denies))
+            if st.not_principals is not None:
+                ident = Identity(exclude_principals=named)
+                if asker.ask(Question((action,), ident, account), sub).allowed:
+                    excluded = tuple(principal_label(p) for p in st.not_principals)
+                    entries.append(WhoCan("*", st.index, st.sid, st.conditions, excluded))
+                continue
+            for p in st.principals or ():
+                if asker.ask(Question((action,), _identity_of(p, named), account), sub).allowed:
+                    entries.append(WhoCan(principal_label(p), st.index, st.sid, st.conditions))
+        out[action] = sorted(entries, key=lambda w: (w.principal, w.statement))
+    return out
+
+
+def _identity_of(p: Principal, named: frozenset[str]) -> Identity:
+    """The class of callers a Principal element stands for (generic classes leave out the principals the
+    policy names: the fast path's representatives assume so)."""
+    if p.kind != "AWS":
+        return Identity(principal=principal_label(p))
+    if p.is_wildcard:
+        return Identity(exclude_principals=named)
+    acct = account_of(p.value)
+    if acct and is_root(p.value):
+        return Identity(account=acct, exclude_principals=named)
+    return Identity(principal=p.value)
+
+
+def _is_wildcard_grant(st: Statement) -> bool:
+    if st.not_actions is not None:
+        return True
+    return any(a in ("*", "kms:*") for a in st.actions or ())
+
+
+def _wildcard_statements(pol: Policy, account: str) -> list[int]:
+    out = []
+    for st in pol.statements:
+        if st.effect != "Allow" or not _is_wildcard_grant(st):
+            continue
+        principals = st.principals or ()
+        only_root = bool(principals) and st.not_principals is None and all(
+            is_key_account_root(p, account) for p in principals
+        )  # fmt: skip
+        if not only_root:
+            out.append(st.index)
+    return out
+
+
+def _denies_insecure_transport(pol: Policy, account: str, asker: Asker) -> bool:
+    """Is every cryptographic request over plain HTTP (aws:SecureTransport false) explicitly denied, for
+    every principal? Judged on the Deny statements alone: with an allow-everything statement added, can any
+    request with aws:SecureTransport=false still get through?"""
+    denies = tuple(st for st in pol.statements if st.effect == "Deny")
+    if not denies:
+        return False
+    allow_all = Statement(len(pol.statements), None, "Allow", principals=(Principal("AWS", "*"),), actions=("*",))
+    probe_policy = replace(pol, statements=(*denies, allow_all))
+    question = Question(
+        CRYPTO_ACTIONS,
+        Identity(),
+        account,
+        fixed_context=fixed({"aws:securetransport": ["false"]}),
+        description="insecure transport",
+    )
+    return not asker.ask(question, probe_policy).allowed
+
+
+def _iam_only(pol: Policy, account: str) -> bool:
+    allows = [st for st in pol.statements if st.effect == "Allow"]
+    if not allows:
+        return False
+    return all(
+        st.principals is not None and all(is_key_account_root(p, account) for p in st.principals) for st in allows
+    )
+
+
+# --- identity policies (for the IAM checks) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AllKeysGrant:
+    actions: tuple[str, ...]  # canonical names of the actions allowed on every key
+    statements: tuple[int, ...]
+    resource: str  # the Resource pattern that covers every key
+
+
+def identity_policy_all_keys(policy: Policy | str, actions: Sequence[str]) -> AllKeysGrant | None:
+    """Does an IAM identity policy allow ``actions`` on *every* KMS key (Resource "*", "arn:aws:kms:*", all
+    keys of an account or region)? Judged by asking about a key the policy does not name, under each
+    Resource pattern whose key part is a wildcard."""
+    pol = policy if isinstance(policy, Policy) else _load_identity(policy)
+    asker = Asker(pol)
+    for st in pol.statements:
+        if st.effect != "Allow" or st.resources is None:
+            continue
+        for pattern in st.resources:
+            if not _covers_every_key(pattern):
+                continue
+            probe = pattern.replace("*", "kmsguardprobe").replace("?", "x")
+            hit = [
+                a
+                for a in actions
+                if asker.ask(Question((a.lower(),), Identity(), "", resource=probe, description="all keys")).allowed
+            ]
+            if hit:
+                return AllKeysGrant(tuple(canonical_action(a) for a in hit), (st.index,), pattern)
+    return None
+
+
+def _covers_every_key(pattern: str) -> bool:
+    if "key/" in pattern:
+        return pattern.rsplit("key/", 1)[1] == "*"
+    return pattern.endswith("*") and (pattern == "*" or pattern.startswith("arn:"))
+
+
+def _load_identity(text: str) -> Policy:
+    from kmsguard.policy.normalize import parse_and_normalize
+
+    return parse_and_normalize(text, kind="identity")

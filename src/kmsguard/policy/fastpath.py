@@ -1,0 +1,320 @@
+"""The solver-free answer to a solver Question, for the policies most keys have.
+
+A question ranges over a class of principals and a set of actions. Here each class is replaced by a few
+concrete *probes* (a representative account, role and organisation per equivalence class: a fresh
+account id is as good as any other for ``StringEquals aws:PrincipalAccount``), and every statement is
+judged three-valued per probe:
+
+- principal / action / resource: YES or NO (MAYBE when a pattern could tell class members apart);
+- conditions: TRUE or FALSE when fixed by the probe (identity keys, the question's fixed keys), judged by
+  the direct evaluator; CALLER when the condition is on a key the caller controls and can be made true or
+  false at will; MAYBE for anything subtler (several conditions on one key, "*"-only patterns, policy
+  variables).
+
+An Allow that applies (YES, conditions TRUE/CALLER) while every Deny that might apply can be switched off
+through caller keys no other involved statement uses gives YES; no Allow that might apply gives NO;
+everything else is MAYBE, and the caller asks the solver.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+
+from kmsguard.policy.actions import action_pattern, glob_to_regex
+from kmsguard.policy.model import Condition, Decision, Policy, Principal, Request, Statement
+from kmsguard.policy.principals import (
+    ACCOUNT_KEYS,
+    ARN_KEYS,
+    ORG_KEYS,
+    ORG_PATH_KEYS,
+    SOURCE_KEYS,
+    account_of,
+    direct_forms,
+)
+from kmsguard.policy.solver import Question
+
+
+class V(Enum):
+    NO = 0
+    YES = 1
+    MAYBE = 2
+
+
+@dataclass(frozen=True)
+class Probe:
+    principal: str
+    account: str | None
+    org: str | None
+    exact_principal: bool  # the class holds exactly this principal (not a representative)
+    exact_account: bool
+    iam_allows: bool
+    service: bool = False
+
+
+_LIKE_OPS = {"StringLike", "StringNotLike", "ArnLike", "ArnNotLike", "ArnEquals", "ArnNotEquals"}
+_FRESH_ORG = "o-kmsguardprobe0"
+
+
+def probes(q: Question, mentioned_orgs: Iterable[str]) -> list[Probe]:
+    """Representatives of the question's principal class, one per equivalence class of its organisation."""
+    ident = q.identity
+    if ident.org_mode == "fixed":
+        orgs: list[str | None] = [ident.org_id]
+    elif ident.org_mode == "absent":
+        orgs = [None]
+    else:
+        orgs = [None, _FRESH_ORG, *sorted(set(mentioned_orgs) - ident.exclude_orgs)]
+    if ident.principal is not None:
+        service = ident.principal.startswith("service:")
+        acct = ident.account or account_of(ident.principal)
+        return [
+            Probe(ident.principal, acct, None if service else o, True, True, ident.iam_allows, service)
+            for o in (orgs if not service else [None])
+        ]
+    if ident.account is not None:
+        acct, exact_acct = ident.account, True
+    else:
+        acct, exact_acct = _fresh_account(ident.exclude_accounts), False
+    role = f"arn:aws:iam::{acct}:role/kmsguard-probe"
+    return [Probe(role, acct, o, False, exact_acct, ident.iam_allows) for o in orgs]
+
+
+def _fresh_account(excluded: frozenset[str]) -> str:
+    n = 999999999999
+    while str(n) in excluded:
+        n -= 1
+    return str(n)
+
+
+# --- one statement, one probe ---------------------------------------------------------------------------
+
+
+def _element(e: Principal, probe: Probe, allow_side: bool) -> V:
+    if e.kind == "AWS":
+        if e.is_wildcard:
+            return V.YES
+        acct = account_of(e.value)
+        if acct is not None and e.value.endswith(":root"):
+            if probe.service or acct != probe.account:
+                return V.NO
+            if not allow_side or probe.iam_allows or e.value == probe.principal:
+                return V.YES
+            return V.NO
+        if probe.exact_principal:
+            return V.YES if probe.principal in direct_forms(e.value) else V.NO
+        # A representative principal stands for the class, which excludes every named principal.
+        return V.NO
+    label = f"service:{e.value}" if e.kind == "Service" else f"{e.kind.lower()}:{e.value}"
+    return V.YES if probe.exact_principal and label == probe.principal else V.NO
+
+
+def _any(values: Iterable[V]) -> V:
+    out = V.NO
+    for v in values:
+        if v is V.YES:
+            return V.YES
+        if v is V.MAYBE:
+            out = V.MAYBE
+    return out
+
+
+def principal_match(st: Statement, probe: Probe, kind: str = "key") -> V:
+    if st.principals is not None:
+        return _any(_element(e, probe, st.effect == "Allow") for e in st.principals)
+    if st.not_principals is not None:
+        # NotPrincipal exclusion depends on every identity level of the caller being listed; only the
+        # simple case (nothing in the list names the probe's account) is decided here.
+        if any(e.kind == "AWS" and (e.is_wildcard or account_of(e.value) == probe.account) for e in st.not_principals):
+            return V.MAYBE
+        if probe.service and any(f"service:{e.value}" == probe.principal for e in st.not_principals):
+            return V.MAYBE
+        return V.YES
+    # Identity policy: the statement applies to the identity it is attached to; a key-policy statement
+    # without a principal applies to nobody.
+    return V.YES if kind == "identity" else V.NO
+
+
+def action_match(st: Statement, action: str) -> bool:
+    patterns = st.actions if st.actions is not None else st.not_actions or ()
+    hit = any(action_pattern(p).match(action) for p in patterns)
+    return not hit if st.not_actions is not None else hit
+
+
+@lru_cache(maxsize=4096)
+def _resource_rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(glob_to_regex(pattern), re.DOTALL)
+
+
+def resource_match(st: Statement, resource: str | None) -> V:
+    if st.resources is None and st.not_resources is None:
+        return V.YES
+    patterns = st.resources if st.resources is not None else st.not_resources or ()
+    if resource is None:
+        if st.resources is not None and "*" in patterns:
+            return V.YES
+        return V.MAYBE
+    hit = any(_resource_rx(p).match(resource) for p in patterns)
+    return V.YES if hit != (st.not_resources is not None) else V.NO
+
+
+# --- conditions -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CondVerdict:
+    value: V | None  # None: CALLER (depends on caller-controlled keys only)
+    caller_keys: frozenset[str] = frozenset()
+
+
+def _identity_values(key: str, probe: Probe) -> tuple[tuple[str, ...] | None, bool] | None:
+    """(values or None when absent, exact?) for identity keys; None when the key is not an identity key."""
+    if key in ACCOUNT_KEYS:
+        return (None if probe.service or probe.account is None else (probe.account,)), probe.exact_account
+    if key in ARN_KEYS:
+        return (None if probe.service else (probe.principal,)), probe.exact_principal
+    if key in ORG_KEYS:
+        return ((probe.org,) if probe.org else None), True
+    if key in ORG_PATH_KEYS:
+        return ((f"{probe.org}/r-probe/",) if probe.org else None), probe.org is None
+    if key in SOURCE_KEYS:
+        return (None, True) if not probe.service else None
+    return None
+
+
+def condition(c: Condition, probe: Probe, fixed: dict[str, tuple[str, ...] | None]) -> CondVerdict:
+    ident = _identity_values(c.key, probe)
+    if ident is not None or c.key in fixed:
+        values, exact = ident if ident is not None else (fixed[c.key], True)
+        if any("${" in v for v in c.values):
+            return CondVerdict(V.MAYBE)
+        if (
+            not exact
+            and values is not None
+            and (c.operator in _LIKE_OPS and any("*" in v or "?" in v for v in c.values))
+        ):
+            return CondVerdict(V.MAYBE)  # a pattern may match some class members and not others
+        if (
+            not exact
+            and values is not None
+            and c.operator
+            not in _LIKE_OPS
+            | {
+                "StringEquals",
+                "StringNotEquals",
+                "StringEqualsIgnoreCase",
+                "StringNotEqualsIgnoreCase",
+                "Null",
+            }
+        ):
+            return CondVerdict(V.MAYBE)
+        return CondVerdict(V.YES if holds(c, values) else V.NO)
+    if _caller_degenerate(c):
+        return CondVerdict(V.MAYBE)
+    return CondVerdict(None, frozenset({c.key}))
+
+
+def _caller_degenerate(c: Condition) -> bool:
+    """Conditions on a caller key that cannot be freely made both true and false."""
+    if not c.values or any("${" in v for v in c.values):
+        return True
+    if c.operator == "Null":
+        return len({v.lower() for v in c.values}) != 1 or c.values[0].lower() not in ("true", "false")
+    if c.operator in _LIKE_OPS and any(set(v) <= {"*"} or (v.endswith(":*") and c.operator.startswith("Arn"))
+                                       for v in c.values):  # fmt: skip
+        return True
+    if c.operator == "Bool":
+        return any(v.lower() not in ("true", "false") for v in c.values)
+    # Numeric, date, IP and binary conditions are rare in key policies; let the solver reason about ranges.
+    return c.operator.startswith(("Numeric", "Date", "IpAddress", "NotIpAddress", "Binary"))
+
+
+@lru_cache(maxsize=8192)
+def holds(c: Condition, values: tuple[str, ...] | None) -> bool:
+    """Whether one condition holds for a concrete value of its key, as the direct evaluator judges it."""
+    from kmsguard.policy.evaluate import evaluate
+
+    probe_policy = Policy(
+        "key",
+        "2012-10-17",
+        (Statement(0, None, "Allow", principals=(Principal("AWS", "*"),), actions=("*",), conditions=(c,)),),
+    )
+    ctx = {} if values is None else {c.key: values}
+    req = Request("arn:aws:iam::000000000000:role/probe", "kms:describekey", "*", "000000000000", ctx)
+    return evaluate(probe_policy, req, key_account="000000000000").decision is Decision.ALLOW
+
+
+# --- the decision -----------------------------------------------------------------------------------------
+
+
+def statement_conditions(st: Statement, probe: Probe, fixed: dict[str, tuple[str, ...] | None]) -> CondVerdict:
+    keys: set[str] = set()
+    out: V | None = V.YES
+    for c in st.conditions:
+        v = condition(c, probe, fixed)
+        if v.value is V.NO:
+            return CondVerdict(V.NO)
+        if v.value is V.MAYBE:
+            out = V.MAYBE
+        elif v.value is None:
+            if c.key in keys:
+                out = V.MAYBE  # two conditions on one caller key may contradict each other
+            keys.update(v.caller_keys)
+            if out is V.YES:
+                out = None
+    return CondVerdict(out, frozenset(keys))
+
+
+def decide(policy: Policy, q: Question, probe: Probe, action: str) -> V:
+    """Can the probe perform ``action`` under ``policy`` with some request it can produce?"""
+    fixed = dict(q.fixed_context)
+    if (
+        policy.kind == "key"
+        and not probe.iam_allows
+        and not probe.service
+        and probe.account != q.key_account
+        and not probe.principal.endswith(":root")
+    ):
+        return V.NO  # another account's principal always needs its own IAM policies too
+    allows: list[tuple[Statement, V, V, CondVerdict]] = []
+    denies: list[tuple[V, V, CondVerdict]] = []
+    for st in policy.statements:
+        if not action_match(st, action):
+            continue
+        pm = principal_match(st, probe, policy.kind)
+        if pm is V.NO:
+            continue
+        rm = resource_match(st, q.resource)
+        if rm is V.NO:
+            continue
+        cv = statement_conditions(st, probe, fixed)
+        if cv.value is V.NO:
+            continue
+        if st.effect == "Allow":
+            allows.append((st, pm, rm, cv))
+        else:
+            if pm is V.YES and rm is V.YES and cv.value is V.YES:
+                return V.NO  # an unconditional explicit deny
+            denies.append((pm, rm, cv))
+    if not allows:
+        return V.NO
+    deny_keys: list[frozenset[str]] = []
+    for _, _, cv in denies:
+        if cv.value is not None:  # a deny the caller cannot switch off (or we cannot tell)
+            return V.MAYBE
+        deny_keys.append(cv.caller_keys)
+    seen: set[str] = set()
+    for keys in deny_keys:
+        if seen & keys:
+            return V.MAYBE
+        seen |= keys
+    for _, pm, rm, cv in allows:
+        if pm is V.YES and rm is V.YES and cv.value is not V.MAYBE and not (cv.caller_keys & seen):
+            return V.YES
+    return V.MAYBE
+
+
+__all__ = ["Probe", "V", "decide", "probes"]

@@ -1,0 +1,619 @@
+"""Whole-policy questions as SMT problems (z3), in the spirit of AWS's Zelkova.
+
+A question ("can a principal of this class perform one of these actions?") and a normalised policy
+become one formula over symbolic request parts:
+
+- the principal ARN ``p`` and its account ``acct`` (12 digits), its organisation ``org`` with a
+  presence flag, the action (an index into the question's finite action list) and the resource ARN;
+- every condition key the policy mentions: a bounded list of string values (``count`` in 0..K,
+  absent when 0), plus a numeric / integer view for keys compared with Numeric*, Date* or IpAddress
+  operators. Multi-valued keys (those used with ForAnyValue/ForAllValues) get K=2 slots, others K=1:
+  sound for the operators AWS defines as long as two distinct values suffice to tell them apart,
+  which holds for every operator (any/all quantify over values independently).
+
+Identity keys (aws:PrincipalAccount, kms:CallerAccount, aws:PrincipalArn, aws:PrincipalOrgID,
+aws:PrincipalOrgPaths, aws:Source*) are tied to the principal variables; every other key is free:
+the caller can put what it likes in the request.
+
+``prove`` returns PROVED (unsatisfiable: no request of the class is allowed) or a COUNTEREXAMPLE, a
+concrete ``Request`` that the direct evaluator is then asked about; a model the evaluator does not
+allow (only possible where the encoding over-approximates, e.g. policy variables) is UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import z3
+
+from kmsguard.policy.actions import NEGATED_OPERATORS, action_pattern
+from kmsguard.policy.model import Condition, Decision, Policy, Principal, Request, Statement
+from kmsguard.policy.principals import (
+    ACCOUNT_KEYS,
+    ARN_KEYS,
+    ORG_KEYS,
+    ORG_PATH_KEYS,
+    SOURCE_KEYS,
+    account_of,
+    direct_forms,
+)
+
+TIMEOUT_MS = 5000
+_POSITIVE_OF = {
+    "StringNotEquals": "StringEquals",
+    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+    "StringNotLike": "StringLike",
+    "NumericNotEquals": "NumericEquals",
+    "DateNotEquals": "DateEquals",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
+    "NotIpAddress": "IpAddress",
+}
+_NUMERIC_OPS = {"NumericEquals", "NumericLessThan", "NumericLessThanEquals", "NumericGreaterThan",
+                "NumericGreaterThanEquals"}  # fmt: skip
+_DATE_OPS = {"DateEquals", "DateLessThan", "DateLessThanEquals", "DateGreaterThan", "DateGreaterThanEquals"}
+
+OrgMode = Literal["any", "fixed", "absent"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The class of principals a question ranges over.
+
+    ``principal`` fixes one principal (an IAM ARN or ``service:NAME``); otherwise any IAM principal of
+    ``account`` (or of any account not in ``exclude_accounts``) whose ARN is not in
+    ``exclude_principals``. ``iam_allows``: the principal's own account's IAM policies allow what a
+    root-principal statement delegates to them (the caller's side of cross-account access).
+    """
+
+    principal: str | None = None
+    account: str | None = None
+    exclude_accounts: frozenset[str] = frozenset()
+    exclude_principals: frozenset[str] = frozenset()
+    org_mode: OrgMode = "any"
+    org_id: str | None = None
+    exclude_orgs: frozenset[str] = frozenset()
+    iam_allows: bool = True
+
+
+@dataclass(frozen=True)
+class Question:
+    actions: tuple[str, ...]  # the candidate actions (any case); the request performs one of them
+    identity: Identity
+    key_account: str
+    resource: str | None = None  # the key ARN; None: any key of key_account
+    # Keys whose values the question fixes (lower-cased); every other non-identity key is free.
+    fixed_context: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Proof:
+    status: Literal["proved", "counterexample", "unknown"]
+    request: Request | None = None
+    note: str = ""
+
+    @property
+    def proved(self) -> bool:
+        return self.status == "proved"
+
+
+@dataclass
+class _Key:
+    strs: list[z3.SeqRef]
+    count: z3.ArithRef
+    nums: list[z3.ArithRef] = field(default_factory=list)
+    ips: list[z3.ArithRef] = field(default_factory=list)
+    dates: list[z3.ArithRef] = field(default_factory=list)
+
+    def active(self, i: int) -> z3.BoolRef:
+        return self.count > i
+
+    @property
+    def present(self) -> z3.BoolRef:
+        return self.count > 0
+
+
+_STR = z3.StringSort()
+_ANY = z3.AllChar(z3.ReSort(_STR))
+
+
+def _glob_re(pattern: str, *, ignore_case: bool = False, stop_at_colon: bool = False) -> z3.ReRef:
+    """An IAM wildcard pattern (* and ?) as a z3 regular expression (literal runs kept whole: the string
+    solver is much faster on ``str.to_re "abc"`` than on a chain of one-character pieces)."""
+    star_char = z3.Diff(_ANY, z3.Re(":")) if stop_at_colon else _ANY
+    parts: list[z3.ReRef] = []
+    literal = ""
+
+    def flush() -> None:
+        nonlocal literal
+        if literal:
+            parts.append(z3.Re(literal))
+            literal = ""
+
+    for ch in pattern:
+        if ch == "*":
+            flush()
+            parts.append(z3.Star(star_char))
+        elif ch == "?":
+            flush()
+            parts.append(star_char)
+        elif ignore_case and ch.lower() != ch.upper():
+            flush()
+            parts.append(z3.Union(z3.Re(ch.lower()), z3.Re(ch.upper())))
+        else:
+            literal += ch
+    flush()
+    if not parts:
+        return z3.Re("")
+    return parts[0] if len(parts) == 1 else z3.Concat(*parts)
+
+
+def _arn_re(pattern: str) -> z3.ReRef:
+    """ArnLike/ArnEquals: the first five colon-separated parts match separately (a * stays inside its
+    part); the resource part may itself contain colons."""
+    if pattern == "*":
+        return z3.Full(z3.ReSort(_STR))
+    comps = pattern.split(":", 5)
+    if len(comps) < 6:
+        return z3.Empty(z3.ReSort(_STR))  # not an ARN pattern: matches nothing
+    pieces: list[z3.ReRef] = []
+    for i, comp in enumerate(comps):
+        pieces.append(_glob_re(comp, stop_at_colon=i < 5))
+        if i < 5:
+            pieces.append(z3.Re(":"))
+    return z3.Concat(*pieces)
+
+
+def _parse_number(text: str) -> float | None:
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _parse_date(text: str) -> int | None:
+    t = text.strip()
+    if t.lstrip("-").isdigit():
+        return int(t)
+    try:
+        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+def _ip_range(text: str) -> tuple[int, int] | None:
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None
+    if net.version != 4:
+        return None
+    return int(net.network_address), int(net.broadcast_address)
+
+
+def _compare(op: str, left: z3.ArithRef, right: float | int) -> z3.BoolRef:
+    suffix = op.removeprefix("Numeric").removeprefix("Date")
+    r = z3.RealVal(right) if isinstance(right, float) else z3.IntVal(right)
+    match suffix:
+        case "Equals":
+            return left == r
+        case "LessThan":
+            return left < r
+        case "LessThanEquals":
+            return left <= r
+        case "GreaterThan":
+            return left > r
+        case _:
+            return left >= r
+
+
+class _Encoder:
+    def __init__(self, policy: Policy, q: Question, strict_accounts: bool = False) -> None:
+        self.strict_accounts = strict_accounts
+        self.policy = policy
+        self.q = q
+        self.s = z3.Solver()
+        self.s.set("timeout", TIMEOUT_MS)
+        self.approximated = False
+        self.fixed = dict(q.fixed_context)
+        self.p = z3.String("principal")
+        self.acct = z3.String("account")
+        self.org = z3.String("org")
+        self.org_present = z3.Bool("org_present")
+        self.res = z3.String("resource")
+        self.act = z3.Int("action")
+        self.actions = tuple(a.lower() for a in q.actions)
+        self.is_service = (q.identity.principal or "").startswith("service:")
+        self._fresh = 0
+        self.keys: dict[str, _Key] = {}
+        self._identity()
+        self._request_shape()
+        self._declare_keys()
+
+    # --- the request's fixed parts ---------------------------------------------------------------------
+
+    def _identity(self) -> None:
+        ident, s = self.q.identity, self.s
+        if ident.principal is not None:
+            s.add(self.p == z3.StringVal(_request_principal(ident.principal)))
+            acct = ident.account or account_of(ident.principal)
+            s.add(self.acct == z3.StringVal(acct or ""))
+        else:
+            if ident.account is not None:
+                s.add(self.acct == z3.StringVal(ident.account))
+            else:
+                self._any_account()
+                for a in ident.exclude_accounts:
+                    s.add(self.acct != z3.StringVal(a))
+            # Its root user, or a role or user of it named without ":" or "/".
+            name_char = z3.Diff(_ANY, z3.Union(z3.Re(":"), z3.Re("/")))
+            named = z3.Concat(z3.Union(z3.Re("role/"), z3.Re("user/")), z3.Plus(name_char))
+            resource = z3.String("principal_resource")
+            s.add(z3.InRe(resource, z3.Union(z3.Re("root"), named)))
+            s.add(self.p == z3.Concat(z3.StringVal("arn:aws:iam::"), self.acct, z3.StringVal(":"), resource))
+            for arn in ident.exclude_principals:
+                s.add(self.p != z3.StringVal(arn))
+        if ident.org_mode == "fixed" and ident.org_id:
+            s.add(self.org_present, self.org == z3.StringVal(ident.org_id))
+        elif ident.org_mode == "absent" or self.is_service:
+            s.add(z3.Not(self.org_present))
+        else:
+            # Any organisation id: "o-" and 10 to 32 characters (their alphabet does not matter to a policy).
+            size = z3.Length(self.org)
+            s.add(
+                z3.Implies(self.org_present, z3.And(z3.PrefixOf(z3.StringVal("o-"), self.org), size >= 12, size <= 34))
+            )
+            for o in ident.exclude_orgs:
+                s.add(z3.Implies(self.org_present, self.org != z3.StringVal(o)))
+
+    def _any_account(self) -> None:
+        """A 12-character account id. Requiring digits is slow in z3's string solver, so by default any
+        12 characters stand for an account (a larger domain: proofs stay proofs), and a
+        counter-example with a non-digit account is re-labelled with digits (``_relabel``) and confirmed by
+        the evaluator; ``strict_accounts`` requires digits, for when that confirmation fails."""
+        if self.strict_accounts:
+            self.s.add(z3.InRe(self.acct, z3.Loop(z3.Range("0", "9"), 12, 12)))
+        else:
+            self.s.add(z3.Length(self.acct) == 12)
+
+    def _request_shape(self) -> None:
+        s = self.s
+        s.add(self.act >= 0, self.act < len(self.actions))
+        if self.q.resource is not None:
+            s.add(self.res == z3.StringVal(self.q.resource))
+        else:
+            region, key_id = z3.String("resource_region"), z3.String("resource_key_id")
+            for part in (region, key_id):
+                s.add(z3.Length(part) > 0, z3.Not(z3.Contains(part, ":")))
+            account = z3.StringVal(f":{self.q.key_account}:key/")
+            s.add(self.res == z3.Concat(z3.StringVal("arn:aws:kms:"), region, account, key_id))
+
+    # --- condition keys ---------------------------------------------------------------------------------
+
+    def _declare_keys(self) -> None:
+        ops: dict[str, set[str]] = {}
+        multi: set[str] = set()
+        for st in self.policy.statements:
+            for c in st.conditions:
+                ops.setdefault(c.key, set()).add(c.operator)
+                if c.set_op:
+                    multi.add(c.key)
+        for key, used in ops.items():
+            self.keys[key] = self._key(key, used, 2 if key in multi else 1)
+
+    def _key(self, key: str, used: set[str], slots: int) -> _Key:
+        s = self.s
+        one, zero = z3.IntVal(1), z3.IntVal(0)
+        iam = not self.is_service
+        if key in ACCOUNT_KEYS:
+            k = _Key([self.acct], one if iam else zero)
+        elif key in ARN_KEYS:
+            k = _Key([self.p], one if iam else zero)
+        elif key in ORG_KEYS:
+            k = _Key([self.org], z3.If(self.org_present, one, zero))
+        elif key in ORG_PATH_KEYS:
+            path = z3.String(f"ctx:{key}")
+            s.add(z3.PrefixOf(z3.Concat(self.org, z3.StringVal("/")), path))
+            k = _Key([path], z3.If(self.org_present, one, zero))
+        elif key in SOURCE_KEYS and iam:
+            k = _Key([z3.String(f"ctx:{key}")], zero)
+        elif key in self.fixed:
+            values = self.fixed[key] or ()
+            k = _Key([z3.StringVal(v) for v in values], z3.IntVal(len(values)))
+        else:
+            strs = [z3.String(f"ctx:{key}#{i}") for i in range(slots)]
+            count = z3.Int(f"ctx:{key}#n")
+            s.add(count >= 0, count <= slots)
+            k = _Key(list(strs), count)
+        n = len(k.strs)
+        if used & _NUMERIC_OPS | used & {"NumericNotEquals"}:
+            k.nums = [self._view(key, "num", i, k, z3.Real) for i in range(n)]
+        if used & _DATE_OPS | used & {"DateNotEquals"}:
+            k.dates = [self._view(key, "date", i, k, z3.Int) for i in range(n)]
+        if used & {"IpAddress", "NotIpAddress"}:
+            k.ips = [self._view(key, "ip", i, k, z3.Int) for i in range(n)]
+            for v in k.ips:
+                s.add(v >= 0, v < 2**32)
+        return k
+
+    def _view(self, key: str, kind: str, i: int, k: _Key, make: type) -> z3.ArithRef:
+        var: z3.ArithRef = make(f"ctx:{key}#{i}:{kind}")
+        if key in self.fixed:  # a fixed value pins its numeric reading too
+            text = (self.fixed[key] or ())[i]
+            parsed = {"num": _parse_number, "date": _parse_date}.get(kind)
+            value = parsed(text) if parsed else (_ip_range(text) or (None, None))[0]
+            if value is None:
+                self.s.add(z3.BoolVal(False))
+            else:
+                self.s.add(var == value)
+        return var
+
+    def _unknown(self) -> z3.BoolRef:
+        """A condition the encoding does not model: a fresh boolean (over-approximates access)."""
+        self.approximated = True
+        self._fresh += 1
+        return z3.Bool(f"approx#{self._fresh}")
+
+    def _match_one(self, base: str, k: _Key, i: int, value: str) -> z3.BoolRef:
+        if "${" in value:
+            return self._unknown()
+        sv = k.strs[i]
+        if base == "StringEquals" or base == "BinaryEquals":
+            return sv == z3.StringVal(value)
+        if base == "StringEqualsIgnoreCase":
+            return self._ci_literal(sv, value)
+        if base == "StringLike":
+            return z3.InRe(sv, _glob_re(value))
+        if base in ("ArnEquals", "ArnLike"):
+            return z3.InRe(sv, _arn_re(value))
+        if base == "Bool":
+            return self._ci_literal(sv, value)
+        if base in _NUMERIC_OPS:
+            number = _parse_number(value)
+            return z3.BoolVal(False) if number is None or not k.nums else _compare(base, k.nums[i], number)
+        if base in _DATE_OPS:
+            date = _parse_date(value)
+            return z3.BoolVal(False) if date is None or not k.dates else _compare(base, k.dates[i], date)
+        if base == "IpAddress":
+            rng = _ip_range(value)
+            if rng is None or not k.ips:
+                return self._unknown()
+            return z3.And(k.ips[i] >= rng[0], k.ips[i] <= rng[1])
+        return self._unknown()
+
+    @staticmethod
+    def _ci_literal(sv: z3.SeqRef, value: str) -> z3.BoolRef:
+        parts = [z3.Union(z3.Re(c.lower()), z3.Re(c.upper())) if c.lower() != c.upper() else z3.Re(c) for c in value]
+        if not parts:
+            return sv == z3.StringVal("")
+        return z3.InRe(sv, parts[0] if len(parts) == 1 else z3.Concat(*parts))
+
+    def condition(self, c: Condition) -> z3.BoolRef:
+        k = self.keys[c.key]
+        if c.operator == "Null":
+            # Null true: the key is absent; false: present. Several values OR together.
+            return z3.Or(*[z3.Not(k.present) if v.lower() == "true" else k.present for v in c.values])
+        negated = c.operator in NEGATED_OPERATORS
+        base = _POSITIVE_OF.get(c.operator, c.operator)
+        n = len(k.strs)
+
+        def hit(i: int) -> z3.BoolRef:  # slot i matches one of the condition's values (positive form)
+            return z3.Or(*[self._match_one(base, k, i, v) for v in c.values]) if c.values else z3.BoolVal(False)
+
+        if c.set_op == "ForAllValues":
+            out = z3.And(*[z3.Implies(k.active(i), z3.Not(hit(i)) if negated else hit(i)) for i in range(n)])
+        elif c.set_op == "ForAnyValue":
+            out = z3.Or(*[z3.And(k.active(i), z3.Not(hit(i)) if negated else hit(i)) for i in range(n)])
+        else:
+            any_hit = z3.Or(*[z3.And(k.active(i), hit(i)) for i in range(n)]) if n else z3.BoolVal(False)
+            out = z3.Not(any_hit) if negated else any_hit
+        if c.if_exists and c.set_op is None:  # with a set operator, the operator alone decides absence
+            out = z3.Or(z3.Not(k.present), out)
+        return z3.simplify(out) if n == 0 else out
+
+    # --- statements -----------------------------------------------------------------------------------
+
+    def _named(self, e: Principal) -> z3.BoolRef:
+        """The caller is the principal an element names directly (not through its account)."""
+        if e.kind == "AWS":
+            return z3.Or(*[self.p == z3.StringVal(v) for v in direct_forms(e.value)])
+        if e.kind == "Service":
+            return self.p == z3.StringVal(f"service:{e.value.lower()}")
+        return self.p == z3.StringVal(f"{e.kind.lower()}:{e.value}")
+
+    def _root_of(self, e: Principal) -> str | None:
+        if e.kind == "AWS" and e.value.endswith(":root"):
+            return account_of(e.value)
+        return None
+
+    def _element(self, e: Principal) -> z3.BoolRef:
+        """A Principal element applies to the caller: named directly, or the caller's account root (an
+        Allow through the account still needs the caller's IAM policies: see ``allowed``)."""
+        if e.is_wildcard:
+            return z3.BoolVal(True)
+        acct = self._root_of(e)
+        if acct is not None:
+            return z3.And(self.acct == z3.StringVal(acct), z3.BoolVal(not self.is_service))
+        return self._named(e)
+
+    def _direct(self, e: Principal) -> z3.BoolRef:
+        """The element names the caller itself: "*", its ARN, or it is that account's root user."""
+        if e.is_wildcard:
+            return z3.BoolVal(True)
+        if self._root_of(e) is not None:
+            return self.p == z3.StringVal(e.value)
+        return self._named(e)
+
+    def _excluded(self, elements: tuple[Principal, ...]) -> z3.BoolRef:
+        """NotPrincipal: the caller is excluded only when each of its identity levels is listed
+        (its account, then its user/role ARN; the root user has only the account level)."""
+        if any(e.is_wildcard for e in elements):
+            return z3.BoolVal(True)
+        if self.is_service:
+            return z3.Or(*[self._named(e) for e in elements if e.kind == "Service"] or [z3.BoolVal(False)])
+        roots = [a for a in (self._root_of(e) for e in elements) if a is not None]
+        acct_listed = z3.Or(*[self.acct == z3.StringVal(a) for a in roots]) if roots else z3.BoolVal(False)
+        is_root = z3.SuffixOf(z3.StringVal(":root"), self.p)
+        named = [self._named(e) for e in elements if self._root_of(e) is None]
+        return z3.And(acct_listed, z3.Or(is_root, *named))
+
+    def applies(self, st: Statement, direct_only: bool = False) -> z3.BoolRef:
+        parts: list[z3.BoolRef] = []
+        if st.principals is not None:
+            match = self._direct if direct_only else self._element
+            parts.append(z3.Or(*[match(e) for e in st.principals]) if st.principals else z3.BoolVal(False))
+        elif st.not_principals is not None:
+            parts.append(z3.Not(self._excluded(st.not_principals)))
+        elif self.policy.kind == "key":
+            return z3.BoolVal(False)  # a key-policy statement without a principal applies to nobody
+        parts.append(self._actions(st))
+        parts.append(self._resources(st))
+        parts.extend(self.condition(c) for c in st.conditions)
+        return z3.And(*parts)
+
+    def _actions(self, st: Statement) -> z3.BoolRef:
+        patterns = st.actions if st.actions is not None else st.not_actions or ()
+        hits = [i for i, a in enumerate(self.actions) if any(action_pattern(p).match(a) for p in patterns)]
+        if st.not_actions is not None:
+            hits = [i for i in range(len(self.actions)) if i not in hits]
+        return z3.Or(*[self.act == i for i in hits]) if hits else z3.BoolVal(False)
+
+    def _resources(self, st: Statement) -> z3.BoolRef:
+        if st.resources is None and st.not_resources is None:
+            return z3.BoolVal(True)
+        patterns = st.resources if st.resources is not None else st.not_resources or ()
+        hit = z3.Or(*[z3.InRe(self.res, _glob_re(r)) for r in patterns]) if patterns else z3.BoolVal(False)
+        return z3.Not(hit) if st.not_resources is not None else hit
+
+    # --- solving ----------------------------------------------------------------------------------------
+
+    def allowed(self) -> z3.BoolRef:
+        allow_sts = [st for st in self.policy.statements if st.effect == "Allow"]
+        denies = [self.applies(st) for st in self.policy.statements if st.effect == "Deny"]
+        not_denied = z3.Not(z3.Or(*denies)) if denies else z3.BoolVal(True)
+        if not allow_sts:
+            return z3.BoolVal(False)
+        some_allow = z3.Or(*[self.applies(st) for st in allow_sts])
+        if self.policy.kind == "identity" or self.is_service or self.q.identity.iam_allows:
+            return z3.And(some_allow, not_denied)
+        # Without the caller's IAM policies, only a statement naming the caller itself, in the key's own
+        # account, allows; the root user needs no identity policy.
+        same_account = self.acct == z3.StringVal(self.q.key_account)
+        direct = z3.Or(*[self.applies(st, direct_only=True) for st in allow_sts])
+        is_root = z3.SuffixOf(z3.StringVal(":root"), self.p)
+        return z3.And(z3.Or(z3.And(same_account, direct), z3.And(some_allow, is_root)), not_denied)
+
+    def request(self, m: z3.ModelRef) -> Request:
+        def text(v: z3.ExprRef) -> str:
+            val = m.eval(v, model_completion=True)
+            return val.as_string() if isinstance(val, z3.SeqRef) else str(val)
+
+        context: dict[str, tuple[str, ...]] = {}
+        for key, k in self.keys.items():
+            n = m.eval(k.count, model_completion=True).as_long()  # type: ignore[attr-defined]
+            if n <= 0:
+                continue
+            values = []
+            for i in range(n):
+                if k.nums:
+                    values.append(_number_text(m.eval(k.nums[i], model_completion=True)))
+                elif k.dates:
+                    secs = m.eval(k.dates[i], model_completion=True).as_long()  # type: ignore[attr-defined]
+                    values.append(datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                elif k.ips:
+                    ip = m.eval(k.ips[i], model_completion=True).as_long()  # type: ignore[attr-defined]
+                    values.append(str(ipaddress.IPv4Address(ip)))
+                else:
+                    values.append(text(k.strs[i]))
+            context[key] = tuple(values)
+        for key, fixed in self.fixed.items():
+            if fixed and key not in context:
+                context[key] = fixed
+        idx = m.eval(self.act, model_completion=True).as_long()  # type: ignore[attr-defined]
+        acct = text(self.acct)
+        return Request(
+            principal=text(self.p),
+            action=self.actions[idx],
+            resource=text(self.res),
+            principal_account=acct or None,
+            context=context,
+        )
+
+
+def _request_principal(principal: str) -> str:
+    return "service:" + principal[8:].lower() if principal.lower().startswith("service:") else principal
+
+
+def _number_text(v: z3.ExprRef) -> str:
+    if z3.is_int_value(v):
+        return str(v.as_long())  # type: ignore[attr-defined]
+    if z3.is_rational_value(v):
+        frac = v.as_fraction()  # type: ignore[attr-defined]
+        return str(frac.numerator) if frac.denominator == 1 else repr(float(frac))
+    return "0"
+
+
+def prove(policy: Policy, question: Question, *, verify: bool = True) -> Proof:
+    """Is there a request of the question's class that the policy allows?
+
+    PROVED means none exists (within the encoding); COUNTEREXAMPLE carries one, confirmed by the direct
+    evaluator when ``verify`` (the default).
+    """
+    if not question.actions:
+        return Proof("proved", note="no candidate actions")
+    proof = _solve(policy, question, verify, strict_accounts=False)
+    if proof.status == "unknown" and proof.request is not None:
+        proof = _solve(policy, question, verify, strict_accounts=True)
+    return proof
+
+
+def _solve(policy: Policy, question: Question, verify: bool, *, strict_accounts: bool) -> Proof:
+    enc = _Encoder(policy, question, strict_accounts)
+    enc.s.add(enc.allowed())
+    result = enc.s.check()
+    if result == z3.unsat:
+        return Proof("proved")
+    if result != z3.sat:
+        return Proof("unknown", note=f"solver gave up: {enc.s.reason_unknown()}")
+    req = _relabel(enc.request(enc.s.model()), question)
+    if verify:
+        decision = _evaluate(policy, req, question)
+        if decision is not Decision.ALLOW:
+            return Proof("unknown", req, note=f"model not confirmed by the evaluator ({decision.value})")
+    return Proof("counterexample", req, note="approximated conditions" if enc.approximated else "")
+
+
+def _relabel(req: Request, q: Question) -> Request:
+    """Give a model's non-digit account id a real-looking one (see ``_Encoder._any_account``)."""
+    acct = req.principal_account
+    if not acct or acct.isdigit():
+        return req
+    taken = q.identity.exclude_accounts
+    fresh = next(str(n) for n in range(999999999999, 0, -1) if str(n) not in taken and str(n) != acct)
+
+    def swap(text: str) -> str:
+        return text.replace(acct, fresh)
+
+    context = {k: tuple(swap(v) for v in vals) for k, vals in req.context.items()}
+    return Request(swap(req.principal), req.action, req.resource, fresh, context)
+
+
+def _evaluate(policy: Policy, req: Request, q: Question) -> Decision:
+    from kmsguard.policy.evaluate import evaluate
+
+    return evaluate(policy, req, assume_iam_allows=q.identity.iam_allows, key_account=q.key_account).decision
+
+
+def fixed(context: Mapping[str, Iterable[str] | None]) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+    """Question.fixed_context from a mapping (keys lower-cased; None = the key is absent)."""
+    return tuple(sorted((k.lower(), None if v is None else tuple(v)) for k, v in context.items()))
