@@ -92,6 +92,14 @@ class Server:
             raise RuntimeError("the emulator process exited before printing its endpoint")
         self.endpoint_url: str = json.loads(line)["endpoint_url"]
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system), from /proc; 0 where there is none."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def counts(self) -> dict[str, int]:
         with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/kmsguard/requests", timeout=10) as r:
             return dict(json.load(r)["requests"])
@@ -116,15 +124,19 @@ class Timed:
     seconds: float
     calls: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # CPU seconds the server spent meanwhile: close to ``seconds`` means the run was bound by the emulator
+    # (one Python process answering every request), not by the scanner.
+    server_cpu: float = 0.0
 
 
 def measured(server: Server, fn: Callable[[], dict[str, Any]]) -> Timed:
     """Run fn with the server's counter reset; its wall time and the calls the server answered meanwhile."""
     server.reset_counts()
+    cpu = server.cpu_seconds()
     start = time.perf_counter()
     extra = fn()
     seconds = time.perf_counter() - start
-    return Timed(seconds, server.counts(), extra)
+    return Timed(seconds, server.counts(), extra, server.cpu_seconds() - cpu)
 
 
 # --- kmsguard and the floor ---------------------------------------------------------------------------------
@@ -363,11 +375,11 @@ def main(argv: list[str] | None = None) -> int:
             runs["kmsguard"].append(measured(server, lambda: kmsguard_in_process(server.endpoint_url, regions)))
             runs["floor"].append(measured(server, lambda: floor(server.endpoint_url, regions, max_workers)))
             runs["cli"].append(measured(server, lambda: kmsguard_cli(server.endpoint_url, regions)))
+            k, f, c = runs["kmsguard"][-1], runs["floor"][-1], runs["cli"][-1]
             print(
-                f"  round {i + 1}: kmsguard {runs['kmsguard'][-1].seconds:.2f} s "
-                f"(collect {runs['kmsguard'][-1].extra['collect_seconds']:.2f}, "
-                f"judge {runs['kmsguard'][-1].extra['judge_seconds']:.2f}), "
-                f"floor {runs['floor'][-1].seconds:.2f} s, CLI {runs['cli'][-1].seconds:.2f} s",
+                f"  round {i + 1}: kmsguard {k.seconds:.2f} s (collect {k.extra['collect_seconds']:.2f}, "
+                f"judge {k.extra['judge_seconds']:.2f}; server CPU {k.server_cpu:.1f} s), "
+                f"floor {f.seconds:.2f} s (server CPU {f.server_cpu:.1f} s), CLI {c.seconds:.2f} s",
                 flush=True,
             )
 
@@ -390,18 +402,18 @@ def main(argv: list[str] | None = None) -> int:
             "seconds_median": kg,
             "collect_seconds_median": kg_collect,
             "judge_seconds_median": kg_judge,
-            "runs": [{"seconds": t.seconds, **t.extra} for t in runs["kmsguard"]],
+            "runs": [{"seconds": t.seconds, "server_cpu_seconds": t.server_cpu, **t.extra} for t in runs["kmsguard"]],
             "calls": kg_calls,
         }
         results["kmsguard_cli"] = {
             "seconds_median": cli,
-            "runs": [t.seconds for t in runs["cli"]],
+            "runs": [{"seconds": t.seconds, "server_cpu_seconds": t.server_cpu} for t in runs["cli"]],
             "command": runs["cli"][0].extra["command"],
             "calls": cli_calls,
         }
         results["floor"] = {
             "seconds_median": fl,
-            "runs": [t.seconds for t in runs["floor"]],
+            "runs": [{"seconds": t.seconds, "server_cpu_seconds": t.server_cpu} for t in runs["floor"]],
             "keys": fl_keys,
             "errors": runs["floor"][0].extra["errors"],
             "calls": fl_calls,
@@ -470,7 +482,13 @@ def _peer(server: Server, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     except Exception as e:  # a peer that cannot run is reported, never faked
         print(f"  could not run: {e}")
         return {"error": f"{type(e).__name__}: {e}"}
-    return {"seconds": t.seconds, "calls": sum(t.calls.values()), "calls_by_operation": t.calls, **t.extra}
+    return {
+        "seconds": t.seconds,
+        "server_cpu_seconds": t.server_cpu,
+        "calls": sum(t.calls.values()),
+        "calls_by_operation": t.calls,
+        **t.extra,
+    }
 
 
 def print_table(r: dict[str, Any], keys: int, regions: int) -> None:

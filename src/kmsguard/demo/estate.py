@@ -1050,7 +1050,9 @@ def _audit(s: _Seeder) -> None:
     _alarm(s, WEST, "KMS-Key-Policy-Changes", "KMSPolicyChanges", 1, "GreaterThanOrEqualToThreshold", [eu_alerts])
     _metric_filter(s, WEST, eu_group, "KMSDecryptFailures", DECRYPT_FAILURES_PATTERN, "KMSDecryptFailures")
     _alarm(s, WEST, "KMS-Decrypt-Failures", "KMSDecryptFailures", 5, "GreaterThanThreshold", [])
-    ex.expect_fail("alarm_missing_key_policy_changes", west_arn)
+    # The regional filter is wrong, but the us-east-1 multi-region trail covers eu-west-1 too and its log group
+    # has the guide's filter and alarm: key-policy changes here still raise an alarm.
+    ex.expect_pass("alarm_missing_key_policy_changes", west_arn)
     ex.expect_fail("alarm_missing_decrypt_failures", west_arn)
     _config(
         s,
@@ -1132,6 +1134,9 @@ def _sandbox(s: _Seeder) -> None:
     ct.start_logging(Name="sandbox-local")
     ex.trails["sandbox-local"] = trail["TrailARN"]
     ex.expect_fail("cloudtrail_no_multi_region_trail", region_arn(acct, "global"))
+    # No log group, metric filter, alarm or Config rule anywhere in the sandbox.
+    for check_id in ("alarm_missing_key_policy_changes", "config_rule_rotation_missing", "config_rule_deletion_missing"):
+        ex.expect_fail(check_id, region_arn(acct, EAST))
     # The role a scan assumes in member accounts.
     s.client("iam", EAST, acct).create_role(
         RoleName="OrganizationAccountAccessRole",

@@ -555,6 +555,34 @@ def _patch_lazy_key_material() -> None:
     kms_models.generate_private_key = generate_private_key  # type: ignore[assignment]
 
 
+def _patch_trail_default_selectors() -> None:
+    """A new trail's default event selector.
+
+    moto gap (5.2.5): GetEventSelectors on a trail nobody called PutEventSelectors on returns no selectors at
+    all, which reads as "records no management events".
+
+    AWS behaviour restored: a trail is created with one event selector recording all management events, read
+    and write (ReadWriteType All, IncludeManagementEvents true, no data resources), until it is replaced.
+    """
+    from moto.cloudtrail.models import Trail
+
+    orig = Trail.get_event_selectors
+
+    def get_event_selectors(self: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        basic, advanced = orig(self)
+        if not basic and not advanced:
+            default = {
+                "ReadWriteType": "All",
+                "IncludeManagementEvents": True,
+                "DataResources": [],
+                "ExcludeManagementEventSources": [],
+            }
+            return [default], []
+        return basic, advanced
+
+    Trail.get_event_selectors = get_event_selectors  # type: ignore[method-assign]
+
+
 def _patch_ebs_default_key() -> None:
     """The account's EBS default key.
 
@@ -850,6 +878,7 @@ PATCHES: list[Callable[[], None]] = [
     _patch_pagination,
     _patch_aws_managed_keys,
     _patch_ebs_default_key,
+    _patch_trail_default_selectors,
     _patch_key_policy_deny,
     _patch_request_counter,
     _patch_endpoints,

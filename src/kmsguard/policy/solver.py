@@ -235,6 +235,7 @@ class _Encoder:
         self.actions = tuple(a.lower() for a in q.actions)
         self.is_service = (q.identity.principal or "").startswith("service:")
         self._fresh = 0
+        self.is_root_user: z3.BoolRef = z3.BoolVal(False)
         self.keys: dict[str, _Key] = {}
         self._identity()
         self._request_shape()
@@ -246,6 +247,9 @@ class _Encoder:
         ident, s = self.q.identity, self.s
         if ident.principal is not None:
             s.add(self.p == z3.StringVal(_request_principal(ident.principal)))
+            self.is_root_user = z3.BoolVal(
+                ident.principal.endswith(":root") and account_of(ident.principal) is not None
+            )
             acct = ident.account or account_of(ident.principal)
             s.add(self.acct == z3.StringVal(acct or ""))
         else:
@@ -260,6 +264,8 @@ class _Encoder:
             named = z3.Concat(z3.Union(z3.Re("role/"), z3.Re("user/")), z3.Plus(name_char))
             resource = z3.String("principal_resource")
             s.add(z3.InRe(resource, z3.Union(z3.Re("root"), named)))
+            # Kept as its own term: z3 is slow on SuffixOf(":root", principal) over the concatenation.
+            self.is_root_user = resource == z3.StringVal("root")
             s.add(self.p == z3.Concat(z3.StringVal("arn:aws:iam::"), self.acct, z3.StringVal(":"), resource))
             for arn in ident.exclude_principals:
                 s.add(self.p != z3.StringVal(arn))
@@ -463,9 +469,8 @@ class _Encoder:
             return z3.Or(*[self._named(e) for e in elements if e.kind == "Service"] or [z3.BoolVal(False)])
         roots = [a for a in (self._root_of(e) for e in elements) if a is not None]
         acct_listed = z3.Or(*[self.acct == z3.StringVal(a) for a in roots]) if roots else z3.BoolVal(False)
-        is_root = z3.SuffixOf(z3.StringVal(":root"), self.p)
         named = [self._named(e) for e in elements if self._root_of(e) is None]
-        return z3.And(acct_listed, z3.Or(is_root, *named))
+        return z3.And(acct_listed, z3.Or(self.is_root_user, *named))
 
     def applies(self, st: Statement, direct_only: bool = False) -> z3.BoolRef:
         parts: list[z3.BoolRef] = []
@@ -510,8 +515,7 @@ class _Encoder:
         # account, allows; the root user needs no identity policy.
         same_account = self.acct == z3.StringVal(self.q.key_account)
         direct = z3.Or(*[self.applies(st, direct_only=True) for st in allow_sts])
-        is_root = z3.SuffixOf(z3.StringVal(":root"), self.p)
-        return z3.And(z3.Or(z3.And(same_account, direct), z3.And(some_allow, is_root)), not_denied)
+        return z3.And(z3.Or(z3.And(same_account, direct), z3.And(some_allow, self.is_root_user)), not_denied)
 
     def request(self, m: z3.ModelRef) -> Request:
         def text(v: z3.ExprRef) -> str:

@@ -1,0 +1,44 @@
+"""KMS grants judged as access: who a grant lets in, and whether it is bounded.
+
+A grant is a small allow-only policy attached to one key: a grantee principal, a list of operations and
+optional constraints (EncryptionContextSubset / EncryptionContextEquals). Two things make one risky:
+
+- external: the grantee is an IAM principal of an account outside the trusted set (a service principal,
+  e.g. ``dynamodb.amazonaws.com``, is not external: AWS services act for resources in the key's account);
+- broad: no encryption-context constraint while the operations include a way to read data or to hand the
+  key on: kms:Decrypt, kms:ReEncryptFrom or kms:CreateGrant. AWS services' own grants carry constraints
+  (EBS binds aws:ebs:id, for example), so an unconstrained decrypting grant is usually a hand-made one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from kmsguard.policy.principals import account_of
+
+READ_OR_DELEGATE = frozenset({"decrypt", "reencryptfrom", "creategrant"})
+
+
+@dataclass(frozen=True)
+class GrantAssessment:
+    external_account: str | None  # the grantee's account when it is outside the trusted set
+    broad_operations: tuple[str, ...]  # read/delegate operations given without a constraint
+
+    @property
+    def risky(self) -> bool:
+        return self.external_account is not None or bool(self.broad_operations)
+
+
+def assess_grant(
+    grantee: str,
+    operations: Iterable[str],
+    constraints: Mapping[str, Mapping[str, str]] | None,
+    trusted_accounts: Iterable[str],
+) -> GrantAssessment:
+    acct = account_of(grantee)
+    external = acct if acct is not None and acct not in set(trusted_accounts) else None
+    ops = [op.removeprefix("kms:") for op in operations]
+    bounded = bool(constraints) and any(bool(v) for v in (constraints or {}).values())
+    broad = () if bounded else tuple(sorted(op for op in ops if op.lower() in READ_OR_DELEGATE))
+    return GrantAssessment(external, broad)
