@@ -333,6 +333,45 @@ def test_list_resource_tags_by_id_and_arn(client) -> None:  # type: ignore[no-un
         assert {t["TagKey"]: t["TagValue"] for t in tags} == expected
 
 
+def test_key_usage_defaults_to_encrypt_decrypt(client) -> None:  # type: ignore[no-untyped-def]
+    kms = client("kms")
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyUsage"] == "ENCRYPT_DECRYPT"
+
+
+def test_key_state_operations_accept_a_key_arn(client) -> None:  # type: ignore[no-untyped-def]
+    kms = client("kms")
+    arn = kms.create_key()["KeyMetadata"]["Arn"]
+    kms.disable_key(KeyId=arn)
+    assert kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "Disabled"
+    kms.schedule_key_deletion(KeyId=arn, PendingWindowInDays=7)
+    assert kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+
+
+def test_signing_keys_still_sign_with_lazy_key_material(client) -> None:  # type: ignore[no-untyped-def]
+    kms = client("kms")
+    key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
+    sig = kms.sign(KeyId=key_id, Message=b"m", SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+    ok = kms.verify(KeyId=key_id, Message=b"m", Signature=sig, SigningAlgorithm="ECDSA_SHA_256")
+    assert ok["SignatureValid"] is True
+    assert kms.get_public_key(KeyId=key_id)["PublicKey"]
+
+
+def test_new_trail_records_management_events(client) -> None:  # type: ignore[no-untyped-def]
+    client("s3").create_bucket(Bucket="trail-logs-bucket")
+    ct = client("cloudtrail")
+    ct.create_trail(Name="mgmt-trail", S3BucketName="trail-logs-bucket")
+    selectors = ct.get_event_selectors(TrailName="mgmt-trail")["EventSelectors"]
+    assert selectors == [
+        {
+            "ReadWriteType": "All",
+            "IncludeManagementEvents": True,
+            "DataResources": [],
+            "ExcludeManagementEventSources": [],
+        }
+    ]
+
+
 def test_list_keys_is_paginated(client) -> None:  # type: ignore[no-untyped-def]
     kms = client("kms")
     created = {kms.create_key()["KeyMetadata"]["KeyId"] for _ in range(7)}

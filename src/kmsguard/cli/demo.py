@@ -115,16 +115,19 @@ def demo(
     from kmsguard.demo.emulator import Emulator
 
     emulator = Emulator(port=port)
-    try:
-        emulator.start()
-    except OSError as e:
-        fail(f"cannot start the emulator on 127.0.0.1:{emulator.port}: {e.strerror or e}", EXIT_AWS)
-    try:
-        code = _run(emulator, output_dir, fmt, quiet)
-        if code == EXIT_OK and keep_running:
-            _serve_until_stopped(emulator)
-    finally:
-        emulator.stop()
+    # The whole demo runs in the scoped environment: moto itself creates boto3 sessions while it loads, and a
+    # user's AWS_PROFILE or ~/.aws must not reach those either.
+    with scoped_aws_env(emulator.endpoint_url, "us-east-1"):
+        try:
+            emulator.start()
+        except OSError as e:
+            fail(f"cannot start the emulator on 127.0.0.1:{emulator.port}: {e.strerror or e}", EXIT_AWS)
+        try:
+            code = _run(emulator, output_dir, fmt, quiet)
+            if code == EXIT_OK and keep_running:
+                _serve_until_stopped(emulator)
+        finally:
+            emulator.stop()
     raise typer.Exit(code)
 
 
@@ -155,7 +158,7 @@ def _run(emulator: Emulator, output_dir: Path, fmt: str, quiet: bool) -> int:
     emulator.reset_request_counts()
     started = time.perf_counter()
     try:
-        with scoped_aws_env(endpoint, info.regions[0]), progress_bar(not quiet) as bar:
+        with progress_bar(not quiet) as bar:
             snapshot = collect_snapshot(options, bar)
     except AwsUnavailable as e:
         _say(f"[bold red]error:[/] {e}")

@@ -583,6 +583,25 @@ def _patch_trail_default_selectors() -> None:
     Trail.get_event_selectors = get_event_selectors  # type: ignore[method-assign]
 
 
+def _patch_key_usage_default() -> None:
+    """KeyUsage defaults to ENCRYPT_DECRYPT.
+
+    moto gap (5.2.5): CreateKey without KeyUsage stores none, so DescribeKey omits KeyUsage for the most common
+    kind of key (a symmetric encryption key created with no options).
+
+    AWS behaviour restored: KeyUsage defaults to ENCRYPT_DECRYPT and DescribeKey always reports it.
+    """
+    from moto.kms.models import KmsBackend
+
+    orig = KmsBackend.create_key
+
+    @functools.wraps(orig)
+    def create_key(self: Any, policy: Any, key_usage: Any, *args: Any, **kwargs: Any) -> Any:
+        return orig(self, policy, key_usage or "ENCRYPT_DECRYPT", *args, **kwargs)
+
+    KmsBackend.create_key = create_key  # type: ignore[method-assign]
+
+
 def _patch_ebs_default_key() -> None:
     """The account's EBS default key.
 
@@ -874,6 +893,7 @@ def _patch_endpoints() -> None:
 PATCHES: list[Callable[[], None]] = [
     _patch_lazy_key_material,
     _patch_key_arn_ids,
+    _patch_key_usage_default,
     _patch_rotation,
     _patch_pagination,
     _patch_aws_managed_keys,

@@ -146,8 +146,21 @@ class Asker:
         self.policy = policy
         self.want_examples = want_examples
         self.orgs = mentioned_orgs(policy)
+        self.named = named_principals(policy)
         self.solver_questions = 0
         self.uncertain: list[str] = []
+        # Keyed by id(): the statements and policies asked about are all held by self.policy or the caller
+        # for the Asker's lifetime, so ids are not reused meanwhile.
+        self._matches: dict[tuple[int, str], bool] = {}
+        self._groups: dict[tuple[int, tuple[str, ...]], list[list[str]]] = {}
+
+    def match(self, st: Statement, action: str) -> bool:
+        """``fastpath.action_match``, memoised: the same statements are asked about many times."""
+        key = (id(st), action)
+        hit = self._matches.get(key)
+        if hit is None:
+            hit = self._matches[key] = fastpath.action_match(st, action)
+        return hit
 
     def ask(self, q: Question, policy: Policy | None = None) -> Answer:
         pol = policy or self.policy
@@ -161,14 +174,30 @@ class Asker:
 
     def _fast(self, pol: Policy, q: Question) -> fastpath.V:
         result = fastpath.V.NO
-        for group in _action_groups(pol, q.actions):
-            for probe in fastpath.probes(q, self.orgs):
-                v = fastpath.decide(pol, q, probe, group[0])
+        gkey = (id(pol), q.actions)
+        groups = self._groups.get(gkey)
+        if groups is None:
+            groups = self._groups[gkey] = self._action_groups(pol, q.actions)
+        named = self.named if pol is self.policy else self.named | named_principals(pol)
+        for group in groups:
+            for probe in fastpath.probes(q, self.orgs, named):
+                v = fastpath.decide(pol, q, probe, group[0], self.match)
                 if v is fastpath.V.YES:
                     return v
                 if v is fastpath.V.MAYBE:
                     result = v
         return result
+
+    def _action_groups(self, policy: Policy, actions: Sequence[str]) -> list[list[str]]:
+        """Actions that every statement treats alike; the fast path decides one per group."""
+        if len(actions) == 1:
+            return [[actions[0].lower()]]
+        groups: dict[tuple[bool, ...], list[str]] = defaultdict(list)
+        lists = [fastpath.covered(st.actions, st.not_actions) for st in policy.statements]
+        for a in actions:
+            low = a.lower()
+            groups[tuple(low in c for c in lists)].append(low)
+        return [g for sig, g in groups.items() if any(sig)]
 
 
 def _answer(proof: Proof, q: Question, uncertain: list[str]) -> Answer:
@@ -178,14 +207,6 @@ def _answer(proof: Proof, q: Question, uncertain: list[str]) -> Answer:
         uncertain.append(f"{q.description or 'question'}: {proof.note}")
         return Answer(True, proof.request, certain=False, by_solver=True)
     return Answer(True, proof.request, by_solver=True)
-
-
-def _action_groups(policy: Policy, actions: Sequence[str]) -> list[list[str]]:
-    """Actions that every statement treats alike; the fast path decides one per group."""
-    groups: dict[tuple[bool, ...], list[str]] = defaultdict(list)
-    for a in actions:
-        groups[tuple(fastpath.action_match(st, a.lower()) for st in policy.statements)].append(a.lower())
-    return [g for sig, g in groups.items() if any(sig)]
 
 
 # --- the analysis -----------------------------------------------------------------------------------------
@@ -345,7 +366,8 @@ def _admins(
         if not asker.ask(put).allowed:
             continue
         admins.append(arn)
-        uses = [a for a in CRYPTO_ACTIONS if asker.ask(Question((a,), ident, account, description=a)).allowed]
+        any_use = asker.ask(Question(CRYPTO_ACTIONS, ident, account, description=f"use by {arn}")).allowed
+        uses = [a for a in CRYPTO_ACTIONS if any_use and asker.ask(Question((a,), ident, account)).allowed]
         if uses:
             crypto[arn] = [canonical_action(a) for a in uses]
         if "kms:decrypt" in uses:
@@ -356,13 +378,14 @@ def _admins(
 def _who_can(pol: Policy, account: str, asker: Asker, named: frozenset[str]) -> dict[str, list[WhoCan]]:
     denies = tuple(st for st in pol.statements if st.effect == "Deny")
     out: dict[str, list[WhoCan]] = {}
+    subs: dict[int, Policy] = {}
     for action in KEY_ACTIONS:
         entries: list[WhoCan] = []
         for st in pol.statements:
-            if st.effect != "Allow" or not fastpath.action_match(st, action.lower()):
+            if st.effect != "Allow" or not asker.match(st, action.lower()):
                 continue
             # Ask about this statement alone (with every Deny), so each entry names the statement that grants.
-            sub = replace(pol, statements=(st, *denies))
+            sub = subs.get(st.index) or subs.setdefault(st.index, replace(pol, statements=(st, *denies)))
             if st.not_principals is not None:
                 ident = Identity(exclude_principals=named)
                 if asker.ask(Question((action,), ident, account), sub).allowed:

@@ -19,12 +19,12 @@ everything else is MAYBE, and the caller asks the solver.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 
-from kmsguard.policy.actions import action_pattern, glob_to_regex
+from kmsguard.policy.actions import KMS_ACTIONS_LOWER, action_pattern, glob_to_regex
 from kmsguard.policy.model import Condition, Decision, Policy, Principal, Request, Statement
 from kmsguard.policy.principals import (
     ACCOUNT_KEYS,
@@ -59,8 +59,11 @@ _LIKE_OPS = {"StringLike", "StringNotLike", "ArnLike", "ArnNotLike", "ArnEquals"
 _FRESH_ORG = "o-kmsguardprobe0"
 
 
-def probes(q: Question, mentioned_orgs: Iterable[str]) -> list[Probe]:
-    """Representatives of the question's principal class, one per equivalence class of its organisation."""
+def probes(q: Question, mentioned_orgs: Iterable[str], named: Iterable[str] = ()) -> list[Probe]:
+    """Representatives of the question's principal class, one per equivalence class of its organisation.
+
+    A generic class (no fixed principal) is represented by a fresh role, which no Principal element names;
+    the principals the policy does name (``named``) that belong to the class get probes of their own."""
     ident = q.identity
     if ident.org_mode == "fixed":
         orgs: list[str | None] = [ident.org_id]
@@ -80,7 +83,13 @@ def probes(q: Question, mentioned_orgs: Iterable[str]) -> list[Probe]:
     else:
         acct, exact_acct = _fresh_account(ident.exclude_accounts), False
     role = f"arn:aws:iam::{acct}:role/kmsguard-probe"
-    return [Probe(role, acct, o, False, exact_acct, ident.iam_allows) for o in orgs]
+    out = [Probe(role, acct, o, False, exact_acct, ident.iam_allows) for o in orgs]
+    for arn in sorted(set(named) - ident.exclude_principals):
+        owner = account_of(arn)
+        in_class = owner == ident.account if ident.account else owner not in ident.exclude_accounts
+        if owner and in_class:
+            out += [Probe(arn, owner, o, True, True, ident.iam_allows) for o in orgs]
+    return out
 
 
 def _fresh_account(excluded: frozenset[str]) -> str:
@@ -122,26 +131,47 @@ def _any(values: Iterable[V]) -> V:
     return out
 
 
+def _excluded(elements: tuple[Principal, ...], probe: Probe) -> bool:
+    """NotPrincipal: the caller is excluded only when each of its identity levels is listed (its account,
+    then its own ARN; the root user has only the account level). A representative principal's own level is
+    never listed (its class leaves out the named principals)."""
+    if any(e.is_wildcard for e in elements):
+        return True
+    if probe.service:
+        return any(e.kind == "Service" and f"service:{e.value.lower()}" == probe.principal for e in elements)
+    roots = {account_of(e.value) for e in elements if e.kind == "AWS" and e.value.endswith(":root")}
+    if probe.account not in roots:
+        return False
+    if probe.principal.endswith(":root"):
+        return True
+    return probe.exact_principal and any(e.kind == "AWS" and probe.principal in direct_forms(e.value) for e in elements)
+
+
 def principal_match(st: Statement, probe: Probe, kind: str = "key") -> V:
     if st.principals is not None:
         return _any(_element(e, probe, st.effect == "Allow") for e in st.principals)
     if st.not_principals is not None:
-        # NotPrincipal exclusion depends on every identity level of the caller being listed; only the
-        # simple case (nothing in the list names the probe's account) is decided here.
-        if any(e.kind == "AWS" and (e.is_wildcard or account_of(e.value) == probe.account) for e in st.not_principals):
-            return V.MAYBE
-        if probe.service and any(f"service:{e.value}" == probe.principal for e in st.not_principals):
-            return V.MAYBE
-        return V.YES
+        return V.NO if _excluded(st.not_principals, probe) else V.YES
     # Identity policy: the statement applies to the identity it is attached to; a key-policy statement
     # without a principal applies to nobody.
     return V.YES if kind == "identity" else V.NO
 
 
 def action_match(st: Statement, action: str) -> bool:
+    if action in KMS_ACTIONS_LOWER:
+        return action in covered(st.actions, st.not_actions)
     patterns = st.actions if st.actions is not None else st.not_actions or ()
     hit = any(action_pattern(p).match(action) for p in patterns)
     return not hit if st.not_actions is not None else hit
+
+
+@lru_cache(maxsize=4096)
+def covered(actions: tuple[str, ...] | None, not_actions: tuple[str, ...] | None) -> frozenset[str]:
+    """The KMS actions (lower-case) an Action / NotAction list covers; real policies share a handful of
+    lists (kms:*, the guide's), so this is computed once per distinct list."""
+    patterns = actions if actions is not None else not_actions or ()
+    hits = frozenset(a for a in KMS_ACTIONS_LOWER if any(action_pattern(p).match(a) for p in patterns))
+    return KMS_ACTIONS_LOWER - hits if not_actions is not None else hits
 
 
 @lru_cache(maxsize=4096)
@@ -268,8 +298,12 @@ def statement_conditions(st: Statement, probe: Probe, fixed: dict[str, tuple[str
     return CondVerdict(out, frozenset(keys))
 
 
-def decide(policy: Policy, q: Question, probe: Probe, action: str) -> V:
-    """Can the probe perform ``action`` under ``policy`` with some request it can produce?"""
+ActionMatch = Callable[[Statement, str], bool]
+
+
+def decide(policy: Policy, q: Question, probe: Probe, action: str, match: ActionMatch = action_match) -> V:
+    """Can the probe perform ``action`` under ``policy`` with some request it can produce? (``match``: a
+    memoised ``action_match``, when the caller has one.)"""
     fixed = dict(q.fixed_context)
     if (
         policy.kind == "key"
@@ -282,7 +316,7 @@ def decide(policy: Policy, q: Question, probe: Probe, action: str) -> V:
     allows: list[tuple[Statement, V, V, CondVerdict]] = []
     denies: list[tuple[V, V, CondVerdict]] = []
     for st in policy.statements:
-        if not action_match(st, action):
+        if not match(st, action):
             continue
         pm = principal_match(st, probe, policy.kind)
         if pm is V.NO:

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -502,7 +503,14 @@ class _Encoder:
 
     # --- solving ----------------------------------------------------------------------------------------
 
-    def allowed(self) -> z3.BoolRef:
+    def allowed(self, policy: Policy | None = None) -> z3.BoolRef:
+        """The request is allowed by ``policy`` (default: the encoder's), over the shared request variables."""
+        if policy is not None and policy is not self.policy:
+            saved, self.policy = self.policy, policy
+            try:
+                return self.allowed()
+            finally:
+                self.policy = saved
         allow_sts = [st for st in self.policy.statements if st.effect == "Allow"]
         denies = [self.applies(st) for st in self.policy.statements if st.effect == "Deny"]
         not_denied = z3.Not(z3.Or(*denies)) if denies else z3.BoolVal(True)
@@ -591,10 +599,54 @@ def _solve(policy: Policy, question: Question, verify: bool, *, strict_accounts:
         return Proof("unknown", note=f"solver gave up: {enc.s.reason_unknown()}")
     req = _relabel(enc.request(enc.s.model()), question)
     if verify:
+        req = prettify(req, lambda r: _evaluate(policy, r, question) is Decision.ALLOW)
         decision = _evaluate(policy, req, question)
         if decision is not Decision.ALLOW:
             return Proof("unknown", req, note=f"model not confirmed by the evaluator ({decision.value})")
     return Proof("counterexample", req, note="approximated conditions" if enc.approximated else "")
+
+
+def differences(new: Policy, old: Policy, question: Question, limit: int = 8) -> list[Request]:
+    """Requests of the question's class that ``new`` allows and ``old`` does not (up to ``limit``, one per
+    action), each confirmed by the direct evaluator."""
+    merged = Policy(new.kind, new.version, new.statements + old.statements)  # declares every condition key
+    enc = _Encoder(merged, question)
+    enc.s.add(enc.allowed(new), z3.Not(enc.allowed(old)))
+    out: list[Request] = []
+    while len(out) < limit and enc.s.check() == z3.sat:
+        model = enc.s.model()
+        idx = model.eval(enc.act, model_completion=True).as_long()  # type: ignore[attr-defined]
+        req = _relabel(enc.request(model), question)
+
+        def differs(r: Request) -> bool:
+            return _evaluate(new, r, question) is Decision.ALLOW and _evaluate(old, r, question) is not Decision.ALLOW
+
+        if differs(req):
+            out.append(prettify(req, differs))
+        enc.s.add(enc.act != idx)
+    return out
+
+
+_READABLE = re.compile(r"[A-Za-z0-9+=,.@_-]+")
+
+
+def prettify(req: Request, keeps: Callable[[Request], bool]) -> Request:
+    """Replace the solver's arbitrary names (role "\\u{0}", region "G") with readable ones, keeping each
+    replacement only if the request still has the property ``keeps`` checks."""
+    principal = req.principal
+    head, sep, name = principal.rpartition("/")
+    if sep and head.startswith("arn:") and not _READABLE.fullmatch(name):
+        candidate = replace(req, principal=f"{head}/example")
+        if keeps(candidate):
+            req = candidate
+    parts = req.resource.split(":", 5)
+    if len(parts) == 6 and parts[2] == "kms":
+        parts[3] = "us-east-1"
+        parts[5] = "key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        candidate = replace(req, resource=":".join(parts))
+        if keeps(candidate):
+            req = candidate
+    return req
 
 
 def _relabel(req: Request, q: Question) -> Request:

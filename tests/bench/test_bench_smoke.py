@@ -1,0 +1,50 @@
+"""Smoke test of the scan benchmark's parts (bench/seed.py, bench/floor_boto3.py) on a handful of keys.
+
+The benchmark itself is too slow for the suite; this only shows that its seeding runs against the test
+server, that the floor and kmsguard's collector see the same keys, and that the floor still makes exactly
+the collector's calls (what makes it a fair floor). It never asserts a time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from kmsguard.aws.options import AwsOptions
+from kmsguard.collect.snapshot import collect_snapshot
+from kmsguard.demo import patches
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+REGIONS = ["us-east-1", "eu-west-1"]
+
+
+def _load(name: str) -> ModuleType:
+    """Import a bench/ script by path: bench/ is a folder of scripts, not a package."""
+    spec = importlib.util.spec_from_file_location(f"kmsguard_bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seed_floor_and_collector_see_the_same_keys(aws) -> None:  # type: ignore[no-untyped-def]
+    seed, floor = _load("seed"), _load("floor_boto3")
+    report = seed.seed(aws.endpoint_url, REGIONS, keys_per_region=3, workers=4)
+    # Three customer keys per region, plus the AWS managed keys the seeded resources brought in.
+    assert all(report.listed_keys[r] >= 3 for r in REGIONS)
+
+    patches.reset_request_counts()
+    floor_result = floor.run_floor(aws.endpoint_url, REGIONS, max_workers=4)
+    floor_calls = patches.request_counts()
+
+    patches.reset_request_counts()
+    snapshot = collect_snapshot(AwsOptions(regions=REGIONS, endpoint_url=aws.endpoint_url, max_workers=4))
+    kmsguard_calls = patches.request_counts()
+
+    keys_by_region = {r.region: len(r.keys) for a in snapshot.accounts for r in a.regions}
+    assert floor_result.keys_by_region == keys_by_region == report.listed_keys
+    assert floor_result.keys == len(snapshot.all_keys()) == report.total_keys
+    assert floor_calls == kmsguard_calls, "bench/floor_boto3.py no longer mirrors the collector's calls: update it"
