@@ -129,7 +129,7 @@ class Floor:
 
     def kms_region(self, region: str) -> list[dict[str, Any]]:
         kms = self.client("kms", region)
-        keys = self.pages(kms, "list_keys", "Keys")
+        keys = self.pages(kms, "list_keys", "Keys", PaginationConfig={"PageSize": 1000})  # the largest page KMS allows
         self.pages(kms, "list_aliases", "Aliases")
         with self._lock:
             self.result.keys_by_region[region] = len(keys)

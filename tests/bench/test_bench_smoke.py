@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from kmsguard.aws.options import AwsOptions
 from kmsguard.collect.snapshot import collect_snapshot
 from kmsguard.demo import patches
@@ -30,6 +32,7 @@ def _load(name: str) -> ModuleType:
     return module
 
 
+@pytest.mark.slow
 def test_seed_floor_and_collector_see_the_same_keys(aws) -> None:  # type: ignore[no-untyped-def]
     seed, floor = _load("seed"), _load("floor_boto3")
     report = seed.seed(aws.endpoint_url, REGIONS, keys_per_region=3, workers=4)
