@@ -172,17 +172,49 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _decode(text: str) -> tuple[Any, PositionMap | None, Problem | None]:
+class _LazyPositions:
+    """The PositionMap of a document, built on first use.
+
+    Walking the text for positions costs several times more than ``json.loads`` itself, and a valid
+    policy (the common case: every key of a large estate) never needs a position, so the walk happens
+    only when a problem is reported or a duplicate key was seen.
+    """
+
+    def __init__(self, body: str) -> None:
+        self._body = body
+        self._pm: PositionMap | None = None
+
+    @property
+    def built(self) -> PositionMap | None:
+        return self._pm
+
+    def get(self) -> PositionMap:
+        if self._pm is None:
+            pm = PositionMap(self._body)
+            _Reader(self._body, pm).value(_skip(self._body, 0), ())
+            self._pm = pm
+        return self._pm
+
+
+def _decode(text: str) -> tuple[Any, _LazyPositions | None, bool, Problem | None]:
+    """(data, positions, has_duplicate_keys, json_problem)."""
     body = text[1:] if text.startswith("\ufeff") else text
+    duplicates = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal duplicates
+        obj = dict(items)
+        if len(obj) != len(items):
+            duplicates = True
+        return obj
+
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
+        data = json.loads(body, parse_constant=_reject_constant, object_pairs_hook=pairs)
     except json.JSONDecodeError as exc:
-        return None, None, Problem("error", "json", f"invalid JSON: {exc.msg}", "", exc.lineno, exc.colno)
+        return None, None, False, Problem("error", "json", f"invalid JSON: {exc.msg}", "", exc.lineno, exc.colno)
     except ValueError as exc:  # NaN / Infinity
-        return None, None, Problem("error", "json", f"invalid JSON: {exc}", "", None, None)
-    pm = PositionMap(body)
-    _Reader(body, pm).value(_skip(body, 0), ())
-    return data, pm, None
+        return None, None, False, Problem("error", "json", f"invalid JSON: {exc}", "", None, None)
+    return data, _LazyPositions(body), duplicates, None
 
 
 def validate_policy(text: str, *, source: str = "<policy>", kind: PolicyKind = "key") -> list[Problem]:
@@ -193,7 +225,7 @@ def validate_policy(text: str, *, source: str = "<policy>", kind: PolicyKind = "
 
 def parse_policy(text: str, *, source: str = "<policy>", kind: PolicyKind = "key") -> RawPolicy:
     """Decode and validate; raise ``PolicyParseError`` (message ``source:line:col: ...``) on any error."""
-    data, problems, pm = _validate(text, kind)
+    data, problems, positions = _validate(text, kind)
     errors = tuple(p for p in problems if p.severity == "error")
     if errors:
         first = errors[0]
@@ -201,17 +233,18 @@ def parse_policy(text: str, *, source: str = "<policy>", kind: PolicyKind = "key
         raise PolicyParseError(first.format(source) + more, errors, source)
     assert isinstance(data, dict)
     warnings = tuple(p for p in problems if p.severity == "warning")
+    pm = positions.built if positions is not None else None
     return RawPolicy(data=data, kind=kind, source=source, text=text, warnings=warnings, positions=pm)
 
 
-def _validate(text: str, kind: PolicyKind) -> tuple[Any, list[Problem], PositionMap | None]:
+def _validate(text: str, kind: PolicyKind) -> tuple[Any, list[Problem], _LazyPositions | None]:
     if kind not in ("key", "identity"):
         raise ValueError(f"kind must be 'key' or 'identity', not {kind!r}")
-    data, pm, json_problem = _decode(text)
+    data, positions, has_duplicates, json_problem = _decode(text)
     if json_problem is not None:
         return None, [json_problem], None
-    assert pm is not None
-    v = _Validator(kind, pm)
+    assert positions is not None
+    v = _Validator(kind, positions)
     if kind == "key" and len(text.encode("utf-8")) > KEY_POLICY_MAX_BYTES:
         v.add(
             "error",
@@ -220,10 +253,10 @@ def _validate(text: str, kind: PolicyKind) -> tuple[Any, list[Problem], Position
             (),
         )
     v.document(data)
-    for dup in pm.duplicates:
+    for dup in positions.get().duplicates if has_duplicates else ():
         v.add("warning", "duplicate-key", f"duplicate key {dup[-1]!r}: only the last one takes effect", dup)
     v.problems.sort(key=lambda p: (p.line or 0, p.column or 0))
-    return data, v.problems, pm
+    return data, v.problems, positions
 
 
 # ----------------------------------------------------------------------------------------- the validator
@@ -252,14 +285,14 @@ def _suggest(word: str, choices: Any) -> str:
 
 
 class _Validator:
-    def __init__(self, kind: PolicyKind, pm: PositionMap) -> None:
+    def __init__(self, kind: PolicyKind, positions: _LazyPositions) -> None:
         self.kind = kind
-        self.pm = pm
+        self.positions = positions
         self.problems: list[Problem] = []
         self.version: str | None = None
 
     def add(self, severity: Severity, code: str, message: str, path: PathKey) -> None:
-        pos = self.pm.locate(path)
+        pos = self.positions.get().locate(path)
         line, col = pos if pos else (None, None)
         self.problems.append(Problem(severity, code, message, format_path(path), line, col))
 
