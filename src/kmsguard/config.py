@@ -1,10 +1,84 @@
-"""Scan configuration: the knobs checks read. Defaults are the guide's."""
+"""Scan configuration: the knobs checks read, the mute list and per-check options. Defaults are the guide's.
+
+Every model forbids unknown keys, so a typo in kmsguard.yaml (``requierd_tags``) is an error naming the line
+rather than a setting silently ignored.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kmsguard.model.finding import Severity
+from kmsguard.mutes import Mute
+
+# The range KMS accepts for RotationPeriodInDays.
+ROTATION_DAYS_MIN, ROTATION_DAYS_MAX = 90, 2560
+
+
+def _check_accounts(values: list[str]) -> list[str]:
+    for v in values:
+        if not re.fullmatch(r"\d{12}", v):
+            raise ValueError(f"{v!r} is not a 12-digit AWS account id (quote it in YAML)")
+    return values
+
+
+def _check_orgs(values: list[str]) -> list[str]:
+    for v in values:
+        if not re.fullmatch(r"o-[a-z0-9]{10,32}", v):
+            raise ValueError(f"{v!r} is not an AWS Organization id (o-...)")
+    return values
+
+
+def _check_rotation(v: int | None) -> int | None:
+    if v is not None and not ROTATION_DAYS_MIN <= v <= ROTATION_DAYS_MAX:
+        raise ValueError(f"must be between {ROTATION_DAYS_MIN} and {ROTATION_DAYS_MAX} days (the range KMS accepts)")
+    return v
+
+
+class CheckOptions(BaseModel):
+    """``checks: {<check id>: {...}}`` in kmsguard.yaml: switch a check off, re-rate it, or give it its own knobs.
+
+    The knobs are the ScanConfig settings a check reads; set here they apply to that check only (e.g. a
+    stricter ``max_rotation_days`` for ``key_rotation_period_too_long`` without touching anything else).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    severity: Severity | None = None
+    required_tags: list[str] | None = None
+    max_rotation_days: int | None = None
+    environment_tag: str | None = None
+    sensitivity_tag: str | None = None
+    sensitive_values: list[str] | None = None
+    trusted_accounts: list[str] | None = None
+    trusted_org_ids: list[str] | None = None
+
+    @field_validator("max_rotation_days")
+    @classmethod
+    def _rotation(cls, v: int | None) -> int | None:
+        return _check_rotation(v)
+
+    @field_validator("trusted_accounts")
+    @classmethod
+    def _accounts(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_accounts(v)
+
+    @field_validator("trusted_org_ids")
+    @classmethod
+    def _orgs(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _check_orgs(v)
+
+    def knobs(self) -> dict[str, Any]:
+        """The ScanConfig fields this entry overrides."""
+        return {
+            k: v
+            for k, v in self.model_dump(exclude={"enabled", "severity"}).items()
+            if v is not None and k in ScanConfig.model_fields
+        }
 
 
 class ScanConfig(BaseModel):
@@ -22,7 +96,39 @@ class ScanConfig(BaseModel):
     trusted_accounts: list[str] = Field(default_factory=list)
     trusted_org_ids: list[str] = Field(default_factory=list)
     severity_overrides: dict[str, Severity] = Field(default_factory=dict)
+    checks: dict[str, CheckOptions] = Field(default_factory=dict)
+    mutes: list[Mute] = Field(default_factory=list)
+
+    @field_validator("max_rotation_days")
+    @classmethod
+    def _rotation(cls, v: int) -> int:
+        _check_rotation(v)
+        return v
+
+    @field_validator("trusted_accounts")
+    @classmethod
+    def _accounts(cls, v: list[str]) -> list[str]:
+        return _check_accounts(v)
+
+    @field_validator("trusted_org_ids")
+    @classmethod
+    def _orgs(cls, v: list[str]) -> list[str]:
+        return _check_orgs(v)
 
     def is_sensitive(self, tags: dict[str, str]) -> bool:
         value = tags.get(self.sensitivity_tag)
         return value is not None and value.strip().lower() in self.sensitive_values
+
+    def enabled(self, check_id: str) -> bool:
+        opts = self.checks.get(check_id)
+        return opts is None or opts.enabled
+
+    def for_check(self, check_id: str) -> ScanConfig:
+        """The configuration one check runs with: this one, with that check's own options laid over it."""
+        opts = self.checks.get(check_id)
+        if opts is None:
+            return self
+        update: dict[str, Any] = opts.knobs()
+        if opts.severity is not None:
+            update["severity_overrides"] = {**self.severity_overrides, check_id: opts.severity}
+        return self.model_copy(update=update) if update else self

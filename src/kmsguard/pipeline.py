@@ -1,14 +1,22 @@
-"""The one pipeline: Snapshot -> checks -> ScanResult. Collection lives in kmsguard.collect."""
+"""The one pipeline: Snapshot -> checks -> mutes -> ScanResult. Collection lives in kmsguard.collect."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
 
 from kmsguard import __version__
 from kmsguard.checks.registry import run_checks, select_checks
 from kmsguard.config import ScanConfig
+from kmsguard.model.finding import Finding
 from kmsguard.model.result import ScanResult
 from kmsguard.model.snapshot import Snapshot
+from kmsguard.mutes import apply_mutes
+
+
+def warn_stderr(message: str) -> None:
+    sys.stderr.write(f"kmsguard: warning: {message}\n")
 
 
 def judge(
@@ -16,13 +24,32 @@ def judge(
     config: ScanConfig | None = None,
     only: Iterable[str] | None = None,
     skip: Iterable[str] | None = None,
+    *,
+    today: date | None = None,
+    warn: Callable[[str], None] = warn_stderr,
 ) -> ScanResult:
-    specs = select_checks(only, skip)
-    findings = run_checks(snapshot, config or ScanConfig(), specs)
+    """Run the selected checks, each with its own options from ``config.checks``, then apply the mutes.
+
+    ``today`` decides which mutes have expired (default: today in UTC). ``warn`` receives one line per
+    expired mute that still matched a finding; by default it goes to stderr so that every command that
+    judges (scan, report, export, demo) says so without each of them remembering to.
+    """
+    config = config or ScanConfig()
+    specs = [s for s in select_checks(only, skip) if config.enabled(s.id)]
+    findings: list[Finding] = []
+    plain = [s for s in specs if s.id not in config.checks]
+    if plain:
+        findings.extend(run_checks(snapshot, config, plain))
+    for spec in specs:
+        if spec.id in config.checks:
+            findings.extend(run_checks(snapshot, config.for_check(spec.id), [spec]))
+    outcome = apply_mutes(findings, config.mutes, today or datetime.now(UTC).date())
+    for message in outcome.warnings:
+        warn(message)
     return ScanResult(
         kmsguard_version=__version__,
         scanned_at=snapshot.collected_at,
         accounts=sorted(a.account_id for a in snapshot.accounts),
         regions=snapshot.regions(),
-        findings=findings,
+        findings=outcome.findings,
     )

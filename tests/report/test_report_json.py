@@ -26,7 +26,7 @@ FINDING_KEYS = [
 
 
 def test_formats_are_the_documented_ones() -> None:
-    assert FORMATS == ["json", "sarif", "csv", "junit", "markdown"]
+    assert FORMATS == ["json", "sarif", "csv", "junit", "markdown", "ocsf", "asff"]
 
 
 def test_unknown_format_is_a_value_error_naming_it(result: ScanResult) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kmsguard import __version__
-from kmsguard.cli import checks_cmd, demo, policy, scan
+from kmsguard.cli import checks_cmd, demo, export, policy, report, scan
 
 app = typer.Typer(
     name="kmsguard",
@@ -18,6 +18,8 @@ app.command("scan")(scan.scan)
 app.command("checks")(checks_cmd.checks)
 app.command("demo")(demo.demo)
 app.add_typer(policy.app, name="policy")
+app.command("report")(report.report)
+app.add_typer(export.app, name="export")
 
 
 def _version(value: bool) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from kmsguard.model.result import ScanResult
 
-FORMATS = ["json", "sarif", "csv", "junit", "markdown"]
+FORMATS = ["json", "sarif", "csv", "junit", "markdown", "ocsf", "asff"]
 
 
 def _renderer(fmt: str) -> Callable[[ScanResult], str]:
@@ -39,6 +39,14 @@ def _renderer(fmt: str) -> Callable[[ScanResult], str]:
         from kmsguard.report.markdown import render_markdown
 
         return render_markdown
+    if fmt == "ocsf":
+        from kmsguard.report.ocsf import render_ocsf
+
+        return render_ocsf
+    if fmt == "asff":
+        from kmsguard.report.asff import render_asff
+
+        return render_asff
     if fmt == "table":
         from kmsguard.report.table import render_table
 

@@ -1,0 +1,90 @@
+"""`kmsguard report`: the evidence for one compliance framework, per control, as HTML, PDF, Markdown, CSV or JSON."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from kmsguard.cli import source as src
+from kmsguard.cli.common import fail, write_output
+from kmsguard.compliance.assess import assess
+from kmsguard.compliance.mapping import FRAMEWORKS
+from kmsguard.report.framework_report import (
+    REPORT_FORMATS,
+    render_report_csv,
+    render_report_json,
+    render_report_markdown,
+)
+
+
+def report(
+    framework: str = typer.Option(..., "--framework", help=f"One of {', '.join(FRAMEWORKS)}."),
+    fmt: str = typer.Option("html", "--format", "-f", help=f"One of {', '.join(REPORT_FORMATS)}."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
+    profile: str | None = src.PROFILE,
+    region: list[str] | None = src.REGION,
+    regions: str | None = src.REGIONS,
+    endpoint_url: str | None = src.ENDPOINT,
+    org: bool = src.ORG,
+    role_name: str = src.ROLE,
+    accounts: list[str] | None = src.ACCOUNTS,
+    from_snapshot: Path | None = src.FROM_SNAPSHOT,
+    checks: list[str] | None = src.CHECKS,
+    skip_checks: list[str] | None = src.SKIP,
+    config: Path | None = src.CONFIG,
+    trusted_accounts: list[str] | None = src.TRUSTED,
+    trusted_org_id: list[str] | None = src.TRUSTED_ORG,
+    rotation_max_days: int | None = src.ROTATION,
+    quiet: bool = src.QUIET,
+) -> None:
+    """Compliance evidence per control: status, checks, resources, what is wrong, the fix, the evidence."""
+    if framework not in FRAMEWORKS:
+        fail(f"--framework: {framework!r} is not one of {', '.join(FRAMEWORKS)}")
+    if fmt not in REPORT_FORMATS:
+        fail(f"--format: {fmt!r} is not one of {', '.join(REPORT_FORMATS)}")
+    if fmt == "pdf":
+        from kmsguard.report.pdf import PdfUnavailable, find_chromium
+
+        try:
+            find_chromium()  # before scanning: do not make the user wait for a scan that cannot be printed
+        except PdfUnavailable as e:
+            fail(str(e))
+    region_list = (region or []) + ([regions] if regions else [])
+    source = src.Source(profile, region_list, endpoint_url, org, role_name, accounts, from_snapshot, quiet)
+    snapshot, result = src.judged(
+        source, config, checks, skip_checks, trusted_accounts, trusted_org_id, rotation_max_days
+    )
+    rep = assess(result, framework, snapshot)
+    if fmt in ("html", "pdf"):
+        from kmsguard.report.html import render_report_html
+
+        html = render_report_html(rep)
+        if fmt == "html":
+            write_output(html, output)
+            return
+        from kmsguard.report.pdf import PdfUnavailable, html_to_pdf
+
+        try:
+            data = html_to_pdf(html)
+        except PdfUnavailable as e:
+            fail(str(e))
+        _write_bytes(data, output)
+        return
+    render = {"markdown": render_report_markdown, "csv": render_report_csv, "json": render_report_json}[fmt]
+    write_output(render(rep), output)
+
+
+def _write_bytes(data: bytes, output: Path | None) -> None:
+    if output is None:
+        if sys.stdout.isatty():
+            fail("--format pdf is binary: give --output FILE (or redirect stdout)")
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(data)
+    except OSError as e:
+        fail(f"cannot write {output}: {e.strerror or e}")

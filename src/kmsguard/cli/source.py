@@ -1,0 +1,80 @@
+"""What `report` and `export` share with `scan`: the options that say where findings come from.
+
+Either ``--from-snapshot FILE`` or the scan's live options (profile, regions, endpoint, org, accounts), plus
+the judging options (config file, check selection, trusted accounts, rotation limit). The handling itself is
+scan's (``kmsguard.cli.scan``): these commands only declare the same options and hand them over, so a flag
+means the same thing in every command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from kmsguard.cli import scan as scan_cmd
+from kmsguard.cli.common import fail, split_csv
+from kmsguard.model.result import ScanResult
+from kmsguard.model.snapshot import Snapshot
+from kmsguard.pipeline import judge
+from kmsguard.snapshot_io import SnapshotFileError, load_snapshot
+
+PROFILE = typer.Option(None, "--profile", help="AWS profile from the shared config.")
+REGION = typer.Option(None, "--region", "-r", help="Region to scan (repeatable). Default: every enabled region.")
+REGIONS = typer.Option(None, "--regions", help="Comma-separated regions (same as repeated --region).")
+ENDPOINT = typer.Option(
+    None, "--endpoint-url", envvar="KMSGUARD_ENDPOINT_URL", help="Send every AWS call to this endpoint (an emulator)."
+)
+ORG = typer.Option(False, "--org", help="Scan every ACTIVE account of the AWS Organization.")
+ROLE = typer.Option("OrganizationAccountAccessRole", "--role-name", help="Role assumed in each member account.")
+ACCOUNTS = typer.Option(None, "--accounts", help="Only these account ids (comma-separated).")
+FROM_SNAPSHOT = typer.Option(None, "--from-snapshot", help="Judge a saved snapshot instead of calling AWS.")
+CHECKS = typer.Option(None, "--checks", help="Run only these check ids (comma-separated).")
+SKIP = typer.Option(None, "--skip-checks", help="Skip these check ids.")
+CONFIG = typer.Option(None, "--config", help="kmsguard.yaml (default: ./kmsguard.yaml if present).")
+TRUSTED = typer.Option(None, "--trusted-accounts", help="Accounts whose principals are not external.")
+TRUSTED_ORG = typer.Option(None, "--trusted-org-id", help="Organizations (o-...) whose principals are not external.")
+ROTATION = typer.Option(None, "--rotation-max-days", help="Longest acceptable rotation period (default 365).")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
+@dataclass
+class Source:
+    profile: str | None
+    regions: list[str]
+    endpoint_url: str | None
+    org: bool
+    role_name: str
+    accounts: list[str] | None
+    from_snapshot: Path | None
+    quiet: bool
+
+    def snapshot(self) -> Snapshot:
+        if self.from_snapshot is not None:
+            if self.org or self.accounts or self.regions or self.endpoint_url or self.profile:
+                fail("--from-snapshot judges a saved snapshot: drop the AWS options (--profile, --region, --org ...)")
+            try:
+                return load_snapshot(self.from_snapshot)
+            except SnapshotFileError as e:
+                fail(str(e))
+        return scan_cmd._collect(
+            self.profile, self.regions, self.endpoint_url, self.org, self.role_name, self.accounts, self.quiet
+        )
+
+
+def judged(
+    source: Source,
+    config: Path | None,
+    checks: list[str] | None,
+    skip_checks: list[str] | None,
+    trusted_accounts: list[str] | None,
+    trusted_org_id: list[str] | None,
+    rotation_max_days: int | None,
+) -> tuple[Snapshot, ScanResult]:
+    cfg = scan_cmd._config(config, trusted_accounts, trusted_org_id, rotation_max_days)
+    snapshot = source.snapshot()
+    try:
+        return snapshot, judge(snapshot, cfg, split_csv(checks), split_csv(skip_checks))
+    except ValueError as e:
+        fail(str(e))

@@ -1,0 +1,212 @@
+"""`kmsguard report --format html`: one self-contained HTML file an assessor can open offline and print.
+
+Self-contained means nothing is fetched at view time: the CSS is inline, the charts are inline SVG
+(report/charts.py), fonts are the reader's own (a system font stack), there is no script and no image URL.
+A Content-Security-Policy meta tag (``default-src 'none'``) makes a viewer refuse any fetch that slipped in.
+
+Print: A4 portrait margins, each control section avoids breaking inside its header, the summary is its own
+page, links show no URL noise, and colours are kept (``print-color-adjust: exact``) so status badges print.
+Every status is also written as a word, so greyscale print loses nothing. All text from the estate (tags,
+policy fragments, messages) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from kmsguard.compliance.assess import STATUS_ORDER, ControlAssessment, ControlStatus, Evidence, FrameworkReport
+from kmsguard.report._common import compact_json, short_resource
+from kmsguard.report._time import iso_z
+from kmsguard.report.charts import stacked_bars
+
+STATUS_COLOURS = {
+    ControlStatus.NOT_MET.value: "#c62828",
+    ControlStatus.PARTLY_MET.value: "#ef8f00",
+    ControlStatus.MET.value: "#2e7d32",
+    ControlStatus.NOT_ASSESSED.value: "#9e9e9e",
+}
+SEVERITY_COLOURS = {"critical": "#8e0000", "high": "#c62828", "medium": "#ef8f00", "low": "#1565c0", "info": "#9e9e9e"}
+FINDING_COLOURS = {"FAIL": "#c62828", "MUTED": "#7e57c2", "ERROR": "#6d4c41", "PASS": "#2e7d32"}
+MAX_PASSING_LISTED = 40
+
+CSS = """
+:root{--fg:#1b1b1b;--muted:#555;--line:#d0d0d0;--bg:#fff}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--fg);
+background:var(--bg);margin:0 auto;max-width:1100px;padding:24px;font-size:14px;line-height:1.45}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 8px;border-bottom:2px solid var(--fg)}
+h3{font-size:16px;margin:0}
+.meta{color:var(--muted);margin:0 0 16px}
+.score{font-size:40px;font-weight:700;margin:0}
+.kpis{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}
+.kpi{border:1px solid var(--line);border-radius:6px;padding:8px 12px;min-width:120px}
+.kpi b{display:block;font-size:22px}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600;font-size:12px;
+white-space:nowrap}
+.st-not-met{background:#c62828}.st-partly-met{background:#ef8f00;color:#1b1b1b}.st-met{background:#2e7d32}
+.st-not-assessed{background:#9e9e9e;color:#1b1b1b}
+table{border-collapse:collapse;width:100%;margin:8px 0 12px}
+th,td{border:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}
+td.num{text-align:right}td.id{white-space:nowrap}
+figure{margin:6px 0;break-inside:avoid}
+table.findings{table-layout:fixed}table.findings code{word-break:break-all}
+.fix{margin-top:4px;font-size:12px}
+code,.mono{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
+.control{border:1px solid var(--line);border-radius:6px;padding:10px 14px;margin:14px 0}
+.control header{display:flex;justify-content:space-between;gap:12px;align-items:baseline;break-after:avoid}
+.reason{color:var(--muted);margin:4px 0 8px}
+.evidence{font-size:11px;color:#333;background:#f7f7f7;padding:3px 5px;border-radius:3px;margin-top:3px;
+white-space:pre-wrap;word-break:break-all}
+.charts{display:grid;grid-template-columns:1fr;gap:8px}
+svg.chart{max-width:100%;height:auto;font-size:11px;font-family:inherit}
+svg.chart text{fill:#1b1b1b}svg.chart text.in{fill:#fff;font-weight:600}svg.chart .legend{font-size:11px}
+.small{font-size:12px;color:var(--muted)}
+@page{size:A4;margin:14mm 12mm}
+@media print{
+ body{max-width:none;padding:0;font-size:11px}
+ *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+ .summary{break-after:page}
+ .control{break-inside:auto}
+ .control header,tr{break-inside:avoid}
+ h2{break-after:avoid}
+ a{color:inherit;text-decoration:none}
+}
+"""
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge st-{status.replace(" ", "-")}">{escape(status)}</span>'
+
+
+def _facts(e: Evidence) -> str:
+    f = e.finding
+    data: dict[str, Any] = {}
+    if f.evidence:
+        data["evidence"] = f.evidence
+    if e.facts:
+        data["facts"] = e.facts
+    if not data:
+        return ""
+    text = compact_json(data)
+    if len(text) > 1500:  # a whole policy: keep the report readable; the JSON report has everything
+        text = text[:1500] + " …"
+    return f'<div class="evidence">{escape(text)}</div>'
+
+
+def _finding_rows(rows: list[Evidence], with_fix: bool) -> str:
+    out = []
+    for e in rows:
+        f = e.finding
+        fix = f'<div class="fix">fix: <code>{escape(e.fix_command)}</code></div>' if with_fix else ""
+        reason = f"<br><i>muted: {escape(f.mute_reason)}</i>" if f.mute_reason else ""
+        out.append(
+            f"<tr><td><code>{escape(f.check_id)}</code><br>{escape(f.severity.value)}</td>"
+            f'<td><span class="mono">{escape(f.resource_arn)}</span><br><span class="small">'
+            f"{escape(f.account)} · {escape(f.region)}</span></td>"
+            f"<td>{escape(f.message)}{reason}{_facts(e)}{fix}</td></tr>"
+        )
+    return "".join(out)
+
+
+def _table(rows: list[Evidence], caption: str, with_fix: bool) -> str:
+    if not rows:
+        return ""
+    return (
+        f'<p><b>{escape(caption)}</b></p><table class="findings"><colgroup><col style="width:20%">'
+        '<col style="width:28%"><col style="width:52%"></colgroup><thead><tr><th>Check / severity</th>'
+        f"<th>Resource</th><th>Finding, evidence{' and fix' if with_fix else ''}</th></tr></thead>"
+        f"<tbody>{_finding_rows(rows, with_fix)}</tbody></table>"
+    )
+
+
+def _control(a: ControlAssessment) -> str:
+    c = a.control
+    checks = ", ".join(f"<code>{escape(x)}</code>" for x in a.checks) or "none"
+    parts = [
+        f'<section class="control" id="control-{escape(c.id)}"><header><h3>{escape(c.id)} — {escape(c.title)}</h3>'
+        f"{_badge(a.status.value)}</header>",
+        f'<p class="reason">{escape(a.reason)} · family: {escape(a.family)}</p>',
+        f"<p>Checks: {checks}</p>",
+    ]
+    parts.append(_table([*a.failing], "What is wrong", with_fix=True))
+    if a.remediation:
+        items = "".join(f"<li><code>{escape(k)}</code>: {escape(v)}</li>" for k, v in a.remediation.items())
+        parts.append(f"<p><b>Remedy</b></p><ul>{items}</ul>")
+    parts.append(_table(a.muted, "Accepted exceptions (MUTED)", with_fix=False))
+    parts.append(_table(a.errors, "Could not be judged (ERROR)", with_fix=False))
+    if a.passing:
+        shown = a.passing[:MAX_PASSING_LISTED]
+        items = ", ".join(
+            f'<span class="mono" title="{escape(e.finding.resource_arn)}">{escape(short_resource(e.finding))}</span>'
+            f" ({escape(e.finding.check_id)})"
+            for e in shown
+        )
+        more = f" and {len(a.passing) - len(shown)} more (see the JSON report)" if len(a.passing) > len(shown) else ""
+        parts.append(f'<p><b>Passing ({len(a.passing)})</b></p><p class="small">{items}{more}</p>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _figure(caption: str, svg: str) -> str:
+    return f"<figure><figcaption><b>{escape(caption)}</b></figcaption>{svg}</figure>"
+
+
+def render_report_html(rep: FrameworkReport) -> str:
+    counts = rep.counts()
+    score = rep.score()
+    assessed = len(rep.controls) - counts[ControlStatus.NOT_ASSESSED.value]
+    title = f"{rep.name} ({rep.version}) — kmsguard compliance report"
+    kpis = "".join(
+        f'<div class="kpi">{_badge(s)}<b>{counts[s]}</b>controls</div>' for s in (st.value for st in STATUS_ORDER)
+    )
+    status_chart = stacked_bars(
+        "Controls by status", [("controls", counts)], STATUS_COLOURS
+    )
+    sev_chart = stacked_bars(
+        "Failing findings by severity",
+        [(s, {s: n}) for s, n in rep.failing_by_severity().items()],
+        SEVERITY_COLOURS,
+    )
+    family_chart = stacked_bars("Controls by family and status", list(rep.by_family().items()), STATUS_COLOURS)
+    acct_chart = stacked_bars(
+        "Findings by account and region", list(rep.by_account_region().items()), FINDING_COLOURS
+    )
+    overview = "".join(
+        f'<tr><td class="id"><a href="#control-{escape(a.control.id)}">{escape(a.control.id)}</a></td>'
+        f"<td>{escape(a.control.title)}</td><td>{escape(a.family)}</td><td>{_badge(a.status.value)}</td>"
+        f'<td class="num">{a.counts["FAIL"]}</td><td class="num">{a.counts["MUTED"]}</td>'
+        f'<td class="num">{a.counts["PASS"]}</td></tr>'
+        for a in rep.controls
+    )
+    score_text = "n/a" if score is None else f"{score}%"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title><style>{CSS}</style></head>
+<body>
+<div class="summary">
+<h1>{escape(title)}</h1>
+<p class="meta">Scanned {escape(iso_z(rep.scanned_at, seconds=True))} · kmsguard {escape(rep.kmsguard_version)} ·
+account(s): {escape(", ".join(rep.accounts) or "none")} · region(s): {escape(", ".join(rep.regions) or "none")}</p>
+<p class="score">Score: {escape(score_text)}</p>
+<p class="small">(met + ½ × partly met) ÷ assessed controls; {assessed} of {len(rep.controls)} KMS-relevant controls
+assessed. Controls not assessed are never counted as passing.</p>
+<div class="kpis">{kpis}</div>
+<h2>Summary</h2>
+<div class="charts">{_figure("Controls by status", status_chart)}{_figure("Failing findings by severity", sev_chart)}
+{_figure("Controls by family and status", family_chart)}{_figure("Findings by account and region", acct_chart)}</div>
+<h2>Controls</h2>
+<table><thead><tr><th>Control</th><th>Title</th><th>Family</th><th>Status</th><th>Failing</th><th>Muted</th>
+<th>Passing</th></tr></thead><tbody>{overview}</tbody></table>
+</div>
+<h2>Evidence per control</h2>
+{"".join(_control(a) for a in rep.controls)}
+<p class="small">Status rules: <b>not met</b> = a high or critical failure, or failures and nothing passing;
+<b>partly met</b> = medium or lower failures beside passing subjects, or unreadable subjects (ERROR) and no failure;
+<b>met</b> = passing (or muted, with the reason listed) and nothing failing or unreadable; <b>not assessed</b> = no
+kmsguard check produced evidence for the control.</p>
+</body></html>
+"""
