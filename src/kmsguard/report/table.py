@@ -1,7 +1,8 @@
 """The terminal table: what a person at a terminal needs first, not every finding.
 
-FAIL and ERROR findings are listed (worst severity first); PASS and MUTED are only counted, with a hint to
-use ``--format json`` for everything. A summary panel follows: failing findings per severity, findings per
+FAIL, ERROR and MUTED findings are listed (worst severity first; a muted one shows its mute reason, so
+nobody mistakes an accepted risk for a fixed one); PASS findings are only counted, with a hint to use
+``--format json`` for everything. A summary panel follows: failing findings per severity, findings per
 status, the accounts and regions scanned.
 
 Degrading: all text goes in as ``rich.text.Text`` (never markup), so a ``[bold]`` in a tag value prints as
@@ -37,7 +38,7 @@ SEVERITY_STYLE = {
     Severity.LOW: "cyan",
     Severity.INFO: "dim",
 }
-_LISTED = (Status.FAIL, Status.ERROR)
+_LISTED = (Status.FAIL, Status.ERROR, Status.MUTED)
 
 
 def _status(f: Finding) -> Text:
@@ -46,6 +47,13 @@ def _status(f: Finding) -> Text:
 
 def _severity(f: Finding) -> Text:
     return Text(f.severity.value, style=SEVERITY_STYLE[f.severity])
+
+
+def _message(f: Finding) -> Text:
+    text = Text(f.message)
+    if f.status is Status.MUTED:
+        text.append(f"\nmuted: {f.mute_reason or 'no reason given'}", style="dim")
+    return text
 
 
 def _findings_table(rows: list[Finding], width: int, several_accounts: bool) -> Table:
@@ -63,7 +71,7 @@ def _findings_table(rows: list[Finding], width: int, several_accounts: bool) -> 
             cells = [_status(f), _severity(f), Text(f.check_id), Text(short_resource(f))]
             if several_accounts:
                 cells.append(Text(f.account))
-            cells += [Text(f.region), Text(f.message)]
+            cells += [Text(f.region), _message(f)]
             table.add_row(*cells)
     else:
         table.add_column("Finding", overflow="fold", ratio=1)
@@ -76,7 +84,7 @@ def _findings_table(rows: list[Finding], width: int, several_accounts: bool) -> 
                 resource = f"{short_resource(f)} · {where}"
             text = Text(f.check_id, style="bold")
             text.append(f"\n{resource}\n")
-            text.append(f.message)
+            text.append_text(_message(f))
             table.add_row(_status(f), _severity(f), text)
     return table
 
@@ -99,13 +107,13 @@ def _summary_panel(result: ScanResult, listed: int, shown: int) -> Panel:
         f"{len(result.regions)} region(s): {name_list(result.regions)}; at {iso_z(result.scanned_at, seconds=True)}"
     )
     lines = [sev_line, status_line, scope]
-    hidden = by_status[Status.PASS.value] + by_status[Status.MUTED.value]
+    hidden = by_status[Status.PASS.value]
     if shown < listed:
-        lines.append(Text(f"Showing the first {shown} of {listed} failing or errored findings.", style="yellow"))
+        lines.append(Text(f"Showing the first {shown} of {listed} failing, errored or muted findings.", style="yellow"))
     if hidden or shown < listed:
         lines.append(
             Text(
-                "PASS and MUTED are counted, not listed: --format json shows every finding.",
+                "PASS findings are counted, not listed: --format json shows every finding.",
                 style="dim",
             )
         )
