@@ -31,8 +31,8 @@ def test_table_lists_fail_and_error_and_summarises(result: ScanResult) -> None:
     assert "arn:aws:::" not in text
     assert "Rotation is enabled" not in text  # PASS is counted, not listed
     # A muted finding is listed with its reason: an accepted risk must not read as a fixed one.
-    muted_at = next(i for i, line in enumerate(lines) if "Rotation is off" in line)
-    assert "muted: Accepted risk | ticket SEC-42" in " ".join(lines[muted_at : muted_at + 3])
+    muted_at = next(i for i, line in enumerate(lines) if line.lstrip().startswith("MUTED"))
+    assert "muted: Accepted risk | ticket SEC-42" in " ".join(x.strip() for x in lines[muted_at : muted_at + 6])
     assert "[bold]not markup[/bold]" in text  # user text is not rich markup
     assert "FAIL 5" in text and "ERROR 1" in text and "MUTED 1" in text and "PASS 1" in text
     assert "critical 1" in text and "info 1" in text
