@@ -1,0 +1,329 @@
+"""`kmsguard fix`: plan remediation of failing findings (default), apply it (--apply), or roll it back.
+
+Input: a live scan (the scan's AWS options), a saved snapshot (--from-snapshot) or a kmsguard JSON report
+(--from-report: the report says what to fix, a live read of its accounts and regions says how things are now).
+Exit codes: 0 done (or plan shown), 1 some action or restore failed, 2 usage/input error, 3 AWS unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+
+from kmsguard.aws.errors import AwsUnavailable
+from kmsguard.aws.options import AwsOptions
+from kmsguard.cli.common import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, aws_options, err_console, fail, split_csv
+from kmsguard.config import ROTATION_DAYS_MAX, ROTATION_DAYS_MIN, ScanConfig
+from kmsguard.config_file import ConfigFileError, load_config
+from kmsguard.fix.plan import Plan
+from kmsguard.fix.planner import FixOptions, build_plan
+from kmsguard.model.finding import Finding
+from kmsguard.model.snapshot import Snapshot
+from kmsguard.policy.principals import account_of, is_root
+
+
+def parse_context(values: list[str] | None, flag: str = "--require-context") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values or []:
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip() or not v.strip():
+            fail(f"{flag}: {item!r} is not KEY=VALUE")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _principals(values: list[str] | None, flag: str) -> frozenset[str]:
+    out = split_csv(values) or []
+    for arn in out:
+        if account_of(arn) is None or is_root(arn):
+            fail(f"{flag}: {arn!r} is not an IAM role or user ARN (arn:aws:iam::ACCOUNT:role/NAME)")
+    return frozenset(out)
+
+
+def load_report_findings(path: Path) -> list[Finding]:
+    """The findings of a `kmsguard scan --format json` report (errors name the file and the finding)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        fail(f"{path}: no such file")
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"{path}: cannot read: {e}")
+    except json.JSONDecodeError as e:
+        fail(f"{path}: not JSON (line {e.lineno} column {e.colno}: {e.msg})")
+    if not isinstance(data, dict) or not isinstance(data.get("findings"), list):
+        fail(f'{path}: not a kmsguard JSON report (no "findings" list)')
+    out = []
+    for i, raw in enumerate(data["findings"]):
+        try:
+            out.append(Finding.model_validate(raw))
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            fail(f"{path}: findings[{i}].{where}: {first['msg']}")
+    return out
+
+
+def _collect(options: AwsOptions, quiet: bool) -> Snapshot:
+    from kmsguard.cli.common import progress_bar
+    from kmsguard.collect.snapshot import collect_snapshot
+
+    try:
+        with progress_bar(not quiet) as bar:
+            return collect_snapshot(options, bar)
+    except AwsUnavailable as e:
+        fail(str(e), EXIT_AWS)
+
+
+def _config(path: Path | None) -> ScanConfig:
+    try:
+        return load_config(path)
+    except ConfigFileError as e:
+        fail(str(e))
+
+
+def fix(
+    apply: bool = typer.Option(False, "--apply", help="Carry out the plan (after a confirmation)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (automation)."),
+    force: bool = typer.Option(False, "--force", help="Apply policy changes that lock out every administrator."),
+    rollback_journal: Path | None = typer.Option(
+        None, "--rollback", help="Restore everything a previous --apply changed, from its journal."
+    ),
+    journal: Path | None = typer.Option(
+        None, "--journal", help="Journal file (default ./kmsguard-fix-<time>.journal.json)."
+    ),
+    profile: str | None = typer.Option(None, "--profile", help="AWS profile from the shared config."),
+    region: list[str] | None = typer.Option(None, "--region", "-r", help="Only this region (repeatable)."),
+    regions: str | None = typer.Option(None, "--regions", help="Comma-separated regions."),
+    endpoint_url: str | None = typer.Option(
+        None, "--endpoint-url", envvar="KMSGUARD_ENDPOINT_URL", help="Send every AWS call to this endpoint."
+    ),
+    org: bool = typer.Option(False, "--org", help="Every ACTIVE account of the AWS Organization."),
+    role_name: str = typer.Option("OrganizationAccountAccessRole", "--role-name", help="Role assumed in each account."),
+    accounts: list[str] | None = typer.Option(None, "--accounts", help="Only these account ids (comma-separated)."),
+    account: list[str] | None = typer.Option(None, "--account", help="Fix only findings of these accounts."),
+    checks: list[str] | None = typer.Option(None, "--checks", help="Fix only these check ids (comma-separated)."),
+    key: list[str] | None = typer.Option(None, "--key", help="Fix only these keys (id, ARN or alias; repeatable)."),
+    from_report: Path | None = typer.Option(None, "--from-report", help="Fix the findings of a kmsguard JSON report."),
+    from_snapshot: Path | None = typer.Option(None, "--from-snapshot", help="Plan from a saved snapshot."),
+    rotation_days: int = typer.Option(365, "--rotation-days", help="Rotation period to set (90-2560)."),
+    target_key: str | None = typer.Option(None, "--target-key", help="CMK (ARN or alias) resources move to."),
+    require_context: list[str] | None = typer.Option(
+        None, "--require-context", help="Encryption context K=V users must send (repeatable)."
+    ),
+    admin: list[str] | None = typer.Option(None, "--admin", help="Treat this principal as a key administrator."),
+    user: list[str] | None = typer.Option(None, "--user", help="Treat this principal as a key user."),
+    cancel_deletion: bool = typer.Option(False, "--cancel-deletion", help="Cancel scheduled key deletions."),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
+    config: Path | None = typer.Option(None, "--config", help="kmsguard.yaml (default ./kmsguard.yaml if present)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fix failing findings: show the plan, then --apply it; --rollback JOURNAL undoes an apply."""
+    if fmt not in ("text", "json"):
+        fail(f"--format: {fmt!r} is not one of text, json")
+    if not ROTATION_DAYS_MIN <= rotation_days <= ROTATION_DAYS_MAX:
+        fail(f"--rotation-days must be between {ROTATION_DAYS_MIN} and {ROTATION_DAYS_MAX} (the range KMS accepts)")
+    if from_report is not None and from_snapshot is not None:
+        fail("--from-report and --from-snapshot are alternatives: give one")
+    region_list = (region or []) + ([regions] if regions else [])
+    options = aws_options(profile, region_list, endpoint_url, org, role_name, accounts)
+    if (apply or rollback_journal is not None) and not yes and not sys.stdin.isatty():
+        fail("--apply and --rollback change AWS and need a confirmation: run on a terminal or pass --yes")
+
+    if rollback_journal is not None:
+        _rollback(rollback_journal, options, force, fmt, yes)
+        return
+
+    cfg = _config(config)
+    if rotation_days > cfg.max_rotation_days:
+        fail(
+            f"--rotation-days {rotation_days} is longer than the allowed maximum ({cfg.max_rotation_days}): "
+            "key_rotation_period_too_long would still fail"
+        )
+    fopts = FixOptions(
+        rotation_days=rotation_days,
+        cancel_deletion=cancel_deletion,
+        force=force,
+        target_key=target_key,
+        require_context=parse_context(require_context),
+        admins=_principals(admin, "--admin"),
+        users=_principals(user, "--user"),
+        trusted_accounts=frozenset(cfg.trusted_accounts),
+        trusted_org_ids=frozenset(cfg.trusted_org_ids),
+        checks=frozenset(split_csv(checks) or []) or None,
+        keys=tuple(split_csv(key) or ()),
+        regions=frozenset(options.regions) if options.regions else None,
+        accounts=frozenset(split_csv(account) or []) or None,
+    )
+    plan = _plan(options, cfg, fopts, from_report, from_snapshot, quiet)
+    if not apply:
+        _show_plan(plan, fmt)
+        raise typer.Exit(EXIT_OK)
+    if plan.empty:
+        _show_plan(plan, fmt)
+        err_console.print("nothing to apply")
+        raise typer.Exit(EXIT_OK)
+    if fmt == "text":
+        _show_plan(plan, fmt)
+    if not yes and not typer.confirm(f"Apply these {len(plan.actions)} change(s)?", err=True):
+        fail("not confirmed; nothing changed")
+    raise typer.Exit(_apply(plan, options, cfg, journal, fmt))
+
+
+def _plan(
+    options: AwsOptions,
+    cfg: ScanConfig,
+    fopts: FixOptions,
+    from_report: Path | None,
+    from_snapshot: Path | None,
+    quiet: bool,
+) -> Plan:
+    from kmsguard.pipeline import judge
+    from kmsguard.snapshot_io import SnapshotFileError, load_snapshot
+
+    if from_snapshot is not None:
+        try:
+            snapshot = load_snapshot(from_snapshot)
+        except SnapshotFileError as e:
+            fail(str(e))
+        findings = judge(snapshot, cfg).findings
+    elif from_report is not None:
+        wanted = load_report_findings(from_report)
+        if options.regions is None:
+            options.regions = sorted({f.region for f in wanted if f.region != "global"}) or None
+        snapshot = _collect(options, quiet)
+        # The report says what to fix; the live read says whether it is still broken and how.
+        keys = {(f.check_id, f.resource_arn) for f in wanted if f.failing}
+        findings = [f for f in judge(snapshot, cfg).findings if (f.check_id, f.resource_arn) in keys]
+    else:
+        snapshot = _collect(options, quiet)
+        findings = judge(snapshot, cfg).findings
+    return build_plan(snapshot, findings, fopts)
+
+
+def _show_plan(plan: Plan, fmt: str) -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps(plan.to_dict(), indent=2, default=str) + "\n")
+        return
+    out = sys.stdout
+    if plan.empty:
+        out.write("Nothing to fix: no failing finding has an action.\n")
+    for i, a in enumerate(plan.actions, 1):
+        out.write(f"\n[{i}] {a.action} ({a.check_id})\n    {a.resource_arn}  [{a.account} {a.region}]\n")
+        if "summary" in a.impact:
+            out.write(f"    {a.impact['summary']}\n")
+        if a.action == "tighten_key_policy":
+            for c in a.impact["changes"]:
+                out.write(f"    - {c}\n")
+            out.write("    policy diff:\n")
+            for line in a.impact["policy_diff"]:
+                out.write(f"      {line}\n")
+            _show_access(out, "loses", a.impact["lost"])
+            _show_access(out, "gains", a.impact["gained"])
+            for loss in a.impact["unintended_loss"]:
+                out.write(f"    ! not intended: {loss['principal']} loses {loss['action']}\n")
+        else:
+            out.write(f"    before: {json.dumps(a.before, default=str)}\n    after:  {json.dumps(a.after)}\n")
+    for r in plan.refused:
+        out.write(f"\nrefused ({r.check_id}) {r.resource_arn}: {r.reason}\n")
+    for m in plan.manual:
+        out.write(f"\nmanual ({m.check_id}) {m.resource_arn}: cannot be re-keyed in place; run:\n")
+        for step in m.steps:
+            out.write(f"    {step}\n")
+    out.write(f"\n{len(plan.actions)} action(s), {len(plan.refused)} refused, {len(plan.manual)} manual.\n")
+
+
+def _show_access(out: Any, verb: str, requests: list[dict[str, Any]]) -> None:
+    who: dict[str, list[str]] = {}
+    for r in requests:
+        who.setdefault(r["principal"], []).append(r["action"])
+    for principal, actions in sorted(who.items()):
+        out.write(f"    {principal} {verb} e.g. {', '.join(sorted(set(actions))[:6])}\n")
+
+
+def _sessions(options: AwsOptions) -> Any:
+    from kmsguard.aws.session import SessionFactory
+    from kmsguard.fix.apply import Sessions
+
+    try:
+        return Sessions(SessionFactory(options), options.role_name)
+    except AwsUnavailable as e:
+        fail(str(e), EXIT_AWS)
+
+
+def _apply(plan: Plan, options: AwsOptions, cfg: ScanConfig, journal_path: Path | None, fmt: str) -> int:
+    from kmsguard.fix.apply import Outcome, apply_plan
+    from kmsguard.fix.journal import Journal, default_path
+    from kmsguard.fix.verify import verify
+
+    path = journal_path or default_path()
+    sessions = _sessions(options)
+    try:
+        jr = Journal(path)
+    except FileExistsError:
+        fail(f"--journal {path}: already exists; a journal is never overwritten")
+    except OSError as e:
+        fail(f"--journal {path}: cannot create: {e.strerror or e}")
+    err_console.print(f"journal: {path}", highlight=False)
+
+    def show(o: Outcome) -> None:
+        if fmt == "text":
+            sys.stdout.write(f"{o.status:>8}  {o.action.action} {o.action.resource_arn}: {o.message}\n")
+
+    with jr:
+        outcomes = apply_plan(plan, sessions, jr, show)
+    check = verify(outcomes, sessions, options, cfg)
+    failed = [o for o in outcomes if o.status == "failed"]
+    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("applied", "skipped", "failed")}
+    if fmt == "json":
+        doc = plan.to_dict() | {
+            "results": [o.to_dict() for o in outcomes],
+            "verification": check.to_dict(),
+            "journal": str(path),
+            "summary": counts,
+        }
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    else:
+        for r in check.reread:
+            if not r["as_planned"]:
+                sys.stdout.write(f"  re-read {r['resource_arn']}: NOT in the planned state\n")
+        for f in check.still_failing:
+            sys.stdout.write(f"  still failing: {f['check_id']} {f['resource_arn']}: {f['message']}\n")
+        for loss in check.unintended_loss:
+            sys.stdout.write(
+                f"  access lost (not intended): {loss['principal']} {loss['action']} on {loss['resource_arn']}\n"
+            )
+        for problem in check.errors:
+            sys.stdout.write(f"  verification: {problem}\n")
+        sys.stdout.write(
+            f"{counts['applied']} applied, {counts['skipped']} skipped, {counts['failed']} failed; "
+            f"journal {path} (undo: kmsguard fix --rollback {path})\n"
+        )
+    return EXIT_FINDINGS if failed or not check.ok else EXIT_OK
+
+
+def _rollback(path: Path, options: AwsOptions, force: bool, fmt: str, yes: bool) -> None:
+    from kmsguard.fix.journal import JournalError, read_journal
+    from kmsguard.fix.rollback import rollback
+
+    try:
+        entries = read_journal(path)
+    except JournalError as e:
+        fail(str(e))
+    if not yes and not typer.confirm(f"Restore {len(entries)} change(s) from {path}?", err=True):
+        fail("not confirmed; nothing changed")
+    sessions = _sessions(options)
+    results = rollback(entries, sessions, force=force)
+    failed = [r for r in results if r.status in ("failed", "skipped")]
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"results": [r.to_dict() for r in results]}, indent=2) + "\n")
+    else:
+        for r in results:
+            a = r.entry.action
+            sys.stdout.write(f"{r.status:>9}  {a['action']} {a['resource_arn']}: {r.message}\n")
+        sys.stdout.write(f"{len(results) - len(failed)} restored or unchanged, {len(failed)} not restored\n")
+    raise typer.Exit(EXIT_FINDINGS if failed else EXIT_OK)

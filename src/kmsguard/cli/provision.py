@@ -1,0 +1,100 @@
+"""`kmsguard provision key`: a customer managed key to the guide's standard, or its CloudFormation/Terraform."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable, error_code
+from kmsguard.cli.common import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, aws_options, fail, write_output
+from kmsguard.cli.fix import parse_context
+from kmsguard.config import ROTATION_DAYS_MAX, ROTATION_DAYS_MIN
+from kmsguard.policy.principals import account_of
+
+app = typer.Typer(help="Create KMS keys to standard.", no_args_is_help=True)
+
+
+@app.command("key")
+def key(
+    alias: str = typer.Option(..., "--alias", help="Alias, e.g. alias/production-encryption-2026."),
+    admin: list[str] = typer.Option(..., "--admin", help="Administrator role ARN (repeatable)."),
+    user: list[str] | None = typer.Option(None, "--user", help="User role ARN (repeatable)."),
+    environment: str | None = typer.Option(None, "--environment"),
+    data_classification: str | None = typer.Option(None, "--data-classification"),
+    owner: str | None = typer.Option(None, "--owner"),
+    cost_center: str | None = typer.Option(None, "--cost-center"),
+    description: str | None = typer.Option(None, "--description"),
+    rotation_days: int = typer.Option(365, "--rotation-days", help="90-2560."),
+    multi_region: bool = typer.Option(False, "--multi-region", help="A multi-Region key (default single-region)."),
+    require_context: list[str] | None = typer.Option(None, "--require-context", help="K=V every use must send."),
+    via_service: list[str] | None = typer.Option(None, "--via-service", help="Users only through this service."),
+    region: str | None = typer.Option(None, "--region", "-r", help="Region of the key."),
+    account: str | None = typer.Option(
+        None, "--account", help="Account of the key (for --output; default: --admin's)."
+    ),
+    output: str | None = typer.Option(None, "--output", help="cloudformation or terraform: write a template instead."),
+    output_file: Path | None = typer.Option(None, "--output-file", "-o", help="Where to write the template."),
+    profile: str | None = typer.Option(None, "--profile"),
+    endpoint_url: str | None = typer.Option(None, "--endpoint-url", envvar="KMSGUARD_ENDPOINT_URL"),
+) -> None:
+    """Create (and verify) a symmetric customer managed key with a least-privilege policy, or its template."""
+    from kmsguard.provision.spec import KeySpec
+
+    if not alias.startswith("alias/") or alias.startswith("alias/aws/") or len(alias) <= len("alias/"):
+        fail(f"--alias: {alias!r} must look like alias/NAME (and alias/aws/ is reserved for AWS)")
+    if not ROTATION_DAYS_MIN <= rotation_days <= ROTATION_DAYS_MAX:
+        fail(f"--rotation-days must be between {ROTATION_DAYS_MIN} and {ROTATION_DAYS_MAX}")
+    if output not in (None, "cloudformation", "terraform"):
+        fail(f"--output: {output!r} is not one of cloudformation, terraform")
+    owner_account = account or account_of(admin[0]) or ""
+    spec = KeySpec(
+        account=owner_account,
+        alias=alias,
+        admins=list(admin),
+        users=list(user or []),
+        environment=environment,
+        data_classification=data_classification,
+        owner=owner,
+        cost_center=cost_center,
+        description=description,
+        rotation_days=rotation_days,
+        multi_region=multi_region,
+        require_context=parse_context(require_context),
+        via_services=list(via_service or []),
+    )
+    try:
+        spec.policy()
+    except ValueError as e:
+        fail(str(e))
+    if output is not None:
+        from kmsguard.provision.templates import cloudformation, terraform
+
+        write_output(cloudformation(spec) if output == "cloudformation" else terraform(spec), output_file)
+        raise typer.Exit(EXIT_OK)
+    _create(spec, profile, region, endpoint_url)
+
+
+def _create(spec: object, profile: str | None, region: str | None, endpoint_url: str | None) -> None:
+    from kmsguard.aws.session import SessionFactory
+    from kmsguard.provision.key import provision
+    from kmsguard.provision.spec import KeySpec
+
+    assert isinstance(spec, KeySpec)
+    options = aws_options(profile, [region] if region else None, endpoint_url, False, "", None)
+    try:
+        factory = SessionFactory(options)
+    except AwsUnavailable as e:
+        fail(str(e), EXIT_AWS)
+    if factory.identity.account_id != spec.account:
+        fail(f"--admin is in account {spec.account} but the credentials are for {factory.identity.account_id}")
+    try:
+        result = provision(factory.caller, region or factory.home_region, spec)
+    except AWS_CALL_ERRORS as e:
+        code, message = error_code(e)
+        fail(f"{code}: {message}", EXIT_FINDINGS)
+    sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    bad = result.differences or not all(result.checks.values())
+    raise typer.Exit(EXIT_FINDINGS if bad else EXIT_OK)

@@ -1,0 +1,347 @@
+"""Findings -> a Plan of idempotent actions. Pure: reads the Snapshot and the judged findings, calls no AWS.
+
+Each action is derived from failing findings only, so once it is applied the finding passes and a second plan
+has nothing to do (idempotent by construction). Every policy rewrite is built by ``tighten`` (the engine's
+judgement), diffed with ``diff_policies`` and re-simulated with ``simulate``; a rewrite after which nobody
+could administer the key is refused unless ``force``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from kmsguard.fix.plan import Action, Manual, Plan, Refusal
+from kmsguard.fix.simulate import lost_accesses, unintended
+from kmsguard.fix.tighten import TightenOptions, tighten_policy, to_text
+from kmsguard.model.finding import Finding, Status
+from kmsguard.model.snapshot import Key, Resource, Snapshot
+from kmsguard.policy.diff import diff_policies
+from kmsguard.policy.errors import PolicyError
+
+ROTATION_CHECKS = frozenset({"key_rotation_disabled", "key_rotation_period_too_long"})
+POLICY_CHECKS = frozenset(
+    {
+        "key_policy_public",
+        "key_policy_external_access",
+        "key_policy_wildcard_actions",
+        "key_policy_admin_can_use",
+        "key_policy_no_secure_transport",
+    }
+)
+MANAGED_KEY_CHECK = "resource_uses_aws_managed_key"
+DELETION_CHECK = "key_pending_deletion"
+# The checks fix knows how to act on (others are left to their remediation text).
+FIXABLE_CHECKS = ROTATION_CHECKS | POLICY_CHECKS | {MANAGED_KEY_CHECK, DELETION_CHECK, "key_policy_iam_only"}
+
+
+@dataclass
+class FixOptions:
+    rotation_days: int = 365
+    cancel_deletion: bool = False
+    force: bool = False
+    target_key: str | None = None  # ARN or alias of the CMK resources move to
+    require_context: dict[str, str] = field(default_factory=dict)
+    admins: frozenset[str] = frozenset()
+    users: frozenset[str] = frozenset()
+    trusted_accounts: frozenset[str] = frozenset()
+    trusted_org_ids: frozenset[str] = frozenset()
+    checks: frozenset[str] | None = None  # only these check ids
+    keys: tuple[str, ...] = ()  # only these keys (id, ARN or alias)
+    regions: frozenset[str] | None = None
+    accounts: frozenset[str] | None = None
+
+
+def build_plan(snapshot: Snapshot, findings: Iterable[Finding], options: FixOptions) -> Plan:
+    return _Planner(snapshot, options).plan(findings)
+
+
+def _key_matches(key: Key, refs: tuple[str, ...]) -> bool:
+    return any(r in (key.arn, key.key_id) or r in key.aliases or f"alias/{r}" in key.aliases for r in refs)
+
+
+class _Planner:
+    def __init__(self, snapshot: Snapshot, options: FixOptions) -> None:
+        self.snapshot = snapshot
+        self.opts = options
+        self.keys = {k.arn: k for k in snapshot.all_keys()}
+        self.resources: dict[str, Resource] = {
+            r.arn: r for a in snapshot.accounts for reg in a.regions for r in reg.resources
+        }
+        # Every scanned account is trusted, as the scan's policy checks do (checks.policies.trusted_sets).
+        self.trusted = frozenset(options.trusted_accounts) | {a.account_id for a in snapshot.accounts}
+        self.trusted_orgs = frozenset(options.trusted_org_ids) | {
+            a.organization_id for a in snapshot.accounts if a.organization_id
+        }
+        self.out = Plan()
+
+    def _wanted(self, f: Finding) -> bool:
+        o = self.opts
+        if f.status is not Status.FAIL or f.check_id not in FIXABLE_CHECKS:
+            return False
+        if o.checks is not None and f.check_id not in o.checks:
+            return False
+        if o.regions is not None and f.region not in o.regions:
+            return False
+        if o.accounts is not None and f.account not in o.accounts:
+            return False
+        if o.keys:
+            key = self.keys.get(f.resource_arn)
+            return key is not None and _key_matches(key, o.keys)
+        return True
+
+    def plan(self, findings: Iterable[Finding]) -> Plan:
+        by_resource: dict[str, list[Finding]] = defaultdict(list)
+        for f in findings:
+            if self._wanted(f):
+                by_resource[f.resource_arn].append(f)
+        for arn in sorted(by_resource):
+            group = sorted(by_resource[arn], key=lambda f: f.check_id)
+            key = self.keys.get(arn)
+            if key is not None:
+                self._key(key, group)
+            else:
+                for f in group:
+                    self._resource(f)
+        return self.out
+
+    def _refuse(self, f: Finding | Key, check_id: str, reason: str) -> None:
+        arn = f.resource_arn if isinstance(f, Finding) else f.arn
+        self.out.refused.append(Refusal(check_id, f.account, f.region, arn, reason))
+
+    # -- keys ----------------------------------------------------------------------------------------
+
+    def _key(self, key: Key, findings: list[Finding]) -> None:
+        ids = {f.check_id for f in findings}
+        if ids & ROTATION_CHECKS:
+            self._rotation(key, sorted(ids & ROTATION_CHECKS))
+        if ids & POLICY_CHECKS:
+            self._policy(key, sorted(ids & POLICY_CHECKS))
+        if "key_policy_iam_only" in ids and not ids & POLICY_CHECKS:
+            self._refuse(
+                key,
+                "key_policy_iam_only",
+                "kmsguard cannot guess who administers and uses the key: write the policy with "
+                "`kmsguard policy generate --admin ARN --user ARN` and put it with aws kms put-key-policy",
+            )
+        if DELETION_CHECK in ids:
+            self._deletion(key)
+
+    def _rotation(self, key: Key, check_ids: list[str]) -> None:
+        days = self.opts.rotation_days
+        self.out.actions.append(
+            Action(
+                action="enable_rotation",
+                check_id=",".join(check_ids),
+                account=key.account,
+                region=key.region,
+                resource_arn=key.arn,
+                before={"rotation_enabled": key.rotation_enabled, "rotation_period_days": key.rotation_period_days},
+                after={"rotation_enabled": True, "rotation_period_days": days},
+                impact={
+                    "summary": f"{key.display_name}: automatic rotation every {days} days; existing data stays "
+                    "readable, new data uses new key material"
+                },
+                detail={"key_id": key.key_id},
+            )
+        )
+
+    def _policy(self, key: Key, check_ids: list[str]) -> None:
+        check_id = ",".join(check_ids)
+        if key.policy is None:
+            self._refuse(key, check_id, "the key policy could not be read")
+            return
+        topts = TightenOptions(
+            trusted_accounts=self.trusted,
+            trusted_org_ids=self.trusted_orgs,
+            admins=self.opts.admins,
+            users=self.opts.users,
+            require_context=self.opts.require_context,
+        )
+        try:
+            result = tighten_policy(key.policy, key.account, topts)
+        except (PolicyError, ValueError) as e:
+            self._refuse(key, check_id, f"the key policy is not valid: {e}")
+            return
+        if not result.changed:
+            self._refuse(key, check_id, "the engine found nothing it can rewrite safely; see the finding's remediation")
+            return
+        new_text = to_text(result.document)
+        diff = diff_policies(key.policy, new_text, key.account)
+        losses = lost_accesses(key.policy, new_text, key.arn, key.account, context=self.opts.require_context)
+        surprise = unintended(losses, result.removals)
+        impact = {
+            "changes": result.changes,
+            "policy_diff": policy_diff(key.policy, new_text),
+            "gained": diff.to_dict()["gained"],
+            "lost": diff.to_dict()["lost"],
+            "admin_lockout": diff.admin_lockout,
+            "intended_removals": [r.to_dict() for r in result.removals],
+            "unintended_loss": [loss.to_dict() for loss in surprise],
+        }
+        if diff.admin_lockout and not self.opts.force:
+            self._refuse(
+                key,
+                check_id,
+                f"{key.display_name}: the rewritten policy would leave no principal able to administer the key "
+                "(kms:PutKeyPolicy); name an administrator with --admin ARN, or pass --force to apply anyway",
+            )
+            return
+        self.out.actions.append(
+            Action(
+                action="tighten_key_policy",
+                check_id=check_id,
+                account=key.account,
+                region=key.region,
+                resource_arn=key.arn,
+                before={"policy": key.policy},
+                after={"policy": new_text},
+                impact=impact,
+                detail={
+                    "key_id": key.key_id,
+                    "removals": [r.to_dict() for r in result.removals],
+                    "require_context": dict(self.opts.require_context),
+                },
+            )
+        )
+
+    def _deletion(self, key: Key) -> None:
+        if not self.opts.cancel_deletion:
+            self._refuse(key, DELETION_CHECK, "cancelling a scheduled deletion needs --cancel-deletion")
+            return
+        self.out.actions.append(
+            Action(
+                action="cancel_key_deletion",
+                check_id=DELETION_CHECK,
+                account=key.account,
+                region=key.region,
+                resource_arn=key.arn,
+                before={
+                    "key_state": key.key_state,
+                    "deletion_date": key.deletion_date.isoformat() if key.deletion_date else None,
+                },
+                after={"key_state": "Enabled"},
+                impact={"summary": f"{key.display_name}: deletion cancelled and the key enabled again"},
+                detail={"key_id": key.key_id},
+            )
+        )
+
+    # -- resources -----------------------------------------------------------------------------------
+
+    def _resource(self, f: Finding) -> None:
+        if f.check_id != MANAGED_KEY_CHECK:
+            return
+        if f.resource_type == "AWS::Account::Region":
+            self._move(f, "set_ebs_default_key", None)
+            return
+        res = self.resources.get(f.resource_arn)
+        if res is None:
+            self._refuse(f, f.check_id, "the resource is not in the snapshot")
+            return
+        if res.service == "s3":
+            self._move(f, "set_s3_default_encryption", res)
+        elif res.service == "secretsmanager":
+            self._move(f, "set_secret_kms_key", res)
+        elif res.service in ("ebs", "rds"):
+            self.out.manual.append(
+                Manual(f.check_id, f.account, f.region, f.resource_arn, migration_steps(res, self._target_text(f)))
+            )
+        else:
+            self._refuse(f, f.check_id, f"fix does not re-key {res.service} resources; see the finding's remediation")
+
+    def _target_text(self, f: Finding) -> str:
+        target = self._target(f)
+        return target.arn if target is not None else (self.opts.target_key or "<cmk-arn>")
+
+    def _target(self, f: Finding) -> Key | None:
+        ref = self.opts.target_key
+        if ref is None:
+            return None
+        for key in self.keys.values():
+            if key.account != f.account or key.region != f.region:
+                continue
+            if ref in (key.arn, key.key_id) or ref in key.aliases:
+                return key
+        return None
+
+    def _move(self, f: Finding, kind: str, res: Resource | None) -> None:
+        if self.opts.target_key is None:
+            self._refuse(f, f.check_id, "moving to a customer managed key needs --target-key ARN|alias")
+            return
+        target = self._target(f)
+        if target is None:
+            self._refuse(
+                f, f.check_id, f"--target-key {self.opts.target_key} is not a key of {f.account} in {f.region}"
+            )
+            return
+        if not target.is_customer_managed or target.key_state != "Enabled":
+            self._refuse(f, f.check_id, f"--target-key {self.opts.target_key} is not an enabled customer managed key")
+            return
+        before_ref = res.key_ref if res is not None else f.evidence.get("ebs_default_key_ref")
+        what = res.name if res is not None else f"EBS default key in {f.region}"
+        self.out.actions.append(
+            Action(
+                action=kind,  # type: ignore[arg-type]
+                check_id=f.check_id,
+                account=f.account,
+                region=f.region,
+                resource_arn=f.resource_arn,
+                before={"kms_key_id": before_ref},
+                after={"kms_key_id": target.arn},
+                impact={"summary": f"{what}: new data is encrypted under {target.display_name}"},
+                detail={"name": res.name if res is not None else None},
+            )
+        )
+
+
+def migration_steps(res: Resource, target: str) -> list[str]:
+    """The exact commands that move a resource that cannot be re-keyed in place to ``target``."""
+    r = res.region
+    if res.service == "ebs":
+        vol = res.name
+        return [
+            f"aws ec2 create-snapshot --region {r} --volume-id {vol} --description 'kmsguard re-key {vol}'",
+            f"aws ec2 wait snapshot-completed --region {r} --snapshot-ids <snapshot-id>",
+            f"aws ec2 copy-snapshot --region {r} --source-region {r} --source-snapshot-id <snapshot-id> "
+            f"--encrypted --kms-key-id {target}",
+            f"aws ec2 create-volume --region {r} --snapshot-id <copied-snapshot-id> "
+            "--availability-zone <the volume's AZ> --volume-type <the volume's type>",
+            f"stop the instance, detach {vol}, attach the new volume at the same device, start the instance, "
+            f"then delete {vol} once the data is verified",
+        ]
+    name = res.name
+    if res.resource_type == "AWS::RDS::DBCluster":
+        return [
+            f"aws rds create-db-cluster-snapshot --region {r} --db-cluster-identifier {name} "
+            f"--db-cluster-snapshot-identifier {name}-rekey",
+            f"aws rds copy-db-cluster-snapshot --region {r} --source-db-cluster-snapshot-identifier {name}-rekey "
+            f"--target-db-cluster-snapshot-identifier {name}-rekey-cmk --kms-key-id {target}",
+            f"aws rds restore-db-cluster-from-snapshot --region {r} --db-cluster-identifier {name}-cmk "
+            f"--snapshot-identifier {name}-rekey-cmk --engine <engine>",
+            f"point the application at {name}-cmk, then delete {name} once verified",
+        ]
+    return [
+        f"aws rds create-db-snapshot --region {r} --db-instance-identifier {name} "
+        f"--db-snapshot-identifier {name}-rekey",
+        f"aws rds wait db-snapshot-available --region {r} --db-snapshot-identifier {name}-rekey",
+        f"aws rds copy-db-snapshot --region {r} --source-db-snapshot-identifier {name}-rekey "
+        f"--target-db-snapshot-identifier {name}-rekey-cmk --kms-key-id {target}",
+        f"aws rds restore-db-instance-from-db-snapshot --region {r} --db-instance-identifier {name}-cmk "
+        f"--db-snapshot-identifier {name}-rekey-cmk",
+        f"point the application at {name}-cmk, then delete {name} once verified",
+    ]
+
+
+def policy_diff(old: str, new: str) -> list[str]:
+    """A unified diff of the two policies, both pretty-printed so that the diff shows statements, not bytes."""
+
+    def pretty(text: str) -> list[str]:
+        try:
+            return json.dumps(json.loads(text), indent=2).splitlines()
+        except ValueError:
+            return text.splitlines()
+
+    return list(difflib.unified_diff(pretty(old), pretty(new), "before", "after", lineterm="", n=2))

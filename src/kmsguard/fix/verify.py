@@ -1,0 +1,106 @@
+"""After applying: re-read what changed, re-run the affected checks, re-simulate the accesses policies gave.
+
+So "not testing key access after policy changes" cannot happen: for every key policy kmsguard wrote, the
+principals the old policy named are asked again, action by action, against the policy now on the key (read
+back from AWS); a loss the rewrite did not intend is reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kmsguard.aws.errors import AWS_CALL_ERRORS
+from kmsguard.aws.options import AwsOptions
+from kmsguard.config import ScanConfig
+from kmsguard.fix.actions import KINDS
+from kmsguard.fix.apply import Outcome, Sessions, error_text
+from kmsguard.fix.simulate import lost_accesses, unintended
+from kmsguard.fix.tighten import Removal
+from kmsguard.model.finding import Status
+from kmsguard.model.snapshot import Snapshot
+from kmsguard.pipeline import judge
+
+Collector = Callable[[AwsOptions], Snapshot]
+
+
+@dataclass
+class Verification:
+    reread: list[dict[str, Any]] = field(default_factory=list)
+    still_failing: list[dict[str, Any]] = field(default_factory=list)
+    unintended_loss: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.still_failing or self.errors or any(not r["as_planned"] for r in self.reread))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reread": self.reread,
+            "still_failing": self.still_failing,
+            "unintended_loss": self.unintended_loss,
+            "errors": self.errors,
+        }
+
+
+def _default_collect(options: AwsOptions) -> Snapshot:
+    from kmsguard.collect.snapshot import collect_snapshot
+
+    return collect_snapshot(options)
+
+
+def verify(
+    outcomes: list[Outcome],
+    sessions: Sessions,
+    options: AwsOptions,
+    config: ScanConfig,
+    collect: Collector = _default_collect,
+) -> Verification:
+    applied = [o.action for o in outcomes if o.status == "applied"]
+    out = Verification()
+    if not applied:
+        return out
+    for action in applied:
+        a = action.to_dict()
+        kind = KINDS[action.action]
+        try:
+            current = kind.read(a, action.detail, sessions.get(action.account))
+        except AWS_CALL_ERRORS as e:
+            out.errors.append(f"{action.resource_arn}: could not re-read: {error_text(e)}")
+            continue
+        out.reread.append(
+            {"resource_arn": action.resource_arn, "action": action.action, "as_planned": kind.done(current, a)}
+        )
+        if action.action == "tighten_key_policy":
+            removals = [
+                Removal(r["principal"], tuple(r["actions"]), r["why"]) for r in action.detail.get("removals", [])
+            ]
+            ctx = {k: v for k, v in action.detail.get("require_context", {}).items()}
+            losses = lost_accesses(
+                action.before["policy"], current["policy"], action.resource_arn, action.account, context=ctx
+            )
+            for loss in unintended(losses, removals):
+                out.unintended_loss.append({"resource_arn": action.resource_arn, **loss.to_dict()})
+    # Re-run the affected checks on a fresh collection of the affected accounts and regions.
+    regions = sorted({a.region for a in applied if a.region != "global"})
+    accounts = sorted({a.account for a in applied})
+    scoped = dataclasses.replace(
+        options, regions=regions, accounts=accounts if (options.org or options.accounts) else options.accounts
+    )
+    try:
+        snapshot = collect(scoped)
+    except Exception as e:
+        out.errors.append(f"re-scan failed: {e}")
+        return out
+    checks = sorted({c for a in applied for c in a.check_ids})
+    affected = {a.resource_arn for a in applied}
+    result = judge(snapshot, config, checks, warn=lambda _m: None)
+    for f in result.findings:
+        if f.resource_arn in affected and f.status in (Status.FAIL, Status.ERROR):
+            out.still_failing.append(
+                {"check_id": f.check_id, "resource_arn": f.resource_arn, "status": f.status.value, "message": f.message}
+            )
+    return out

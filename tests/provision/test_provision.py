@@ -1,0 +1,139 @@
+"""kmsguard provision key: against the real moto server, and the templates' structure."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+
+from kmsguard.cli import provision
+from kmsguard.policy.analyze import analyze_key_policy
+
+ACCOUNT = "123456789012"
+ADMIN = f"arn:aws:iam::{ACCOUNT}:role/KeyAdmin"
+USER = f"arn:aws:iam::{ACCOUNT}:role/app"
+BASE = [
+    "--alias",
+    "alias/production-encryption-2026",
+    "--admin",
+    ADMIN,
+    "--user",
+    USER,
+    "--environment",
+    "Production",
+    "--data-classification",
+    "CUI",
+    "--owner",
+    "security",
+    "--cost-center",
+    "cc-1",
+    "--rotation-days",
+    "180",
+]
+
+
+def _run(*args: str) -> Result:
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+    @app.callback()
+    def _root() -> None:
+        """A group, as in kmsguard."""
+
+    app.add_typer(provision.app, name="provision")
+    return CliRunner().invoke(app, ["provision", "key", *args])
+
+
+def test_creates_a_key_to_standard_verifies_it_and_a_rerun_changes_nothing(aws, client) -> None:  # type: ignore[no-untyped-def]
+    args = [*BASE, "--endpoint-url", aws.endpoint_url, "--region", "us-east-1", "--require-context", "app=ledger"]
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["created"] is True and out["verification"] == {"described": True, "rotation": True, "round_trip": True}
+    kms = client("kms")
+    md = kms.describe_key(KeyId="alias/production-encryption-2026")["KeyMetadata"]
+    assert (md["KeySpec"], md["KeyUsage"], md["MultiRegion"]) == ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", False)
+    assert "created 20" in md["Description"]
+    tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=md["KeyId"])["Tags"]}
+    assert tags == {"Environment": "Production", "DataClassification": "CUI", "Owner": "security", "CostCenter": "cc-1"}
+    assert kms.get_key_rotation_status(KeyId=md["KeyId"])["RotationPeriodInDays"] == 180
+    analysis = analyze_key_policy(kms.get_key_policy(KeyId=md["KeyId"], PolicyName="default")["Policy"], ACCOUNT)
+    assert not analysis.public and analysis.admins_can_decrypt is False and analysis.denies_insecure_transport
+
+    keys_before = len(kms.list_keys()["Keys"])
+    again = _run(*args)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) | {"verification": {}} == {
+        "key_arn": md["Arn"],
+        "created": False,
+        "status": "already provisioned",
+        "differences": [],
+        "verification": {},
+    }
+    assert len(kms.list_keys()["Keys"]) == keys_before
+    kms.disable_key_rotation(KeyId=md["KeyId"])
+    drift = _run(*args)
+    assert drift.exit_code == 1 and "automatic rotation is off" in json.loads(drift.stdout)["differences"]
+
+
+def test_cloudformation_template_has_the_key_and_alias_to_standard(tmp_path: Path) -> None:
+    path = tmp_path / "key.json"
+    result = _run(*BASE, "--output", "cloudformation", "--output-file", str(path))
+    assert result.exit_code == 0, result.output
+    doc = json.loads(path.read_text())
+    key = doc["Resources"]["Key"]
+    assert key["Type"] == "AWS::KMS::Key"
+    props = key["Properties"]
+    assert (props["KeySpec"], props["KeyUsage"], props["MultiRegion"]) == (
+        "SYMMETRIC_DEFAULT",
+        "ENCRYPT_DECRYPT",
+        False,
+    )
+    assert props["EnableKeyRotation"] is True and props["RotationPeriodInDays"] == 180
+    assert {t["Key"] for t in props["Tags"]} == {"Environment", "DataClassification", "Owner", "CostCenter"}
+    assert not analyze_key_policy(json.dumps(props["KeyPolicy"]), ACCOUNT).public
+    assert doc["Resources"]["KeyAlias"]["Properties"] == {
+        "AliasName": "alias/production-encryption-2026",
+        "TargetKeyId": {"Ref": "Key"},
+    }
+    if shutil.which("cfn-lint"):  # optional: the global cfn-lint, when installed
+        lint = subprocess.run(["cfn-lint", str(path)], capture_output=True, text=True, timeout=120)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_terraform_has_the_key_and_alias(tmp_path: Path) -> None:
+    path = tmp_path / "main.tf"
+    result = _run(*BASE, "--output", "terraform", "--output-file", str(path))
+    assert result.exit_code == 0, result.output
+    text = path.read_text()
+    assert 'resource "aws_kms_key" "production_encryption_2026"' in text
+    assert 'resource "aws_kms_alias" "production_encryption_2026"' in text
+    assert "target_key_id = aws_kms_key.production_encryption_2026.key_id" in text
+    assert "rotation_period_in_days  = 180" in text and "enable_key_rotation      = true" in text
+    policy = text.split("<<-POLICY\n", 1)[1].split("\n  POLICY", 1)[0]
+    assert json.loads(policy)["Statement"][0]["Sid"] == "EnableIAMUserPermissions"
+    if shutil.which("terraform"):
+        fmt = subprocess.run(
+            ["terraform", "fmt", "-check", "-diff", str(path)], capture_output=True, text=True, timeout=60
+        )
+        assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--alias", "prod", "--admin", ADMIN], "--alias"),
+        (["--alias", "alias/aws/x", "--admin", ADMIN], "reserved"),
+        (["--alias", "alias/x", "--admin", f"arn:aws:iam::{ACCOUNT}:root"], "root"),
+        (["--alias", "alias/x", "--admin", ADMIN, "--user", ADMIN], "separation"),
+        (["--alias", "alias/x", "--admin", ADMIN, "--rotation-days", "30"], "--rotation-days"),
+        (["--alias", "alias/x", "--admin", ADMIN, "--output", "pulumi"], "--output"),
+    ],
+)
+def test_bad_input_exit_2(args: list[str], text: str) -> None:
+    result = _run(*args)
+    assert result.exit_code == 2 and text in result.output, result.output
