@@ -9,6 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from faultproxy import FaultProxy  # tests/ is on sys.path (no __init__.py at its top)
 from kmsguard.demo.emulator import Emulator
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -69,3 +70,11 @@ def client(aws: Emulator):  # type: ignore[no-untyped-def]
         )
 
     return make
+
+
+@pytest.fixture
+def proxy(aws: Emulator) -> Iterator[FaultProxy]:
+    """A real HTTP proxy to the test's moto server: counts calls per operation and injects chosen faults."""
+    p = FaultProxy(aws.endpoint_url).start()
+    yield p
+    p.stop()

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from faultproxy import FaultProxy  # tests/ is on sys.path: the shared HTTP fault proxy
 from kmsguard.aws.errors import AwsUnavailable
 from kmsguard.aws.options import AwsOptions
 from kmsguard.collect.snapshot import collect_snapshot
 
 from .estate import EAST, WEST
-from .faultproxy import FaultProxy
 
 
 def _new_key(client, description: str) -> str:  # type: ignore[no-untyped-def]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from faultproxy import FaultProxy  # tests/ is on sys.path: the shared HTTP fault proxy
 from kmsguard.aws.options import AwsOptions
 from kmsguard.collect.snapshot import collect_snapshot
 from kmsguard.model.snapshot import Key, Snapshot
 
 from .estate import ACCOUNT, EAST, WEST, Estate, build_keys
-from .faultproxy import FaultProxy
 
 KEY_CALLS = ("DescribeKey", "GetKeyPolicy", "GetKeyRotationStatus", "ListResourceTags", "ListGrants")
 

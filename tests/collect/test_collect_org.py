@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import boto3
 
+from faultproxy import FaultProxy  # tests/ is on sys.path: the shared HTTP fault proxy
 from kmsguard.aws.options import AwsOptions
 from kmsguard.collect.snapshot import collect_snapshot
 
 from .estate import ACCOUNT, EAST
-from .faultproxy import FaultProxy
 
 ROLE = "OrganizationAccountAccessRole"
 

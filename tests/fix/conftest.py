@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from collect.faultproxy import FaultProxy  # tests/ is on sys.path (rootdir-relative packages)
 from kmsguard.cli import fix as fix_cli
 from kmsguard.demo.emulator import Emulator
 
@@ -41,13 +40,6 @@ def run(aws: Emulator) -> Callable[..., Result]:
         return CliRunner().invoke(cli_app(), base + list(args))
 
     return invoke
-
-
-@pytest.fixture
-def proxy(aws: Emulator) -> Iterator[FaultProxy]:
-    p = FaultProxy(aws.endpoint_url).start()
-    yield p
-    p.stop()
 
 
 def messy_policy(*statements: dict[str, Any]) -> str:

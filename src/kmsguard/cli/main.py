@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kmsguard import __version__
-from kmsguard.cli import checks_cmd, demo, export, policy, report, scan
+from kmsguard.cli import checks_cmd, demo, export, fix, monitoring, policy, provision, report, scan
 
 app = typer.Typer(
     name="kmsguard",
@@ -20,6 +20,9 @@ app.command("demo")(demo.demo)
 app.add_typer(policy.app, name="policy")
 app.command("report")(report.report)
 app.add_typer(export.app, name="export")
+app.command("fix")(fix.fix)
+app.add_typer(provision.app, name="provision")
+app.add_typer(monitoring.app, name="monitoring")
 
 
 def _version(value: bool) -> None:

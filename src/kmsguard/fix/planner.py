@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from kmsguard.fix.plan import Action, Manual, Plan, Refusal
 from kmsguard.fix.simulate import lost_accesses, unintended
-from kmsguard.fix.tighten import TightenOptions, tighten_policy, to_text
+from kmsguard.policy.tighten import TightenOptions, tighten_policy, to_text
 from kmsguard.model.finding import Finding, Status
 from kmsguard.model.snapshot import Key, Resource, Snapshot
 from kmsguard.policy.diff import diff_policies

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kmsguard.fix.tighten import Removal
+from kmsguard.policy.tighten import Removal
 from kmsguard.policy.actions import KMS_ACTIONS, canonical_action
 from kmsguard.policy.evaluate import evaluate
 from kmsguard.policy.model import Decision, Policy
