@@ -13,7 +13,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
+from kmsguard.aws.errors import AwsUnavailable
 from kmsguard.aws.options import AwsOptions
+from kmsguard.config import ScanConfig
+from kmsguard.config_file import ConfigFileError, load_config
+from kmsguard.model.snapshot import Snapshot
+from kmsguard.snapshot_io import SnapshotFileError, load_snapshot
 
 # Exit codes (DESIGN.md): 0 nothing failing at/above --fail-on, 1 failing findings,
 # 2 usage or input error, 3 could not reach or read AWS.
@@ -105,3 +110,48 @@ def progress_bar(enabled: bool) -> Iterator[BarProgress | None]:
         transient=True,
     ) as rich:
         yield BarProgress(rich)
+
+
+def collect_live(options: AwsOptions, quiet: bool) -> Snapshot:
+    """Collect a Snapshot from AWS with a progress bar on a terminal; exit 3 when AWS cannot be reached."""
+    from kmsguard.collect.snapshot import collect_snapshot
+
+    try:
+        with progress_bar(not quiet) as bar:
+            return collect_snapshot(options, bar)
+    except AwsUnavailable as e:
+        fail(str(e), EXIT_AWS)
+
+
+def snapshot_file(path: Path) -> Snapshot:
+    """A saved snapshot, or exit 2 naming the file and what is wrong with it."""
+    try:
+        return load_snapshot(path)
+    except SnapshotFileError as e:
+        fail(str(e))
+
+
+def scan_config(
+    path: Path | None,
+    trusted_accounts: list[str] | None = None,
+    trusted_org_id: list[str] | None = None,
+    rotation_max_days: int | None = None,
+) -> ScanConfig:
+    """kmsguard.yaml (or defaults) with the command-line overrides every judging command accepts."""
+    try:
+        cfg = load_config(path)
+    except ConfigFileError as e:
+        fail(str(e))
+    for acct in split_csv(trusted_accounts) or ():
+        if not (acct.isdigit() and len(acct) == 12):
+            fail(f"--trusted-accounts: {acct!r} is not a 12-digit AWS account id")
+        cfg.trusted_accounts.append(acct)
+    for org_id in split_csv(trusted_org_id) or ():
+        if not org_id.startswith("o-"):
+            fail(f"--trusted-org-id: {org_id!r} is not an Organization id (o-...)")
+        cfg.trusted_org_ids.append(org_id)
+    if rotation_max_days is not None:
+        if not 90 <= rotation_max_days <= 2560:
+            fail("--rotation-max-days must be between 90 and 2560 (the range KMS accepts)")
+        cfg.max_rotation_days = rotation_max_days
+    return cfg

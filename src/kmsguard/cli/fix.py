@@ -17,13 +17,22 @@ from pydantic import ValidationError
 
 from kmsguard.aws.errors import AwsUnavailable
 from kmsguard.aws.options import AwsOptions
-from kmsguard.cli.common import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, aws_options, err_console, fail, split_csv
+from kmsguard.cli.common import (
+    EXIT_AWS,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    aws_options,
+    collect_live,
+    err_console,
+    fail,
+    scan_config,
+    snapshot_file,
+    split_csv,
+)
 from kmsguard.config import ROTATION_DAYS_MAX, ROTATION_DAYS_MIN, ScanConfig
-from kmsguard.config_file import ConfigFileError, load_config
 from kmsguard.fix.plan import Plan
 from kmsguard.fix.planner import FixOptions, build_plan
 from kmsguard.model.finding import Finding
-from kmsguard.model.snapshot import Snapshot
 from kmsguard.policy.principals import account_of, is_root
 
 
@@ -66,24 +75,6 @@ def load_report_findings(path: Path) -> list[Finding]:
             where = ".".join(str(p) for p in first["loc"])
             fail(f"{path}: findings[{i}].{where}: {first['msg']}")
     return out
-
-
-def _collect(options: AwsOptions, quiet: bool) -> Snapshot:
-    from kmsguard.cli.common import progress_bar
-    from kmsguard.collect.snapshot import collect_snapshot
-
-    try:
-        with progress_bar(not quiet) as bar:
-            return collect_snapshot(options, bar)
-    except AwsUnavailable as e:
-        fail(str(e), EXIT_AWS)
-
-
-def _config(path: Path | None) -> ScanConfig:
-    try:
-        return load_config(path)
-    except ConfigFileError as e:
-        fail(str(e))
 
 
 def fix(
@@ -138,7 +129,7 @@ def fix(
         _rollback(rollback_journal, options, force, fmt, yes)
         return
 
-    cfg = _config(config)
+    cfg = scan_config(config)
     if rotation_days > cfg.max_rotation_days:
         fail(
             f"--rotation-days {rotation_days} is longer than the allowed maximum ({cfg.max_rotation_days}): "
@@ -183,24 +174,20 @@ def _plan(
     quiet: bool,
 ) -> Plan:
     from kmsguard.pipeline import judge
-    from kmsguard.snapshot_io import SnapshotFileError, load_snapshot
 
     if from_snapshot is not None:
-        try:
-            snapshot = load_snapshot(from_snapshot)
-        except SnapshotFileError as e:
-            fail(str(e))
+        snapshot = snapshot_file(from_snapshot)
         findings = judge(snapshot, cfg).findings
     elif from_report is not None:
         wanted = load_report_findings(from_report)
         if options.regions is None:
             options.regions = sorted({f.region for f in wanted if f.region != "global"}) or None
-        snapshot = _collect(options, quiet)
+        snapshot = collect_live(options, quiet)
         # The report says what to fix; the live read says whether it is still broken and how.
         keys = {(f.check_id, f.resource_arn) for f in wanted if f.failing}
         findings = [f for f in judge(snapshot, cfg).findings if (f.check_id, f.resource_arn) in keys]
     else:
-        snapshot = _collect(options, quiet)
+        snapshot = collect_live(options, quiet)
         findings = judge(snapshot, cfg).findings
     return build_plan(snapshot, findings, fopts)
 

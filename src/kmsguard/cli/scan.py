@@ -7,26 +7,23 @@ from pathlib import Path
 
 import typer
 
-from kmsguard.aws.errors import AwsUnavailable
 from kmsguard.cli.common import (
-    EXIT_AWS,
     EXIT_FINDINGS,
     EXIT_OK,
     EXIT_USAGE,
     aws_options,
+    collect_live,
     fail,
-    progress_bar,
+    scan_config,
+    snapshot_file,
     split_csv,
     write_output,
 )
-from kmsguard.config import ScanConfig
-from kmsguard.config_file import ConfigFileError, load_config
 from kmsguard.model.finding import Severity
 from kmsguard.model.result import ScanResult
-from kmsguard.model.snapshot import Snapshot
 from kmsguard.pipeline import judge
 from kmsguard.report import FORMATS, render
-from kmsguard.snapshot_io import SnapshotFileError, load_snapshot, save_snapshot
+from kmsguard.snapshot_io import save_snapshot
 
 FAIL_ON = ["info", "low", "medium", "high", "critical", "never"]
 
@@ -80,18 +77,15 @@ def scan(
     fmt = _resolve_format(fmt, output)
     if fail_on not in FAIL_ON:
         fail(f"--fail-on: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
-    cfg = _config(config, trusted_accounts, trusted_org_id, rotation_max_days)
+    cfg = scan_config(config, trusted_accounts, trusted_org_id, rotation_max_days)
     region_list = (region or []) + ([regions] if regions else [])
 
     if from_snapshot is not None:
         if org or accounts or region_list or endpoint_url or profile:
             fail("--from-snapshot judges a saved snapshot: drop the AWS options (--profile, --region, --org ...)")
-        try:
-            snapshot = load_snapshot(from_snapshot)
-        except SnapshotFileError as e:
-            fail(str(e))
+        snapshot = snapshot_file(from_snapshot)
     else:
-        snapshot = _collect(profile, region_list, endpoint_url, org, role_name, accounts, quiet)
+        snapshot = collect_live(aws_options(profile, region_list, endpoint_url, org, role_name, accounts), quiet)
     if snapshot_out is not None:
         try:
             save_snapshot(snapshot, snapshot_out)
@@ -112,50 +106,6 @@ def _resolve_format(fmt: str | None, output: Path | None) -> str:
     if fmt != "table" and fmt not in FORMATS:
         fail(f"--format: {fmt!r} is not one of table, {', '.join(FORMATS)}")
     return fmt
-
-
-def _config(
-    path: Path | None,
-    trusted_accounts: list[str] | None,
-    trusted_org_id: list[str] | None,
-    rotation_max_days: int | None,
-) -> ScanConfig:
-    try:
-        cfg = load_config(path)
-    except ConfigFileError as e:
-        fail(str(e))
-    for acct in split_csv(trusted_accounts) or ():
-        if not (acct.isdigit() and len(acct) == 12):
-            fail(f"--trusted-accounts: {acct!r} is not a 12-digit AWS account id")
-        cfg.trusted_accounts.append(acct)
-    for org_id in split_csv(trusted_org_id) or ():
-        if not org_id.startswith("o-"):
-            fail(f"--trusted-org-id: {org_id!r} is not an Organization id (o-...)")
-        cfg.trusted_org_ids.append(org_id)
-    if rotation_max_days is not None:
-        if not 90 <= rotation_max_days <= 2560:
-            fail("--rotation-max-days must be between 90 and 2560 (the range KMS accepts)")
-        cfg.max_rotation_days = rotation_max_days
-    return cfg
-
-
-def _collect(
-    profile: str | None,
-    regions: list[str],
-    endpoint_url: str | None,
-    org: bool,
-    role_name: str,
-    accounts: list[str] | None,
-    quiet: bool,
-) -> Snapshot:
-    from kmsguard.collect.snapshot import collect_snapshot
-
-    options = aws_options(profile, regions, endpoint_url, org, role_name, accounts)
-    try:
-        with progress_bar(not quiet) as bar:
-            return collect_snapshot(options, bar)
-    except AwsUnavailable as e:
-        fail(str(e), EXIT_AWS)
 
 
 def emit(result: ScanResult, fmt: str, output: Path | None) -> None:

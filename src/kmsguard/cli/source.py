@@ -2,7 +2,7 @@
 
 Either ``--from-snapshot FILE`` or the scan's live options (profile, regions, endpoint, org, accounts), plus
 the judging options (config file, check selection, trusted accounts, rotation limit). The handling itself is
-scan's (``kmsguard.cli.scan``): these commands only declare the same options and hand them over, so a flag
+``kmsguard.cli.common``'s, as scan's is: these commands only declare the same options and hand them over, so a flag
 means the same thing in every command.
 """
 
@@ -13,12 +13,10 @@ from pathlib import Path
 
 import typer
 
-from kmsguard.cli import scan as scan_cmd
-from kmsguard.cli.common import fail, split_csv
+from kmsguard.cli.common import aws_options, collect_live, fail, scan_config, snapshot_file, split_csv
 from kmsguard.model.result import ScanResult
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.pipeline import judge
-from kmsguard.snapshot_io import SnapshotFileError, load_snapshot
 
 PROFILE = typer.Option(None, "--profile", help="AWS profile from the shared config.")
 REGION = typer.Option(None, "--region", "-r", help="Region to scan (repeatable). Default: every enabled region.")
@@ -54,13 +52,9 @@ class Source:
         if self.from_snapshot is not None:
             if self.org or self.accounts or self.regions or self.endpoint_url or self.profile:
                 fail("--from-snapshot judges a saved snapshot: drop the AWS options (--profile, --region, --org ...)")
-            try:
-                return load_snapshot(self.from_snapshot)
-            except SnapshotFileError as e:
-                fail(str(e))
-        return scan_cmd._collect(
-            self.profile, self.regions, self.endpoint_url, self.org, self.role_name, self.accounts, self.quiet
-        )
+            return snapshot_file(self.from_snapshot)
+        options = aws_options(self.profile, self.regions, self.endpoint_url, self.org, self.role_name, self.accounts)
+        return collect_live(options, self.quiet)
 
 
 def judged(
@@ -72,7 +66,7 @@ def judged(
     trusted_org_id: list[str] | None,
     rotation_max_days: int | None,
 ) -> tuple[Snapshot, ScanResult]:
-    cfg = scan_cmd._config(config, trusted_accounts, trusted_org_id, rotation_max_days)
+    cfg = scan_config(config, trusted_accounts, trusted_org_id, rotation_max_days)
     snapshot = source.snapshot()
     try:
         return snapshot, judge(snapshot, cfg, split_csv(checks), split_csv(skip_checks))
