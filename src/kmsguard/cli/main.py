@@ -6,6 +6,8 @@ import typer
 
 from kmsguard import __version__
 from kmsguard.cli import checks_cmd, demo, export, fix, monitoring, policy, provision, report, scan
+from kmsguard.cli import monitor as monitor_cmd
+from kmsguard.cli import serve as serve_cmd
 
 app = typer.Typer(
     name="kmsguard",
@@ -23,6 +25,8 @@ app.add_typer(export.app, name="export")
 app.command("fix")(fix.fix)
 app.add_typer(provision.app, name="provision")
 app.add_typer(monitoring.app, name="monitoring")
+app.command("monitor")(monitor_cmd.monitor)
+app.command("serve")(serve_cmd.serve)
 
 
 def _version(value: bool) -> None:

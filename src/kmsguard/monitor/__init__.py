@@ -1,0 +1,1 @@
+"""The monitor: scheduled and event-driven scans, drift, alerts (outbox), the Lambda entry point."""

@@ -1,0 +1,85 @@
+"""Re-reading and re-judging one key after an event.
+
+``collect_key`` belongs in ``kmsguard.collect`` (it is collection: same session factory, same per-key call
+budget through ``collect.kms.read_key``); it lives here until the collect owners take it.
+
+``judge_key`` judges the key inside the rest of its region as last collected (resources, trails, ...) so
+checks that look at what uses the key see the same context as in a full scan, and keeps only the findings
+about the key itself: those are the rows a key-event scan replaces.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from botocore.exceptions import ClientError
+
+from kmsguard.aws.errors import error_code
+from kmsguard.aws.session import SessionFactory
+from kmsguard.collect import kms as kms_collect
+from kmsguard.collect.context import RegionContext, paginate
+from kmsguard.config import ScanConfig
+from kmsguard.model.finding import Finding
+from kmsguard.model.snapshot import AccountSnapshot, Key, RegionSnapshot, Snapshot
+
+KEY_TYPE = "AWS::KMS::Key"
+
+
+def collect_key(factory: SessionFactory, account: str, region: str, key_ref: str) -> Key | None:
+    """The key ``key_ref`` (id, ARN or alias) in ``account``/``region`` read as a full scan reads it, or None
+    when KMS says it does not exist (deleted). Other AWS errors propagate: the caller retries."""
+    session = factory.assume(account, factory.options.role_name)
+    ctx = RegionContext(session, region, RegionSnapshot(region=region))
+    kms = ctx.client("kms")
+    try:
+        md = kms.describe_key(KeyId=key_ref)["KeyMetadata"]
+    except ClientError as e:
+        if error_code(e)[0] == "NotFoundException":
+            return None
+        raise
+    aliases = [a["AliasName"] for a in paginate(kms, "list_aliases", "Aliases", KeyId=md["KeyId"])]
+    key = Key(arn=md["Arn"], key_id=md["KeyId"], account=account, region=region, aliases=sorted(aliases))
+    kms_collect.read_key(ctx, key)
+    return key
+
+
+def replace_key(base: Snapshot | None, key: Key, kmsguard_version: str) -> Snapshot:
+    """``base`` with ``key`` put in its region (added or replaced); a minimal snapshot when there is no base."""
+    snap = (
+        base.model_copy(deep=True)
+        if base is not None
+        else Snapshot(kmsguard_version=kmsguard_version, collected_at=key.creation_date or datetime.now(UTC))
+    )
+    acct = next((a for a in snap.accounts if a.account_id == key.account), None)
+    if acct is None:
+        acct = AccountSnapshot(account_id=key.account, partition=key.arn.split(":")[1])
+        snap.accounts.append(acct)
+    reg = next((r for r in acct.regions if r.region == key.region), None)
+    if reg is None:
+        reg = RegionSnapshot(region=key.region)
+        acct.regions.append(reg)
+    reg.keys = [k for k in reg.keys if k.arn != key.arn] + [key]
+    return snap
+
+
+def region_only(snap: Snapshot, key: Key) -> Snapshot:
+    """The key's account and region with only that key (the other keys are not re-judged)."""
+    out = Snapshot(kmsguard_version=snap.kmsguard_version, collected_at=snap.collected_at, source=snap.source)
+    for a in snap.accounts:
+        if a.account_id != key.account:
+            continue
+        acct = a.model_copy(update={"regions": []})
+        for r in a.regions:
+            if r.region == key.region:
+                acct.regions.append(r.model_copy(update={"keys": [key]}))
+        out.accounts.append(acct)
+    return out
+
+
+def judge_key(base: Snapshot | None, key: Key, config: ScanConfig) -> list[Finding]:
+    from kmsguard import __version__
+    from kmsguard.pipeline import judge
+
+    whole = replace_key(base, key, __version__)
+    result = judge(region_only(whole, key), config, warn=lambda _m: None)
+    return [f for f in result.findings if f.resource_type == KEY_TYPE and f.resource_arn == key.arn]

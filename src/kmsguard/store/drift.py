@@ -1,0 +1,202 @@
+"""Drift between two consecutive scans: findings that appeared or resolved, and what changed on each key.
+
+Key changes compared: the policy (by hash; when it changed, the policy engine's ``diff_policies`` says which
+access was gained and lost, and whether every administrator is locked out), rotation switched off, the key
+disabled or scheduled for deletion, a key created, a key gone.
+
+``alert`` marks the drift that is dangerous enough to alert on by itself: a policy change that gains access
+or locks administrators out, rotation disabled, deletion scheduled, a key disabled, a key gone. New failing
+findings are alerted through the de-duplicating alert state (see ``monitor.alerts``), not from here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kmsguard.model.finding import Status
+from kmsguard.store.schema import FindingRow, KeyRow
+
+log = logging.getLogger(__name__)
+# Each policy diff is a solver run; past this many changed policies in one cycle, report the change without it.
+MAX_POLICY_DIFFS = 50
+
+
+@dataclass
+class DriftItem:
+    kind: str  # new_finding, resolved_finding, key_policy_changed, rotation_disabled, key_scheduled_for_deletion,
+    #            key_disabled, key_created, key_gone
+    severity: str
+    account: str
+    region: str
+    resource_arn: str
+    summary: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    alert: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _failing(s: Session, scan_id: int, key_arn: str | None) -> dict[str, Any]:
+    q = select(
+        FindingRow.fingerprint,
+        FindingRow.check_id,
+        FindingRow.severity,
+        FindingRow.account,
+        FindingRow.region,
+        FindingRow.resource_arn,
+        FindingRow.message,
+    ).where(FindingRow.scan_id == scan_id, FindingRow.status == Status.FAIL.value)
+    if key_arn is not None:
+        q = q.where(FindingRow.key_arn == key_arn)
+    return {r.fingerprint: r for r in s.execute(q)}
+
+
+def _keys(s: Session, scan_id: int, key_arn: str | None) -> dict[str, Any]:
+    q = select(
+        KeyRow.arn,
+        KeyRow.account,
+        KeyRow.region,
+        KeyRow.alias,
+        KeyRow.key_state,
+        KeyRow.rotation_enabled,
+        KeyRow.policy_hash,
+        KeyRow.key_manager,
+    ).where(KeyRow.scan_id == scan_id)
+    if key_arn is not None:
+        q = q.where(KeyRow.arn == key_arn)
+    return {r.arn: r for r in s.execute(q)}
+
+
+def _policy(s: Session, scan_id: int, arn: str) -> str | None:
+    data = s.scalar(select(KeyRow.data).where(KeyRow.scan_id == scan_id, KeyRow.arn == arn))
+    if data is None:
+        return None
+    policy: str | None = json.loads(data).get("policy")
+    return policy
+
+
+def compute_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None = None) -> list[DriftItem]:
+    """What changed from scan ``prev_id`` to ``new_id`` (only ``key_arn``'s part when given)."""
+    items: list[DriftItem] = []
+    before, after = _failing(s, prev_id, key_arn), _failing(s, new_id, key_arn)
+    for fp in sorted(after.keys() - before.keys()):
+        f = after[fp]
+        items.append(
+            DriftItem(
+                "new_finding",
+                f.severity,
+                f.account,
+                f.region,
+                f.resource_arn,
+                f"{f.check_id}: {f.message}",
+                {"check_id": f.check_id, "fingerprint": fp},
+            )
+        )
+    for fp in sorted(before.keys() - after.keys()):
+        f = before[fp]
+        items.append(
+            DriftItem(
+                "resolved_finding",
+                f.severity,
+                f.account,
+                f.region,
+                f.resource_arn,
+                f"resolved {f.check_id}: {f.message}",
+                {"check_id": f.check_id, "fingerprint": fp},
+            )
+        )
+    items.extend(_key_drift(s, prev_id, new_id, key_arn))
+    return items
+
+
+def _name(k: Any) -> str:
+    return f"{k.alias} ({k.arn})" if k.alias else str(k.arn)
+
+
+def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> list[DriftItem]:
+    items: list[DriftItem] = []
+    old_keys, new_keys = _keys(s, prev_id, key_arn), _keys(s, new_id, key_arn)
+    diffs = 0
+    for arn in sorted(new_keys.keys() - old_keys.keys()):
+        k = new_keys[arn]
+        items.append(DriftItem("key_created", "info", k.account, k.region, arn, f"new key {_name(k)}"))
+    for arn in sorted(old_keys.keys() - new_keys.keys()):
+        k = old_keys[arn]
+        items.append(
+            DriftItem(
+                "key_gone",
+                "medium",
+                k.account,
+                k.region,
+                arn,
+                f"key {_name(k)} is gone",
+                alert=k.key_manager == "CUSTOMER",
+            )
+        )
+    for arn in sorted(old_keys.keys() & new_keys.keys()):
+        o, n = old_keys[arn], new_keys[arn]
+        where = (n.account, n.region, arn)
+        if o.policy_hash != n.policy_hash and n.policy_hash is not None and o.policy_hash is not None:
+            detail: dict[str, Any] = {}
+            gained = False
+            lockout = False
+            if diffs < MAX_POLICY_DIFFS:
+                diffs += 1
+                detail, gained, lockout = _policy_diff(s, prev_id, new_id, arn, n.account)
+            else:
+                detail = {"note": f"more than {MAX_POLICY_DIFFS} policies changed; access diff skipped"}
+            sev = "critical" if lockout else "high" if gained else "low"
+            what = "locks every administrator out" if lockout else "gains access" if gained else "no access gained"
+            items.append(
+                DriftItem(
+                    "key_policy_changed",
+                    sev,
+                    *where,
+                    f"key policy of {_name(n)} changed: {what}",
+                    detail,
+                    alert=gained or lockout or diffs > MAX_POLICY_DIFFS,
+                )
+            )
+        if o.rotation_enabled is True and n.rotation_enabled is False:
+            items.append(
+                DriftItem(
+                    "rotation_disabled", "medium", *where, f"automatic rotation disabled on {_name(n)}", alert=True
+                )
+            )
+        if o.key_state != n.key_state and n.key_state == "PendingDeletion":
+            items.append(
+                DriftItem(
+                    "key_scheduled_for_deletion",
+                    "high",
+                    *where,
+                    f"key {_name(n)} scheduled for deletion",
+                    {"was": o.key_state},
+                    alert=True,
+                )
+            )
+        if o.key_state != n.key_state and n.key_state == "Disabled":
+            items.append(
+                DriftItem("key_disabled", "high", *where, f"key {_name(n)} disabled", {"was": o.key_state}, alert=True)
+            )
+    return items
+
+
+def _policy_diff(s: Session, prev_id: int, new_id: int, arn: str, account: str) -> tuple[dict[str, Any], bool, bool]:
+    from kmsguard.policy.diff import diff_policies
+
+    old, new = _policy(s, prev_id, arn), _policy(s, new_id, arn)
+    if old is None or new is None:
+        return {}, False, False
+    try:
+        d = diff_policies(old, new, account)
+    except Exception as e:  # an unparsable policy must not stop the cycle; the change is still reported
+        log.warning("policy diff failed for %s: %s", arn, e)
+        return {"error": str(e)}, False, False
+    return d.to_dict(), bool(d.gained), d.admin_lockout

@@ -1,0 +1,276 @@
+"""The dashboard: a FastAPI app rendering Jinja2 templates from the store. No JavaScript, no external assets.
+
+Every page reads the latest scan (a scan is always complete, see ``store.schema``), with filters and paging
+done in SQL, so it stays fast on a 10,000-key estate.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.orm import Session
+
+from kmsguard.store.db import Store
+from kmsguard.store.mutes import MuteError, add_mute, end_mute, mutes_for
+from kmsguard.store.queries import (
+    FindingFilter,
+    KeyFilter,
+    count_by,
+    distinct,
+    finding_history,
+    key_drift,
+    key_findings,
+    key_row,
+    latest_scan,
+    list_findings,
+    list_keys,
+    recent_drift,
+    status_by_check,
+    trend,
+)
+from kmsguard.store.schema import FindingRow, KeyRow, ScanRow
+from kmsguard.web.auth import COOKIE, Auth, form
+from kmsguard.web.charts import TrendPoint, trend_svg
+from kmsguard.web.keyview import key_view
+
+TEMPLATES = Path(__file__).parent / "templates"
+SEVERITIES = ["critical", "high", "medium", "low", "info"]
+STATUSES = ["FAIL", "PASS", "ERROR", "MUTED"]
+
+
+def create_app(store: Store, token: str | None = None) -> FastAPI:
+    app = FastAPI(title="kmsguard", docs_url=None, redoc_url=None, openapi_url=None)
+    auth = Auth(token)
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    env.filters["q"] = lambda v: quote(str(v), safe=":/")
+    env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else ""
+
+    def render(request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+        ctx.update(request=request, csrf=auth.csrf(), login=auth.token is not None, page_name=name)
+        return HTMLResponse(env.get_template(name).render(**ctx), status_code=status_code)
+
+    @app.middleware("http")
+    async def require_login(request: Request, call_next: Any) -> Response:
+        if request.url.path != "/login" and not auth.ok(request):
+            return RedirectResponse("/login?" + urlencode({"next": str(request.url.path)}), status_code=303)
+        response: Response = await call_next(request)
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+        return response
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, next: str = "/") -> HTMLResponse:
+        return render(request, "login.html", next=next if next.startswith("/") else "/", error=None)
+
+    @app.post("/login")
+    async def login(request: Request) -> Response:
+        data = await form(request)
+        target = data.get("next", "/")
+        target = target if target.startswith("/") and not target.startswith("//") else "/"
+        if not auth.check_token(data.get("token", "")):
+            return render(request, "login.html", status_code=401, next=target, error="Wrong token.")
+        resp = RedirectResponse(target, status_code=303)
+        resp.set_cookie(COOKIE, data["token"], httponly=True, samesite="strict")
+        return resp
+
+    def latest(s: Session) -> ScanRow | None:
+        return latest_scan(s)
+
+    @app.get("/", response_class=HTMLResponse)
+    def overview(request: Request) -> HTMLResponse:
+        with store.session() as s:
+            scan = latest(s)
+            if scan is None:
+                return render(request, "empty.html")
+            points = [TrendPoint(r.started_at, r.score, r.failing) for r in trend(s)]
+            ctx: dict[str, Any] = {
+                "scan": scan,
+                "by_severity": dict(count_by(s, scan.id, FindingRow.severity)),
+                "by_check": count_by(s, scan.id, FindingRow.check_id)[:15],
+                "by_account": count_by(s, scan.id, FindingRow.account),
+                "by_region": count_by(s, scan.id, FindingRow.region),
+                "chart": trend_svg(points),
+                "drift": recent_drift(s, 15),
+                "severities": SEVERITIES,
+            }
+        return render(request, "overview.html", **ctx)
+
+    @app.get("/keys", response_class=HTMLResponse)
+    def keys(
+        request: Request,
+        account: str = "",
+        region: str = "",
+        state: str = "",
+        manager: str = "",
+        rotation: str = "",
+        failing: str = "",
+        q: str = "",
+        page: int = 1,
+    ) -> HTMLResponse:
+        flt = KeyFilter(
+            account or None,
+            region or None,
+            state or None,
+            manager or None,
+            rotation or None,
+            failing == "1",
+            q.strip() or None,
+        )
+        with store.session() as s:
+            scan = latest(s)
+            if scan is None:
+                return render(request, "empty.html")
+            result = list_keys(s, scan.id, flt, page)
+            options = {
+                "accounts": distinct(s, scan.id, KeyRow.account, KeyRow),
+                "regions": distinct(s, scan.id, KeyRow.region, KeyRow),
+                "states": distinct(s, scan.id, KeyRow.key_state, KeyRow),
+            }
+        params = {k: v for k, v in request.query_params.items() if k != "page"}
+        return render(request, "keys.html", scan=scan, result=result, flt=flt, options=options, query=urlencode(params))
+
+    @app.get("/keys/{arn:path}", response_class=HTMLResponse)
+    def key_page(request: Request, arn: str) -> HTMLResponse:
+        with store.session() as s:
+            scan = latest(s)
+            row = key_row(s, scan.id, arn) if scan else None
+            if scan is None or row is None:
+                return render(request, "notfound.html", status_code=404, what=f"key {arn}")
+            findings = key_findings(s, scan.id, arn)
+            mutes = {f.check_id: mutes_for(s, f.check_id, arn) for f, _ in findings}
+            history = finding_history(s, arn)
+            drift = key_drift(s, arn)
+        view = key_view(row)
+        return render(
+            request,
+            "key.html",
+            scan=scan,
+            row=row,
+            view=view,
+            findings=findings,
+            mutes=mutes,
+            history=history,
+            drift=drift,
+            back=request.headers.get("referer"),
+        )
+
+    @app.get("/findings", response_class=HTMLResponse)
+    def findings(
+        request: Request,
+        check: str = "",
+        status: str = "FAIL",
+        severity: str = "",
+        account: str = "",
+        region: str = "",
+        resource: str = "",
+        page: int = 1,
+    ) -> HTMLResponse:
+        flt = FindingFilter(
+            check or None, status or None, severity or None, account or None, region or None, resource.strip() or None
+        )
+        with store.session() as s:
+            scan = latest(s)
+            if scan is None:
+                return render(request, "empty.html")
+            result = list_findings(s, scan.id, flt, page)
+            mutes = {
+                (f.check_id, f.resource_arn): mutes_for(s, f.check_id, f.resource_arn)[:1]
+                for f, muted in result.rows
+                if muted
+            }
+            options = {
+                "checks": distinct(s, scan.id, FindingRow.check_id),
+                "accounts": distinct(s, scan.id, FindingRow.account),
+                "regions": distinct(s, scan.id, FindingRow.region),
+            }
+        params = {k: v for k, v in request.query_params.items() if k != "page"}
+        params.setdefault("status", status)
+        return render(
+            request,
+            "findings.html",
+            scan=scan,
+            result=result,
+            flt=flt,
+            options=options,
+            mutes=mutes,
+            query=urlencode(params),
+            severities=SEVERITIES,
+            statuses=STATUSES,
+            here=str(request.url.path) + ("?" + request.url.query if request.url.query else ""),
+        )
+
+    @app.post("/mutes")
+    async def mute(request: Request) -> Response:
+        data = await form(request)
+        if not auth.csrf_ok(data.get("csrf", "")):
+            return render(request, "notfound.html", status_code=403, what="a valid form (CSRF check failed)")
+        expires = None
+        if data.get("expires"):
+            try:
+                expires = datetime.combine(datetime.fromisoformat(data["expires"]).date(), time(23, 59, 59), UTC)
+            except ValueError:
+                return render(request, "error.html", status_code=400, message="expiry must be a date (YYYY-MM-DD)")
+        try:
+            with store.session() as s:
+                add_mute(
+                    s,
+                    data.get("check_id", ""),
+                    data.get("resource_arn", ""),
+                    data.get("reason", ""),
+                    data.get("who", ""),
+                    expires,
+                )
+        except MuteError as e:
+            return render(request, "error.html", status_code=400, message=str(e))
+        return RedirectResponse(_back(data), status_code=303)
+
+    @app.post("/mutes/{mute_id}/end")
+    async def unmute(request: Request, mute_id: int) -> Response:
+        data = await form(request)
+        if not auth.csrf_ok(data.get("csrf", "")):
+            return render(request, "notfound.html", status_code=403, what="a valid form (CSRF check failed)")
+        with store.session() as s:
+            end_mute(s, mute_id, data.get("who", "") or "dashboard")
+        return RedirectResponse(_back(data), status_code=303)
+
+    @app.get("/compliance", response_class=HTMLResponse)
+    def compliance(request: Request, framework: str = "") -> HTMLResponse:
+        from kmsguard.checks.registry import load_builtin_checks
+        from kmsguard.compliance.mapping import FRAMEWORKS, framework_controls, supporting_checks
+
+        slug = framework if framework in FRAMEWORKS else next(iter(FRAMEWORKS))
+        specs = load_builtin_checks()
+        topics = {cid: spec.topics for cid, spec in specs.items()}
+        with store.session() as s:
+            scan = latest(s)
+            if scan is None:
+                return render(request, "empty.html")
+            by_check = status_by_check(s, scan.id)
+        rows = []
+        for control in framework_controls(slug):
+            checks = supporting_checks(control, topics)
+            counts = {st: sum(by_check.get(c, {}).get(st, 0) for c in checks) for st in STATUSES}
+            state = "fail" if counts["FAIL"] else "error" if counts["ERROR"] else "pass" if counts["PASS"] else "none"
+            rows.append({"control": control, "checks": checks, "counts": counts, "state": state})
+        return render(request, "compliance.html", scan=scan, frameworks=FRAMEWORKS, slug=slug, rows=rows)
+
+    return app
+
+
+def _back(data: dict[str, str]) -> str:
+    target = data.get("back", "/findings")
+    return target if target.startswith("/") and not target.startswith("//") else "/findings"
+
+
+def pretty_json(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), indent=2)
+    except ValueError:
+        return text

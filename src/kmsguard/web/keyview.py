@@ -1,0 +1,103 @@
+"""What the key page shows about one key: metadata, its policy statement by statement with the risky ones
+marked (the reasons come from the policy engine's analysis, never re-derived here), who can decrypt and
+who can administer it, and trail usage when the trail module can provide it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from kmsguard.model.snapshot import Key
+from kmsguard.store.schema import KeyRow
+
+
+@dataclass
+class StatementView:
+    index: int
+    sid: str | None
+    text: str
+    risks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class KeyView:
+    key: Key
+    statements: list[StatementView]
+    decrypt: list[str]
+    administer: list[str]
+    analysis_error: str | None
+    public: bool
+    external: list[str]
+    usage: list[tuple[str, int]] | None
+
+
+def key_view(row: KeyRow) -> KeyView:
+    key = Key.model_validate_json(row.data)
+    statements: list[StatementView] = []
+    decrypt: list[str] = []
+    administer: list[str] = []
+    error: str | None = None
+    public, external = False, []
+    if key.policy:
+        raw = _statements(key.policy)
+        statements = [StatementView(i, st.get("Sid"), json.dumps(st, indent=2)) for i, st in enumerate(raw)]
+        try:
+            from kmsguard.policy.analyze import analyze_key_policy_cached
+
+            a = analyze_key_policy_cached(key.policy, key.account, (), ())
+        except Exception as e:  # a policy the engine cannot read is shown as is, with the reason
+            error = f"{type(e).__name__}: {e}"
+        else:
+            public, external = a.public, list(a.external_principals)
+            marks: dict[int, list[str]] = {}
+            for i in a.public_statements:
+                marks.setdefault(i, []).append("lets anyone use the key")
+            for principal, idx in a.external_statements.items():
+                for i in idx:
+                    marks.setdefault(i, []).append(f"grants {principal} (outside the account)")
+            for i in a.wildcard_statements:
+                marks.setdefault(i, []).append("wildcard actions")
+            for st in statements:
+                st.risks = marks.get(st.index, [])
+            decrypt = _who(a.who_can.get("kms:Decrypt", []))
+            administer = sorted(set(a.admins) | set(_who(a.who_can.get("kms:PutKeyPolicy", []))))
+    return KeyView(key, statements, decrypt, administer, error, public, external, trail_usage(key.arn))
+
+
+def _statements(policy: str) -> list[dict[str, Any]]:
+    try:
+        doc = json.loads(policy)
+    except ValueError:
+        return []
+    sts = doc.get("Statement", []) if isinstance(doc, dict) else []
+    return [s for s in (sts if isinstance(sts, list) else [sts]) if isinstance(s, dict)]
+
+
+def _who(entries: list[Any]) -> list[str]:
+    out = []
+    for w in entries:
+        label = w.principal
+        if w.conditions:
+            label += " (with conditions)"
+        if label not in out:
+            out.append(label)
+    return out
+
+
+def trail_usage(key_arn: str) -> list[tuple[str, int]] | None:
+    """Daily call counts of the key from CloudTrail analytics, or None when there is no trail data.
+
+    The trail module is optional and still taking shape: it is used when it offers
+    ``kmsguard.trail.usage.daily_key_usage(key_arn) -> list[(day, count)]``."""
+    try:
+        from kmsguard.trail import usage  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    fn = getattr(usage, "daily_key_usage", None)
+    if fn is None:
+        return None
+    try:
+        return list(fn(key_arn)) or None
+    except Exception:
+        return None
