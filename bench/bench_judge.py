@@ -256,39 +256,59 @@ def worker(path: Path, per_check: bool) -> dict[str, Any]:
     from kmsguard.config import ScanConfig
     from kmsguard.model.snapshot import Snapshot
     from kmsguard.pipeline import judge
+    from kmsguard.report import render
 
     specs = select_checks()  # imports every check module before anything is timed
     rss_start = _maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF))
     text = path.read_text()
-    t0 = time.perf_counter()
+    # Wall time and CPU time of each step: the machine is shared, and CPU time is what "on one core" costs even
+    # when another process takes turns on that core.
+    w0, c0 = time.perf_counter(), time.process_time()
     snapshot = Snapshot.model_validate_json(text)
-    t1 = time.perf_counter()
+    w1, c1 = time.perf_counter(), time.process_time()
     rss_loaded = _maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF))
     result = judge(snapshot)
-    t2 = time.perf_counter()
+    w2, c2 = time.perf_counter(), time.process_time()
     rss_judged = _maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF))
+    rendered = render(result, "json")  # what `kmsguard scan -f json` does next
+    w3, c3 = time.perf_counter(), time.process_time()
+    rss_rendered = _maxrss_bytes(resource.getrusage(resource.RUSAGE_SELF))
     statuses: dict[str, int] = {}
     for f in result.findings:
         statuses[str(f.status.value)] = statuses.get(str(f.status.value), 0) + 1
     out: dict[str, Any] = {
         "keys": len(snapshot.all_keys()),
         "checks": [s.id for s in specs],
-        "load_seconds": t1 - t0,
-        "judge_seconds": t2 - t1,
+        "load_seconds": w1 - w0,
+        "load_cpu_seconds": c1 - c0,
+        "judge_seconds": w2 - w1,
+        "judge_cpu_seconds": c2 - c1,
+        "render_json_seconds": w3 - w2,
+        "render_json_cpu_seconds": c3 - c2,
+        "render_json_bytes": len(rendered),
         "findings": len(result.findings),
         "findings_by_status": statuses,
         "maxrss_start_bytes": rss_start,
         "maxrss_after_load_bytes": rss_loaded,
         "maxrss_after_judge_bytes": rss_judged,
+        "maxrss_after_render_bytes": rss_rendered,
     }
+    del rendered
     if per_check:
+        # A second pass, each check alone and only as far as its raw results: what the checks themselves cost,
+        # as opposed to turning results into Finding models (the rest of judge). Caches the first pass filled
+        # (parsed policies, if the engine keeps them) make this pass somewhat cheaper.
         config = ScanConfig()
         timings = {}
         for spec in specs:
-            s = time.perf_counter()
-            run_checks(snapshot, config, [spec])
-            timings[spec.id] = time.perf_counter() - s
-        out["per_check_seconds"] = dict(sorted(timings.items(), key=lambda kv: -kv[1]))
+            s = time.process_time()
+            list(spec.func(snapshot, config))
+            timings[spec.id] = time.process_time() - s
+        out["per_check_cpu_seconds"] = dict(sorted(timings.items(), key=lambda kv: -kv[1]))
+        out["checks_only_cpu_seconds"] = sum(timings.values())
+        s = time.process_time()
+        run_checks(snapshot, config, specs)
+        out["judge_again_cpu_seconds"] = time.process_time() - s
     return out
 
 
@@ -315,11 +335,17 @@ def run_cli(path: Path) -> dict[str, Any]:
     )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
+    cpu_seconds = usage.ru_utime + usage.ru_stime
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeError(f"kmsguard scan --from-snapshot exited {code}: {stderr.strip()[-2000:]}")
-    return {"command": " ".join(cmd), "seconds": seconds, "maxrss_bytes": _maxrss_bytes(usage)}
+    return {
+        "command": " ".join(cmd),
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "maxrss_bytes": _maxrss_bytes(usage),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,26 +383,42 @@ def main(argv: list[str] | None = None) -> int:
         "snapshot": {"keys": n_keys, "resources": n_resources, "json_bytes": size},
         "in_process": w,
         "cli": cli,
-        "judge_over_load": w["judge_seconds"] / w["load_seconds"] if w["load_seconds"] else None,
+        "judge_over_load": w["judge_cpu_seconds"] / w["load_cpu_seconds"] if w["load_cpu_seconds"] else None,
     }
+    mib = 2**20
     print(f"\n== judge benchmark: {n_keys} keys, {len(w['checks'])} checks registered, one core ==")
     print(f"  checks: {', '.join(w['checks']) or '(none registered)'}")
-    print(f"  {'load (Snapshot.model_validate_json), the baseline':<52} {w['load_seconds']:>8.2f} s")
-    print(f"  {'judge()':<52} {w['judge_seconds']:>8.2f} s   ({w['findings']} findings {w['findings_by_status']})")
-    print(f"  {'judge / load':<52} {results['judge_over_load']:>8.2f}")
-    print(f"  {'peak RSS after load':<52} {w['maxrss_after_load_bytes'] / 2**20:>8.0f} MiB")
-    print(f"  {'peak RSS after judge':<52} {w['maxrss_after_judge_bytes'] / 2**20:>8.0f} MiB")
+    print(f"  {'step':<52} {'wall s':>8} {'CPU s':>8} {'peak RSS':>9}")
+    rows = [
+        ("load: Snapshot.model_validate_json (the baseline)", "load", "maxrss_after_load_bytes"),
+        ("judge()", "judge", "maxrss_after_judge_bytes"),
+        ("render JSON (what scan -f json does next)", "render_json", "maxrss_after_render_bytes"),
+    ]
+    for label, step, rss in rows:
+        print(f"  {label:<52} {w[step + '_seconds']:>8.2f} {w[step + '_cpu_seconds']:>8.2f} {w[rss] / mib:>5.0f} MiB")
     if cli:
-        print(f"  {'kmsguard scan --from-snapshot (CLI, end to end)':<52} {cli['seconds']:>8.2f} s")
-        print(f"  {'  its peak RSS':<52} {cli['maxrss_bytes'] / 2**20:>8.0f} MiB")
-    slowest = list(w.get("per_check_seconds", {}).items())[:5]
-    if slowest:
+        print(
+            f"  {'kmsguard scan --from-snapshot -f json (CLI)':<52} {cli['seconds']:>8.2f} {cli['cpu_seconds']:>8.2f} "
+            f"{cli['maxrss_bytes'] / mib:>5.0f} MiB"
+        )
+    print(
+        f"  {w['findings']} findings {w['findings_by_status']}; judge / load (CPU) = {results['judge_over_load']:.1f}"
+    )
+    if "checks_only_cpu_seconds" in w:
+        print(
+            f"  second pass: the check functions alone {w['checks_only_cpu_seconds']:.2f} CPU s, with Finding "
+            f"construction {w['judge_again_cpu_seconds']:.2f} CPU s"
+        )
+        slowest = list(w["per_check_cpu_seconds"].items())[:5]
         print("  slowest checks: " + ", ".join(f"{cid} {s:.2f} s" for cid, s in slowest))
-    seconds = cli["seconds"] if cli else w["load_seconds"] + w["judge_seconds"]
-    peak = max(w["maxrss_after_judge_bytes"], cli["maxrss_bytes"] if cli else 0)
-    ok_t, ok_m = seconds < TARGET_SECONDS, peak < TARGET_BYTES
-    print(f"  target < {TARGET_SECONDS:g} s (load + judge, or the CLI end to end): {'meets' if ok_t else 'MISSES'}")
-    print(f"  target < 1 GB peak memory: {'meets' if ok_m else 'MISSES'}")
+    judged = w["load_cpu_seconds"] + w["judge_cpu_seconds"]
+    print(f"  target load + judge < {TARGET_SECONDS:g} s on one core: {judged:.2f} CPU s, "
+          f"{'meets' if judged < TARGET_SECONDS else 'MISSES'}")  # fmt: skip
+    peak = w["maxrss_after_judge_bytes"]
+    print(f"  target < 1 GB (load + judge): {peak / mib:.0f} MiB, {'meets' if peak < TARGET_BYTES else 'MISSES'}")
+    if cli:
+        ok = cli["seconds"] < TARGET_SECONDS and cli["maxrss_bytes"] < TARGET_BYTES
+        print(f"  the CLI end to end (with the JSON report): {'meets' if ok else 'MISSES'} both targets")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
     print(f"\nresults: {args.output}")
