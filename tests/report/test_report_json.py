@@ -90,7 +90,7 @@ def test_json_text_is_exactly_to_json_dict(result: ScanResult) -> None:
     # One finding per line: the findings array has exactly one line per finding.
     lines = text.splitlines()
     start = lines.index('  "findings": [')
-    assert all(line.startswith('    {"check_id": ') for line in lines[start + 1 : start + 1 + len(result.findings)])
+    assert all(line.startswith('    {"check_id":') for line in lines[start + 1 : start + 1 + len(result.findings)])
 
 
 def test_json_of_an_empty_scan() -> None:
