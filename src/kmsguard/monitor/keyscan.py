@@ -1,7 +1,7 @@
 """Re-reading and re-judging one key after an event.
 
-``collect_key`` belongs in ``kmsguard.collect`` (it is collection: same session factory, same per-key call
-budget through ``collect.kms.read_key``); it lives here until the collect owners take it.
+The re-read itself is ``kmsguard.collect.single_key.collect_key`` (collection, with the scan's per-key
+call budget).
 
 ``judge_key`` judges the key inside the rest of its region as last collected (resources, trails, ...) so
 checks that look at what uses the key see the same context as in a full scan, and keeps only the findings
@@ -12,35 +12,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from botocore.exceptions import ClientError
-
-from kmsguard.aws.errors import error_code
-from kmsguard.aws.session import SessionFactory
-from kmsguard.collect import kms as kms_collect
-from kmsguard.collect.context import RegionContext, paginate
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Finding
 from kmsguard.model.snapshot import AccountSnapshot, Key, RegionSnapshot, Snapshot
 
 KEY_TYPE = "AWS::KMS::Key"
-
-
-def collect_key(factory: SessionFactory, account: str, region: str, key_ref: str) -> Key | None:
-    """The key ``key_ref`` (id, ARN or alias) in ``account``/``region`` read as a full scan reads it, or None
-    when KMS says it does not exist (deleted). Other AWS errors propagate: the caller retries."""
-    session = factory.assume(account, factory.options.role_name)
-    ctx = RegionContext(session, region, RegionSnapshot(region=region))
-    kms = ctx.client("kms")
-    try:
-        md = kms.describe_key(KeyId=key_ref)["KeyMetadata"]
-    except ClientError as e:
-        if error_code(e)[0] == "NotFoundException":
-            return None
-        raise
-    aliases = [a["AliasName"] for a in paginate(kms, "list_aliases", "Aliases", KeyId=md["KeyId"])]
-    key = Key(arn=md["Arn"], key_id=md["KeyId"], account=account, region=region, aliases=sorted(aliases))
-    kms_collect.read_key(ctx, key)
-    return key
 
 
 def replace_key(base: Snapshot | None, key: Key, kmsguard_version: str) -> Snapshot:

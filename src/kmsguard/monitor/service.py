@@ -30,12 +30,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable
 from kmsguard.aws.options import AwsOptions
 from kmsguard.aws.session import SessionFactory
+from kmsguard.collect.single_key import collect_key
 from kmsguard.config import ScanConfig
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.monitor.alerts import deliver_pending, plan_alert
 from kmsguard.monitor.channels import Channel
 from kmsguard.monitor.events import KeyEvent, SqsEvents, key_event
-from kmsguard.monitor.keyscan import collect_key, judge_key
+from kmsguard.monitor.keyscan import judge_key
 from kmsguard.monitor.schedule import Schedule
 from kmsguard.store.db import Store, StoreError, open_store
 from kmsguard.store.drift import DriftItem, compute_drift
