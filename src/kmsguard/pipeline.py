@@ -27,12 +27,16 @@ def judge(
     *,
     today: date | None = None,
     warn: Callable[[str], None] = warn_stderr,
+    extra: Iterable[Finding] = (),
 ) -> ScanResult:
     """Run the selected checks, each with its own options from ``config.checks``, then apply the mutes.
 
     ``today`` decides which mutes have expired (default: today in UTC). ``warn`` receives one line per
     expired mute that still matched a finding; by default it goes to stderr so that every command that
     judges (scan, report, export, demo) says so without each of them remembering to.
+
+    ``extra`` are findings judged elsewhere (``scan --trail``: CloudTrail detections); the same check
+    selection and the same mutes apply to them.
     """
     config = config or ScanConfig()
     specs = [s for s in select_checks(only, skip) if config.enabled(s.id)]
@@ -43,6 +47,10 @@ def judge(
     for spec in specs:
         if spec.id in config.checks:
             findings.extend(run_checks(snapshot, config.for_check(spec.id), [spec]))
+    only_set, skip_set = set(only or ()), set(skip or ())
+    findings.extend(
+        f for f in extra if (not only_set or f.check_id in only_set) and f.check_id not in skip_set
+    )
     outcome = apply_mutes(findings, config.mutes, today or datetime.now(UTC).date())
     for message in outcome.warnings:
         warn(message)

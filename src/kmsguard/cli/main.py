@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kmsguard import __version__
-from kmsguard.cli import checks_cmd, demo, export, fix, monitoring, policy, provision, report, scan
+from kmsguard.cli import checks_cmd, demo, export, fix, monitoring, policy, provision, report, scan, trail
 from kmsguard.cli import monitor as monitor_cmd
 from kmsguard.cli import serve as serve_cmd
 
@@ -27,6 +27,7 @@ app.add_typer(provision.app, name="provision")
 app.add_typer(monitoring.app, name="monitoring")
 app.command("monitor")(monitor_cmd.monitor)
 app.command("serve")(serve_cmd.serve)
+app.add_typer(trail.app, name="trail")
 
 
 def _version(value: bool) -> None:

@@ -19,8 +19,10 @@ from kmsguard.cli.common import (
     split_csv,
     write_output,
 )
-from kmsguard.model.finding import Severity
+from kmsguard.config import ScanConfig
+from kmsguard.model.finding import Finding, Severity
 from kmsguard.model.result import ScanResult
+from kmsguard.model.snapshot import Snapshot
 from kmsguard.pipeline import judge
 from kmsguard.report import FORMATS, render
 from kmsguard.snapshot_io import save_snapshot
@@ -71,6 +73,9 @@ def scan(
     rotation_max_days: int | None = typer.Option(
         None, "--rotation-max-days", help="Longest acceptable rotation period (default 365)."
     ),
+    trail: list[str] | None = typer.Option(
+        None, "--trail", help="CloudTrail logs to analyse too (file, directory or s3://bucket/prefix; repeatable)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Scan KMS keys, key policies, the audit set-up and the resources that use KMS."""
@@ -92,12 +97,31 @@ def scan(
         except OSError as e:
             fail(f"cannot write snapshot {snapshot_out}: {e.strerror or e}")
 
+    extra = _trail_findings(trail, snapshot, cfg, profile, region_list, endpoint_url, role_name) if trail else []
     try:
-        result = judge(snapshot, cfg, split_csv(checks), split_csv(skip_checks))
+        result = judge(snapshot, cfg, split_csv(checks), split_csv(skip_checks), extra=extra)
     except ValueError as e:
         fail(str(e))
     emit(result, fmt, output)
     raise typer.Exit(exit_code(result, fail_on))
+
+
+def _trail_findings(
+    sources: list[str], snapshot: Snapshot, cfg: ScanConfig, profile: str | None, regions: list[str],
+    endpoint_url: str | None, role_name: str,
+) -> list[Finding]:
+    """`scan --trail`: the CloudTrail detections, joined with this scan's snapshot."""
+    from kmsguard.trail.analyze import TrailOptions, trail_findings
+
+    for source in sources:
+        if not source.startswith("s3://") and not Path(source).exists():
+            fail(f"--trail: {source}: no such file or directory")
+    # S3 sources are read with the scan's credentials and endpoint (one bucket: never --org).
+    trail_aws = aws_options(profile, regions, endpoint_url, False, role_name, None)
+    try:
+        return trail_findings(sources, snapshot, TrailOptions(config=cfg, aws=trail_aws))
+    except (OSError, ValueError) as e:
+        fail(f"--trail: {e}")
 
 
 def _resolve_format(fmt: str | None, output: Path | None) -> str:

@@ -1,0 +1,210 @@
+"""`kmsguard trail analyze`: key usage and attacks from CloudTrail logs (see docs/trail.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import typer
+
+from kmsguard import __version__
+from kmsguard.aws.errors import AwsUnavailable
+from kmsguard.cli.common import EXIT_AWS, aws_options, err_console, fail, progress_bar, split_csv, write_output
+from kmsguard.model.result import ScanResult
+from kmsguard.report import FORMATS
+
+app = typer.Typer(help="Key usage and attacks from CloudTrail logs.", no_args_is_help=True)
+
+_RELATIVE = re.compile(r"(\d+)([dhm])")
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """ISO 8601 (a date or a date and time; UTC unless an offset is given) or a relative ``7d``/``12h``/``30m``."""
+    m = _RELATIVE.fullmatch(text.strip())
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
+        return datetime.now(UTC) - delta
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option}: {text!r} is not a time (2024-05-01, 2024-05-01T12:00:00Z, or 7d / 12h / 30m ago)")
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@app.command("analyze")
+def analyze_cmd(
+    sources: list[str] | None = typer.Argument(
+        None, help="Log files, directories (AWSLogs/... or flat), JSON-lines files, or s3://bucket/prefix."
+    ),
+    snapshot: Path | None = typer.Option(None, "--snapshot", help="A saved scan snapshot to join with the logs."),
+    since: str | None = typer.Option(None, "--since", help="Only events at or after this time (ISO 8601 or 7d)."),
+    until: str | None = typer.Option(None, "--until", help="Only events at or before this time."),
+    account: list[str] | None = typer.Option(None, "--account", help="Only logs of these accounts (repeatable)."),
+    region: list[str] | None = typer.Option(None, "--region", "-r", help="Only logs of these regions (repeatable)."),
+    cache: Path | None = typer.Option(None, "--cache", help="Cache directory (default: per source set, ~/.cache)."),
+    fmt: str | None = typer.Option(None, "--format", "-f", help=f"table, {', '.join(FORMATS)}."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb (embedded) or spark."),
+    lookup: bool = typer.Option(False, "--lookup", help="Also read KMS events from CloudTrail LookupEvents."),
+    profile: str | None = typer.Option(None, "--profile", help="AWS profile (for s3:// sources and --lookup)."),
+    endpoint_url: str | None = typer.Option(None, "--endpoint-url", envvar="KMSGUARD_ENDPOINT_URL"),
+    workers: int | None = typer.Option(None, "--workers", help="Decoder processes (default: one per core)."),
+    unused_days: int = typer.Option(90, "--unused-days", help="key_unused: no cryptographic use in this many days."),
+    learn_days: float = typer.Option(7.0, "--learn-days", help="Days at the start of the logs learnt as normal."),
+    burst_threshold: int = typer.Option(5, "--burst-threshold", help="Errors per key per 5 minutes above which."),
+    spike_k: float = typer.Option(6.0, "--spike-k", help="Spike: calls above median + k * 1.4826 * MAD."),
+    spike_min_count: int = typer.Option(50, "--spike-min-count", help="Spike: never below this many calls/hour."),
+    principal_env: list[str] | None = typer.Option(
+        None, "--principal-env", help="PRINCIPAL_ARN=ENVIRONMENT, for trail_foreign_environment (repeatable)."
+    ),
+    summary_out: Path | None = typer.Option(None, "--summary-out", help="Write the usage summary (JSON) here."),
+    charts: Path | None = typer.Option(None, "--charts", help="Write PNG charts and an HTML page to this directory."),
+    fail_on: str = typer.Option("low", "--fail-on", help="Exit 1 at or above this severity (or 'never')."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Analyse CloudTrail logs: per-key usage summaries and findings."""
+    from kmsguard.cli.scan import FAIL_ON, emit, exit_code
+    from kmsguard.trail.analyze import TrailOptions, analyze
+    from kmsguard.trail.detections import Params
+
+    srcs = list(sources or [])
+    if not srcs and not lookup:
+        fail("give at least one SOURCE (file, directory or s3://bucket/prefix), or --lookup")
+    if fmt is None:
+        import sys
+
+        fmt = "table" if output is None and sys.stdout.isatty() else "json"
+    if fmt != "table" and fmt not in FORMATS:
+        fail(f"--format: {fmt!r} is not one of table, {', '.join(FORMATS)}")
+    if fail_on not in FAIL_ON:
+        fail(f"--fail-on: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
+    if engine not in ("duckdb", "spark"):
+        fail(f"--engine: {engine!r} is not one of duckdb, spark")
+    envs: dict[str, str] = {}
+    for item in principal_env or ():
+        arn, sep, env = item.partition("=")
+        if not sep or not arn or not env:
+            fail(f"--principal-env: {item!r} is not PRINCIPAL_ARN=ENVIRONMENT")
+        envs[arn] = env
+    snap = None
+    if snapshot is not None:
+        from kmsguard.snapshot_io import SnapshotFileError, load_snapshot
+
+        try:
+            snap = load_snapshot(snapshot)
+        except SnapshotFileError as e:
+            fail(str(e))
+    needs_aws = lookup or any(s.startswith("s3://") for s in srcs)
+    opts = TrailOptions(
+        since=parse_time(since, "--since") if since else None,
+        until=parse_time(until, "--until") if until else None,
+        accounts=split_csv(account) or [],
+        regions=split_csv(region) or [],
+        cache_dir=cache,
+        engine=engine,
+        lookup=lookup,
+        aws=aws_options(profile, split_csv(region), endpoint_url, False, "", None) if needs_aws else None,
+        workers=workers,
+        params=Params(
+            burst_threshold=burst_threshold,
+            spike_k=spike_k,
+            spike_min_count=spike_min_count,
+            learn_days=learn_days,
+            unused_days=unused_days,
+        ),
+        principal_env=envs,
+    )
+    for s in srcs:
+        if not s.startswith("s3://") and not Path(s).exists():
+            fail(f"{s}: no such file or directory")
+    try:
+        with progress_bar(not quiet) as bar:
+            report = analyze(srcs, snap, opts, bar)
+    except AwsUnavailable as e:
+        fail(str(e), EXIT_AWS)
+    except ValueError as e:
+        fail(str(e))
+
+    _print_summary(report)
+    if summary_out is not None:
+        write_output(json.dumps(report.summary_dict(), indent=2, default=str), summary_out)
+    if charts is not None:
+        from kmsguard.trail.charts import write_charts
+
+        page = write_charts(report, charts)
+        err_console.print(f"charts: {page}", highlight=False)
+    result = ScanResult(
+        kmsguard_version=__version__,
+        scanned_at=datetime.now(UTC),
+        accounts=sorted({f.account for f in report.findings}),
+        regions=sorted({f.region for f in report.findings}),
+        findings=report.findings,
+    )
+    if fmt == "table":
+        _print_usage(report)
+    emit(result, fmt, output)
+    raise typer.Exit(exit_code(result, fail_on))
+
+
+def _print_summary(report: object) -> None:
+    """What was read and what was not, on stderr (stdout carries the report)."""
+    from kmsguard.trail.analyze import TrailReport
+
+    assert isinstance(report, TrailReport)
+    ing = report.ingest
+    err_console.print(
+        f"trail: {ing.files_listed} file(s) listed, {ing.files_pruned} pruned by path, {ing.files_read} read, "
+        f"{ing.files_cached} from cache, {len(ing.failed)} failed; {ing.records} record(s) read, "
+        f"{ing.kms_events} KMS event(s), {ing.skipped} skipped; {report.events} event(s) analysed "
+        f"({report.window['start']} .. {report.window['end']}) with {report.engine}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for s in ing.with_skips[:20]:
+        why = s.error or ", ".join(f"{k}: {v}" for k, v in sorted((s.skip_reasons or {}).items()))
+        err_console.print(f"  {s.file}: {s.skipped} skipped; {why}", highlight=False, soft_wrap=True)
+    if len(ing.with_skips) > 20:
+        err_console.print(f"  ... and {len(ing.with_skips) - 20} more file(s) (see --summary-out)", highlight=False)
+    for note in report.notes:
+        err_console.print(f"  note: {note}", highlight=False, soft_wrap=True)
+
+
+def _print_usage(report: object, top: int = 15) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kmsguard.trail.analyze import TrailReport
+
+    assert isinstance(report, TrailReport)
+    t = Table(title="Key usage", title_justify="left")
+    for col in (
+        "key",
+        "calls",
+        "crypto",
+        "errors",
+        "principals",
+        "accounts",
+        "regions",
+        "first",
+        "last",
+        "top actions",
+    ):
+        t.add_column(col)
+    for k in report.keys[:top]:
+        acts = ", ".join(f"{a} {n}" for a, n in sorted(k.actions.items(), key=lambda x: -x[1])[:3])
+        t.add_row(
+            k.key_arn,
+            str(k.calls),
+            str(k.crypto_calls),
+            str(k.errors),
+            str(k.principals),
+            str(k.accounts),
+            str(k.regions),
+            k.first_use or "",
+            k.last_use or "",
+            acts,
+        )
+    Console().print(t)

@@ -1,0 +1,231 @@
+"""The trail pipeline: list and prune sources -> ingest into the cache -> SQL detections -> Findings.
+
+``analyze`` returns everything ``kmsguard trail analyze`` prints; ``trail_findings`` is the entry point
+``kmsguard scan --trail`` uses to merge trail findings into a scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kmsguard.aws.options import AwsOptions
+from kmsguard.config import ScanConfig
+from kmsguard.model.finding import Finding
+from kmsguard.model.snapshot import Snapshot
+from kmsguard.trail import cache, detections, findings
+from kmsguard.trail.cache import IngestReport
+from kmsguard.trail.decode import FileStats
+from kmsguard.trail.engines import make_engine
+from kmsguard.trail.sources import Filters, list_sources, lookup_events
+
+
+@dataclass
+class TrailOptions:
+    since: datetime | None = None
+    until: datetime | None = None
+    accounts: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    cache_dir: Path | None = None
+    engine: str = "duckdb"
+    lookup: bool = False
+    aws: AwsOptions | None = None
+    workers: int | None = None
+    params: detections.Params = field(default_factory=detections.Params)
+    config: ScanConfig = field(default_factory=ScanConfig)
+    principal_env: dict[str, str] = field(default_factory=dict)
+    engine_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"session": spark} in tests
+
+    @property
+    def filters(self) -> Filters:
+        return Filters(self.since, self.until, frozenset(self.accounts), frozenset(self.regions))
+
+
+@dataclass
+class KeyUsage:
+    key_arn: str
+    calls: int
+    crypto_calls: int
+    errors: int
+    principals: int
+    accounts: int
+    regions: int
+    first_use: str | None
+    last_use: str | None
+    last_crypto_use: str | None
+    actions: dict[str, int]
+
+
+@dataclass
+class TrailReport:
+    ingest: IngestReport
+    events: int  # KMS events analysed (after --since/--until/--account/--region)
+    window: dict[str, str | None]
+    keys: list[KeyUsage]
+    principals: dict[str, dict[str, int]]  # principal -> key -> calls
+    hourly: list[dict[str, Any]]  # key_arn, hour (epoch), calls: per-key use over time, for charts
+    findings: list[Finding]
+    notes: list[str]
+    engine: str
+
+    def summary_dict(self) -> dict[str, Any]:
+        ing = self.ingest
+        return {
+            "engine": self.engine,
+            "files": {
+                "listed": ing.files_listed,
+                "pruned_by_path": ing.files_pruned,
+                "read": ing.files_read,
+                "from_cache": ing.files_cached,
+                "failed": len(ing.failed),
+            },
+            "records": {"read": ing.records, "kms": ing.kms_events, "skipped": ing.skipped},
+            "events_analysed": self.events,
+            "window": self.window,
+            "problems": [_problem(s) for s in ing.with_skips],
+            "keys": [k.__dict__ for k in self.keys],
+            "principals": self.principals,
+            "notes": self.notes,
+        }
+
+
+def _problem(s: FileStats) -> dict[str, Any]:
+    out: dict[str, Any] = {"file": s.file, "records_read": s.records, "skipped": s.skipped}
+    if s.error:
+        out["error"] = s.error
+    if s.skip_reasons:
+        out["skip_reasons"] = s.skip_reasons
+    return out
+
+
+def default_cache_dir(sources: list[str]) -> Path:
+    """One cache per set of sources, under the user's cache directory: re-running on the same sources is
+    incremental, and different sources never mix their events."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kmsguard" / "trail"
+    norm = sorted(s if s.startswith("s3://") else str(Path(s).resolve()) for s in sources)
+    return base / hashlib.sha256("\n".join(norm).encode()).hexdigest()[:16]
+
+
+def analyze(
+    sources: list[str],
+    snapshot: Snapshot | None = None,
+    options: TrailOptions | None = None,
+    progress: Any = None,
+) -> TrailReport:
+    """Read ``sources`` (and LookupEvents with ``options.lookup``), detect, and judge."""
+    opts = options or TrailOptions()
+    filters = opts.filters
+    detections.where_clause(filters)  # validates --account/--region before any work
+    cache_dir = opts.cache_dir or default_cache_dir(sources + (["lookup"] if opts.lookup else []))
+    listed = list_sources(sources, opts.aws) if sources else []
+    files = [f for f in listed if filters.keeps(f)]
+    engine = make_engine(opts.engine, **opts.engine_options)
+    try:
+        if progress is not None:
+            progress.add_total("files", len(files))
+        runner = getattr(engine, "run_units", None) if opts.engine == "spark" else None
+        report, parts = cache.ingest(
+            files,
+            cache_dir,
+            aws=opts.aws,
+            workers=opts.workers,
+            progress=(lambda n: progress.advance("files", n)) if progress is not None else None,
+            listed=len(listed),
+            runner=runner,
+        )
+        if opts.lookup:
+            parts += _lookup(opts, cache_dir, report)
+        engine.load(parts, filters)
+        return _detect(engine, opts, snapshot, report)
+    finally:
+        engine.close()
+
+
+def _lookup(opts: TrailOptions, cache_dir: Path, report: IngestReport) -> list[str]:
+    aws = opts.aws or AwsOptions()
+    regions = opts.regions or aws.regions or [os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"]
+    parts: list[str] = []
+    for region in regions:
+        name = f"lookup://{region}"
+        st, part = cache.write_records(lookup_events(aws, region, opts.since, opts.until), name, cache_dir)
+        report.stats.append(st)
+        report.files_listed += 1
+        report.files_read += 1
+        if part:
+            parts.append(part)
+    return parts
+
+
+def _detect(engine: Any, opts: TrailOptions, snapshot: Snapshot | None, report: IngestReport) -> TrailReport:
+    p = opts.params
+    cov = engine.query(detections.COVERAGE)[0]
+    t0, t1 = cov["t0"], cov["t1"]
+    if t0 is not None:
+        engine.register_hours(int(t0), int(t1))
+    else:
+        engine.register_hours(0, 0)
+    rows = detections.run(engine, p)
+    summ = {name: engine.query(sql) for name, sql in detections.SUMMARIES.items() if name != "coverage"}
+
+    ctx = findings.Context(p, opts.config, snapshot, principal_env=opts.principal_env)
+    out: list[Finding] = []
+    out += findings.admin_findings(rows["admin"], ctx)
+    out += findings.policy_findings(summ["policy_events"], ctx)
+    out += findings.grant_findings(rows["grant_external"], ctx)
+    out += findings.burst_findings(rows["failure_burst"], ctx)
+    out += findings.spike_findings(rows["usage_spike"], ctx)
+    out += findings.newcomer_findings(rows["new_principal"], rows["new_account"], ctx)
+    out += findings.cross_account_findings(rows["cross_account"], ctx)
+    if snapshot is not None:
+        out += findings.policy_use_findings(summ["use_pairs"], ctx)
+        out += findings.environment_findings(summ["context_use"], summ["principal_keys"], ctx)
+        out += findings.unused_findings(summ["key_usage"], t0, t1, ctx)
+
+    actions: dict[str, dict[str, int]] = defaultdict(dict)
+    for r in summ["key_actions"]:
+        actions[r["key_arn"]][r["event_name"]] = int(r["calls"])
+    keys = [
+        KeyUsage(
+            key_arn=r["key_arn"],
+            calls=int(r["calls"]),
+            crypto_calls=int(r["crypto_calls"] or 0),
+            errors=int(r["errors"] or 0),
+            principals=int(r["principals"]),
+            accounts=int(r["accounts"]),
+            regions=int(r["regions"]),
+            first_use=findings.iso(r["first_ts"]),
+            last_use=findings.iso(r["last_ts"]),
+            last_crypto_use=findings.iso(r["last_crypto_ts"]),
+            actions=dict(sorted(actions[r["key_arn"]].items())),
+        )
+        for r in sorted(summ["key_usage"], key=lambda r: (-int(r["calls"]), r["key_arn"]))
+    ]
+    principals: dict[str, dict[str, int]] = defaultdict(dict)
+    for r in summ["principal_keys"]:
+        principals[r["principal"]][r["key_arn"]] = int(r["calls"])
+    hourly = [{"key_arn": r["key_arn"], "hour": int(r["hour"]), "calls": int(r["calls"])} for r in summ["hourly"]]
+    return TrailReport(
+        ingest=report,
+        events=int(cov["events"]),
+        window=findings.window(t0, t1),
+        keys=keys,
+        principals={k: dict(sorted(v.items())) for k, v in sorted(principals.items())},
+        hourly=sorted(hourly, key=lambda h: (h["key_arn"], h["hour"])),
+        findings=out,
+        notes=ctx.notes,
+        engine=engine.name,
+    )
+
+
+def trail_findings(
+    sources: list[str],
+    snapshot: Snapshot | None,
+    options: TrailOptions | None = None,
+) -> list[Finding]:
+    """The findings ``kmsguard scan --trail SOURCE`` merges into a scan (the scan's snapshot joins them)."""
+    return analyze(sources, snapshot, options).findings

@@ -1,0 +1,359 @@
+"""The columnar cache: KMS events as Parquet, filled incrementally, one worker process per core.
+
+Layout of a cache directory::
+
+    manifest.json        every file ever ingested: uri -> size, mtime, the part holding its rows, its stats
+    parts/<id>.parquet   one part per unit of work (a group of files), written by the worker that read them
+
+A re-run lists the sources, keeps the files whose (size, mtime) the manifest already has, and reads only
+the rest. A file that changed invalidates its part: the part is deleted and every file it held is read
+again, so no event is ever counted twice. Parts the manifest does not name (a run that died before saving
+it) are deleted on the next run for the same reason. Files are the unit of work: each worker decodes whole
+files and writes its own part, so rows never cross a process boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kmsguard.aws.options import AwsOptions
+from kmsguard.trail import decode
+from kmsguard.trail.decode import FileStats, Row
+from kmsguard.trail.schema import ARROW_SCHEMA, COLUMNS
+from kmsguard.trail.sources import LogFile, open_s3
+
+MANIFEST_VERSION = 1
+# Work is cut into units of about this many compressed bytes (and at most MAX_FILES_PER_UNIT files), and into
+# at least a few units per worker so that one slow unit does not leave the other cores idle.
+UNIT_BYTES = 24 * 1024 * 1024
+MAX_FILES_PER_UNIT = 2000
+# Below this much input, start no processes: spawning workers costs more than decoding a few MB.
+IN_PROCESS_BYTES = 8 * 1024 * 1024
+
+Progress = Callable[[int], None]
+# Runs units of work elsewhere (Spark tasks): [(files, part path, aws)] -> each unit's file stats.
+Runner = Callable[[list[tuple[list[LogFile], str, AwsOptions | None]]], list[list[FileStats]]]
+
+
+@dataclass
+class Manifest:
+    path: Path
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, cache_dir: Path) -> Manifest:
+        path = cache_dir / "manifest.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls(path)
+        except (OSError, ValueError):
+            # A damaged manifest cannot vouch for any part: start over rather than double-count.
+            return cls(path)
+        if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+            return cls(path)
+        return cls(path, dict(data.get("files", {})))
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"version": MANIFEST_VERSION, "files": self.files}), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def parts(self) -> set[str]:
+        return {e["part"] for e in self.files.values() if e.get("part")}
+
+
+@dataclass
+class IngestReport:
+    files_listed: int = 0
+    files_pruned: int = 0  # left out by --since/--until/--account/--region from their path
+    files_read: int = 0  # read in this run
+    files_cached: int = 0  # already in the cache
+    stats: list[FileStats] = field(default_factory=list)  # every file in scope (read now or earlier)
+
+    @property
+    def records(self) -> int:
+        return sum(s.records for s in self.stats)
+
+    @property
+    def kms_events(self) -> int:
+        return sum(s.kms for s in self.stats)
+
+    @property
+    def skipped(self) -> int:
+        return sum(s.skipped for s in self.stats)
+
+    @property
+    def failed(self) -> list[FileStats]:
+        return [s for s in self.stats if s.error]
+
+    @property
+    def with_skips(self) -> list[FileStats]:
+        return [s for s in self.stats if s.skipped or s.error]
+
+
+# --- rows -> Arrow ---------------------------------------------------------------------------------------------
+
+
+def _parse_time(text: str) -> datetime | None:
+    """Times that are not CloudTrail's ``YYYY-MM-DDTHH:MM:SSZ`` (exports: fractions, offsets, a space)."""
+    try:
+        t = datetime.fromisoformat(text.replace(" ", "T", 1))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        from datetime import UTC
+
+        t = t.replace(tzinfo=UTC)
+    return t
+
+
+def rows_to_table(rows: Sequence[Row], stats: dict[str, FileStats]) -> pa.Table:
+    """Rows as an Arrow table in ARROW_SCHEMA; a row whose time cannot be read is dropped and counted."""
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in COLUMNS]
+    times = pa.array(cols[0], pa.string())
+    ts = pc.strptime(times, format="%Y-%m-%dT%H:%M:%SZ", unit="us", error_is_null=True)
+    if ts.null_count:
+        fixed = [
+            t if t is not None else _parse_time(s) if s is not None else None
+            for t, s in zip(ts.to_pylist(), cols[0], strict=True)
+        ]
+        ts = pa.array(fixed, pa.timestamp("us"))
+    ts = ts.cast(pa.timestamp("us", tz="UTC"))
+    arrays: dict[str, pa.Array] = {"event_time": ts}
+    arrays["event_ts"] = pc.divide(ts.cast(pa.int64()), 1_000_000)
+    for i, name in enumerate(COLUMNS[1:], start=1):
+        arrays[name] = pa.array(cols[i], ARROW_SCHEMA.field(name).type)
+    table = pa.table([arrays[f.name] for f in ARROW_SCHEMA], schema=ARROW_SCHEMA)
+    if ts.null_count:
+        bad = pc.is_null(ts)
+        for f in table.filter(bad).column("file").to_pylist():
+            st = stats.get(f)
+            if st is not None:
+                st.skip("unreadable eventTime")
+                st.kms -= 1
+        table = table.filter(pc.invert(bad))
+    return table
+
+
+# --- one unit of work (runs in a worker process) ------------------------------------------------------------
+
+
+def _read_file(f: LogFile, aws: AwsOptions | None) -> tuple[bytes | None, Iterable[bytes] | None]:
+    """The file's decompressed bytes, or (for a huge file) an iterator of its raw chunks to stream."""
+    if f.uri.startswith("s3://"):
+        body = open_s3(f.uri, aws or AwsOptions())
+        if f.size > decode.STREAM_THRESHOLD // 8:
+            return None, body.iter_chunks(8 * 1024 * 1024)
+        return decode.decompress(body.read()), None
+    with open(f.uri, "rb") as fh:
+        head = fh.read(2)
+        fh.seek(0)
+        expanded = decode.gzip_isize(fh, f.size) if decode.is_gzip(head) else f.size
+        if f.size > decode.STREAM_THRESHOLD or expanded > decode.STREAM_THRESHOLD:
+            fh2 = open(f.uri, "rb")  # noqa: SIM115 - closed by _closing_chunks when streaming ends
+            return None, _closing_chunks(fh2)
+        return decode.decompress(fh.read()), None
+
+
+def _closing_chunks(fh: Any) -> Iterable[bytes]:
+    with fh:
+        yield from decode.read_chunks(fh.read)
+
+
+def ingest_unit(files: list[LogFile], part_path: str | None, aws: AwsOptions | None) -> list[FileStats]:
+    """Decode ``files`` and write their KMS events to ``part_path`` (no file when there are none)."""
+    stats_by_file: dict[str, FileStats] = {}
+    writer: pq.ParquetWriter | None = None
+    pending: list[Row] = []
+
+    def flush() -> None:
+        nonlocal writer, pending
+        if not pending:
+            return
+        table = rows_to_table(pending, stats_by_file)
+        pending = []
+        if part_path is None or table.num_rows == 0:
+            return
+        if writer is None:
+            Path(part_path).parent.mkdir(parents=True, exist_ok=True)
+            writer = pq.ParquetWriter(part_path + ".tmp", ARROW_SCHEMA, compression="zstd")
+        writer.write_table(table)
+
+    for f in files:
+        st = FileStats(f.uri, size=f.size)
+        stats_by_file[f.uri] = st
+        try:
+            data, chunks = _read_file(f, aws)
+            if data is not None:
+                rows, _ = decode.decode_bytes(data, f.uri, st)
+                del data
+                pending.extend(rows)
+            elif chunks is not None:
+                for batch in decode.decode_stream(chunks, f.uri, st):
+                    pending.extend(batch)
+                    if len(pending) >= decode.BATCH_ROWS:
+                        flush()
+        except (EOFError, OSError, ValueError) as e:  # truncated/corrupt gzip, unreadable file
+            st.error = _file_error(e)
+        except Exception as e:  # botocore errors and anything else: reported on the file, never fatal
+            st.error = f"{type(e).__name__}: {e}"
+        if len(pending) >= decode.BATCH_ROWS:
+            flush()
+    flush()
+    if writer is not None and part_path is not None:
+        writer.close()
+        os.replace(part_path + ".tmp", part_path)
+    return list(stats_by_file.values())
+
+
+def _file_error(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    if isinstance(e, EOFError) or "end-of-stream" in text or "truncated" in text.lower():
+        return f"truncated gzip ({text})"
+    if isinstance(e, OSError) and e.strerror:
+        return f"cannot read: {e.strerror}"
+    return f"corrupt or unreadable ({text})"
+
+
+# --- the ingest run ---------------------------------------------------------------------------------------------
+
+
+def plan_units(files: list[LogFile], workers: int) -> list[list[LogFile]]:
+    """Group files into units of similar size, biggest first (better packing at the end of the run)."""
+    total = sum(f.size for f in files)
+    target = max(1, min(UNIT_BYTES, total // max(1, workers * 4) + 1))
+    units: list[list[LogFile]] = []
+    cur: list[LogFile] = []
+    cur_bytes = 0
+    for f in sorted(files, key=lambda f: -f.size):
+        cur.append(f)
+        cur_bytes += f.size
+        if cur_bytes >= target or len(cur) >= MAX_FILES_PER_UNIT:
+            units.append(cur)
+            cur, cur_bytes = [], 0
+    if cur:
+        units.append(cur)
+    return units
+
+
+def ingest(
+    files: list[LogFile],
+    cache_dir: Path,
+    *,
+    aws: AwsOptions | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    listed: int | None = None,
+    runner: Runner | None = None,
+) -> tuple[IngestReport, list[str]]:
+    """Bring the cache up to date with ``files``; returns the report and the parts that hold their events."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest.load(cache_dir)
+    report = IngestReport(files_listed=listed if listed is not None else len(files))
+    report.files_pruned = report.files_listed - len(files)
+
+    # A changed file invalidates its part and every file in it.
+    changed = {
+        f.uri for f in files if f.uri in manifest.files and tuple(manifest.files[f.uri]["identity"]) != f.identity
+    }
+    stale_parts = {manifest.files[u]["part"] for u in changed if manifest.files[u].get("part")}
+    for uri in [u for u, e in manifest.files.items() if u in changed or e.get("part") in stale_parts]:
+        del manifest.files[uri]
+    _remove_orphans(cache_dir, manifest.parts())
+
+    todo = [f for f in files if f.uri not in manifest.files]
+    report.files_read = len(todo)
+    report.files_cached = len(files) - len(todo)
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    units = plan_units(todo, n_workers)
+    results: list[tuple[str | None, list[FileStats]]] = []
+    if runner is not None:
+        jobs = [(unit, str(cache_dir / _part_name(cache_dir)), aws) for unit in units]
+        for (unit, part, _), stats in zip(jobs, runner(jobs), strict=True):
+            results.append((str(Path(part).relative_to(cache_dir)), stats))
+            if progress:
+                progress(len(unit))
+    elif n_workers <= 1 or len(units) <= 1 or sum(f.size for f in todo) < IN_PROCESS_BYTES:
+        for unit in units:
+            part = _part_name(cache_dir)
+            stats = ingest_unit(unit, str(cache_dir / part), aws)
+            results.append((part, stats))
+            if progress:
+                progress(len(unit))
+    else:
+        # spawn, not fork: the parent may hold DuckDB/Arrow/boto threads, which fork would copy half-alive.
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn")) as pool:
+            futures = {}
+            for unit in units:
+                part = _part_name(cache_dir)
+                futures[pool.submit(ingest_unit, unit, str(cache_dir / part), aws)] = (part, len(unit))
+            for fut in as_completed(futures):
+                part, n = futures[fut]
+                results.append((part, fut.result()))
+                if progress:
+                    progress(n)
+
+    by_uri = {f.uri: f for f in todo}
+    for done_part, stats in results:
+        exists = done_part is not None and (cache_dir / done_part).exists()
+        for st in stats:
+            manifest.files[st.file] = {
+                "identity": list(by_uri[st.file].identity),
+                "part": done_part if exists else None,
+                "stats": asdict(st),
+            }
+    manifest.save()
+
+    in_scope = [manifest.files[f.uri] for f in files if f.uri in manifest.files]
+    report.stats = [FileStats(**e["stats"]) for e in in_scope]
+    parts = sorted({e["part"] for e in in_scope if e.get("part")})
+    return report, [str(cache_dir / p) for p in parts]
+
+
+def write_records(records: Iterable[dict[str, Any]], name: str, cache_dir: Path) -> tuple[FileStats, str | None]:
+    """Events that come as records rather than files (LookupEvents): decoded and written to their own part,
+    replaced on every run (the API has no file identity to be incremental on)."""
+    st = FileStats(name)
+    rows = decode._Rows(name, st)
+    rows.add(decode.records_from_objects(records, st))
+    data = rows.take()
+    table = rows_to_table(data, {name: st})
+    safe = "".join(c if c.isalnum() else "_" for c in name)
+    path = cache_dir / "lookup" / f"{safe}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if table.num_rows == 0:
+        path.unlink(missing_ok=True)
+        return st, None
+    pq.write_table(table, path, compression="zstd")
+    return st, str(path)
+
+
+def _part_name(cache_dir: Path) -> str:
+    return f"parts/{uuid.uuid4().hex}.parquet"
+
+
+def _remove_orphans(cache_dir: Path, keep: set[str]) -> None:
+    parts = cache_dir / "parts"
+    if not parts.is_dir():
+        return
+    for p in parts.iterdir():
+        rel = f"parts/{p.name}"
+        if rel not in keep:
+            p.unlink(missing_ok=True)
+
+
+__all__ = ["IngestReport", "Manifest", "ingest", "ingest_unit", "rows_to_table", "write_records"]

@@ -1,0 +1,605 @@
+"""The typed CloudTrail decoder: bytes of one log file -> rows of KMS events, and what could not be read.
+
+Speed comes from materialising only what the detections need. ``Record`` names a handful of fields; msgspec
+skips the rest in C. ``requestParameters`` and ``responseElements`` differ per AWS service (a field that is a
+string for KMS may be an object for S3), so they are kept as ``msgspec.Raw`` (unparsed bytes) and decoded,
+with KMS's own types, only for KMS records that need them. A file that still does not fit the schema (a
+field of another type, a bare array, EventBridge envelopes) goes through a full generic parse whose
+records are cleaned and decoded one by one, so nothing is dropped for want of a fast path.
+
+Shapes read: ``{"Records": [...]}`` (trail files), a bare JSON array of records, one record, JSON lines
+(CloudTrail Lake and SIEM exports; EventBridge ``{"detail": {...}}`` envelopes too), each gzipped or not.
+A file larger than ``STREAM_THRESHOLD`` is streamed record by record so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import IO, Any
+
+import msgspec
+
+from kmsguard.trail.schema import CRYPTO_ACTIONS, KMS_SOURCE
+
+_gzip: ModuleType
+_zlib_mod: ModuleType
+try:  # ISA-L inflates gzip about twice as fast as zlib; optional so the pure-Python install still works.
+    from isal import igzip as _gzip
+    from isal import isal_zlib as _zlib_mod
+except ImportError:  # pragma: no cover - isal is a declared dependency
+    import gzip as _gzip
+
+    _zlib_mod = zlib
+_READ_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    zlib.error,
+    getattr(_zlib_mod, "error", zlib.error),
+)
+
+# Files whose decompressed size may exceed this are streamed record by record (bounded memory).
+STREAM_THRESHOLD = 256 * 1024 * 1024
+# Rows are handed on in batches of at most this many, so a huge file never holds all its rows at once.
+BATCH_ROWS = 200_000
+
+
+class SessionIssuer(msgspec.Struct, gc=False):
+    arn: str | None = None
+
+
+class SessionContext(msgspec.Struct, gc=False):
+    sessionIssuer: SessionIssuer | None = None
+
+
+class UserIdentity(msgspec.Struct, gc=False):
+    type: str | None = None
+    arn: str | None = None
+    accountId: str | None = None
+    invokedBy: str | None = None
+    sessionContext: SessionContext | None = None
+
+
+class ResourceRef(msgspec.Struct, gc=False):
+    ARN: str | None = None
+
+
+class Record(msgspec.Struct, gc=False):
+    eventTime: str | None = None
+    eventSource: str | None = None
+    eventName: str | None = None
+    awsRegion: str | None = None
+    eventID: str | None = None
+    recipientAccountId: str | None = None
+    sourceIPAddress: str | None = None
+    userAgent: str | None = None
+    errorCode: str | None = None
+    userIdentity: UserIdentity | None = None
+    resources: list[ResourceRef] | None = None
+    requestParameters: msgspec.Raw = msgspec.Raw()
+    responseElements: msgspec.Raw = msgspec.Raw()
+
+
+class Envelope(msgspec.Struct, gc=False):
+    Records: list[Record] | None = None
+
+
+class KmsParams(msgspec.Struct, gc=False):
+    keyId: str | None = None
+    granteePrincipal: str | None = None
+    aliasName: str | None = None
+    encryptionContext: dict[str, str] | None = None
+
+
+class KeyMetadata(msgspec.Struct, gc=False):
+    arn: str | None = None
+
+
+class KmsResponse(msgspec.Struct, gc=False):
+    keyId: str | None = None
+    keyMetadata: KeyMetadata | None = None
+
+
+_ENVELOPE = msgspec.json.Decoder(Envelope)
+_RECORD = msgspec.json.Decoder(Record)
+_PARAMS = msgspec.json.Decoder(KmsParams)
+_RESPONSE = msgspec.json.Decoder(KmsResponse)
+_ANY = msgspec.json.Decoder()
+_ENCODE = msgspec.json.Encoder()
+
+_STR_FIELDS = (
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "eventID",
+    "recipientAccountId",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+)
+_KEY_ID = re.compile(r"(?:mrk-)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|mrk-[0-9a-f]{32}")
+
+Row = tuple[Any, ...]
+
+
+@dataclass
+class FileStats:
+    """What one file gave: every record counts either as read (KMS or not) or as skipped, with a reason."""
+
+    file: str
+    size: int = 0
+    records: int = 0  # records parsed (any service)
+    kms: int = 0  # KMS records kept
+    skipped: int = 0  # records that could not be used (missing fields, not an object, bad time ...)
+    error: str | None = None  # why the file (or its tail) could not be read
+    fallback: bool = False  # did not fit the typed schema: read through the generic parser
+    skip_reasons: dict[str, int] | None = None
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped += n
+        if self.skip_reasons is None:
+            self.skip_reasons = {}
+        self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + n
+
+
+class _Rows:
+    """Turns Records into row tuples (see schema.COLUMNS) for one file."""
+
+    __slots__ = ("file", "rows", "stats")
+
+    def __init__(self, file: str, stats: FileStats) -> None:
+        self.file = file
+        self.stats = stats
+        self.rows: list[Row] = []
+
+    def add(self, records: Iterable[Record]) -> None:
+        stats = self.stats
+        append = self.rows.append
+        file = self.file
+        n = 0
+        for rec in records:
+            n += 1
+            if rec.eventSource != KMS_SOURCE:
+                if rec.eventSource is None and rec.eventName is None and rec.eventTime is None:
+                    stats.skip("not a CloudTrail record")
+                continue
+            name = rec.eventName
+            if name is None or rec.eventTime is None:
+                stats.skip("KMS record without eventName or eventTime")
+                continue
+            append(_row(rec, name, file))
+        stats.records += n
+
+    def take(self) -> list[Row]:
+        rows, self.rows = self.rows, []
+        self.stats.kms += len(rows)
+        return rows
+
+
+_ACCOUNT_CACHE: dict[str, str | None] = {}
+
+
+def _key_account(key: str | None, fallback: str | None) -> str | None:
+    if key is None:
+        return fallback
+    hit = _ACCOUNT_CACHE.get(key, "")
+    if hit != "":
+        return hit
+    parts = key.split(":", 5)
+    acct = parts[4] if len(parts) == 6 and parts[4] else fallback
+    if len(_ACCOUNT_CACHE) < 100_000:
+        _ACCOUNT_CACHE[key] = acct
+    return acct
+
+
+def _row(rec: Record, name: str, file: str) -> Row:
+    ident = rec.userIdentity
+    if ident is not None:
+        ptype = ident.type
+        parn = ident.arn
+        pacct = ident.accountId
+        invoked = ident.invokedBy
+        if ptype == "AWSService":
+            principal: str | None = "service:" + (invoked or "unknown")
+        elif ptype == "AssumedRole" and ident.sessionContext is not None and ident.sessionContext.sessionIssuer:
+            principal = ident.sessionContext.sessionIssuer.arn or parn
+        elif parn is not None:
+            principal = parn
+        elif pacct is not None:
+            principal = "account:" + pacct  # AWSAccount callers (other accounts) are logged without an ARN
+        else:
+            principal = None
+    else:
+        ptype = parn = pacct = invoked = principal = None
+
+    key: str | None = None
+    if rec.resources:
+        for r in rec.resources:
+            a = r.ARN
+            if a is not None and ":key/" in a:
+                key = a
+                break
+    crypto = name in CRYPTO_ACTIONS
+    params_text: str | None = None
+    grantee = alias = context_arn = None
+    raw = rec.requestParameters
+    # Decode requestParameters only when something needs it: the key is not in resources, the event is an
+    # administrative one (its parameters are evidence), or the encryption context names a resource.
+    if raw and (key is None or not crypto or b"arn:" in bytes(raw)):
+        p = _params(raw)
+        if p is not None:
+            if key is None and p.keyId is not None:
+                key = _qualify(p.keyId, rec)
+            if p.encryptionContext:
+                for v in p.encryptionContext.values():
+                    if v.startswith("arn:"):
+                        # An S3 object: its bucket is the resource that carries tags (and keeps this small).
+                        context_arn = v.split("/", 1)[0] if v.startswith("arn:aws:s3:::") else v
+                        break
+            grantee = p.granteePrincipal
+            alias = p.aliasName
+        if not crypto:
+            text = bytes(raw).decode("utf-8", "replace")
+            params_text = None if text == "null" else text
+    if key is None and rec.responseElements and not crypto:
+        resp = _response(rec.responseElements)
+        if resp is not None:
+            key = (resp.keyMetadata.arn if resp.keyMetadata else None) or (
+                _qualify(resp.keyId, rec) if resp.keyId else None
+            )
+    recipient = rec.recipientAccountId
+    return (
+        rec.eventTime,
+        name,
+        rec.eventID,
+        rec.awsRegion,
+        recipient,
+        key,
+        _key_account(key, recipient),
+        principal,
+        parn,
+        ptype,
+        pacct,
+        invoked,
+        rec.sourceIPAddress,
+        rec.userAgent,
+        rec.errorCode,
+        crypto,
+        params_text,
+        grantee,
+        alias,
+        context_arn,
+        file,
+    )
+
+
+def _qualify(key_id: str, rec: Record) -> str:
+    """A bare key id as an ARN in the record's region and account (ids are unique only there); an alias or
+    anything else stays as logged."""
+    if key_id.startswith("arn:") or not _KEY_ID.fullmatch(key_id):
+        return key_id
+    if rec.awsRegion and rec.recipientAccountId:
+        return f"arn:aws:kms:{rec.awsRegion}:{rec.recipientAccountId}:key/{key_id}"
+    return key_id
+
+
+def _params(raw: msgspec.Raw) -> KmsParams | None:
+    try:
+        return _PARAMS.decode(raw)
+    except msgspec.DecodeError:
+        # Another type somewhere (e.g. a non-string encryption context value): clean and retry.
+        try:
+            obj = _ANY.decode(raw)
+        except msgspec.DecodeError:
+            return None
+        if not isinstance(obj, dict):
+            return None
+        ctx = obj.get("encryptionContext")
+        return KmsParams(
+            keyId=_str(obj.get("keyId")),
+            granteePrincipal=_str(obj.get("granteePrincipal")),
+            aliasName=_str(obj.get("aliasName")),
+            encryptionContext={str(k): str(v) for k, v in ctx.items()} if isinstance(ctx, dict) else None,
+        )
+
+
+def _response(raw: msgspec.Raw) -> KmsResponse | None:
+    try:
+        return _RESPONSE.decode(raw)
+    except msgspec.DecodeError:
+        return None
+
+
+def _str(v: Any) -> str | None:
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bool | int | float):
+        return str(v)
+    return None
+
+
+# --- the generic path: anything that is JSON but not the typed shape -----------------------------------------
+
+
+def _clean(obj: dict[str, Any]) -> bytes:
+    """A record dict with the typed fields coerced to their types, re-encoded for the typed decoder."""
+    out: dict[str, Any] = {k: _str(obj.get(k)) for k in _STR_FIELDS}
+    ident = obj.get("userIdentity")
+    if isinstance(ident, dict):
+        issuer = ((ident.get("sessionContext") or {}) if isinstance(ident.get("sessionContext"), dict) else {}).get(
+            "sessionIssuer"
+        )
+        out["userIdentity"] = {
+            "type": _str(ident.get("type")),
+            "arn": _str(ident.get("arn")),
+            "accountId": _str(ident.get("accountId")),
+            "invokedBy": _str(ident.get("invokedBy")),
+            "sessionContext": {"sessionIssuer": {"arn": _str(issuer.get("arn"))}} if isinstance(issuer, dict) else None,
+        }
+    res = obj.get("resources")
+    if isinstance(res, list):
+        out["resources"] = [{"ARN": _str(r.get("ARN"))} for r in res if isinstance(r, dict)]
+    for k in ("requestParameters", "responseElements"):
+        v = obj.get(k)
+        if isinstance(v, str) and v.startswith("{"):
+            # CloudTrail Lake and some SIEM exports store these as JSON text.
+            try:
+                v = _ANY.decode(v)
+            except msgspec.DecodeError:
+                v = None
+        out[k] = v
+    return _ENCODE.encode(out)
+
+
+def _unwrap(obj: Any) -> dict[str, Any] | None:
+    """The CloudTrail record inside ``obj``: itself, or an EventBridge / Lookup envelope's payload."""
+    if not isinstance(obj, dict):
+        return None
+    if "eventName" in obj or "eventSource" in obj:
+        return obj
+    detail = obj.get("detail")
+    if isinstance(detail, dict) and ("eventName" in detail or "eventSource" in detail):
+        return detail
+    inner = obj.get("CloudTrailEvent")
+    if isinstance(inner, str):
+        try:
+            return _unwrap(_ANY.decode(inner))
+        except msgspec.DecodeError:
+            return None
+    return None
+
+
+def records_from_objects(objs: Iterable[Any], stats: FileStats) -> Iterator[Record]:
+    """Typed Records from generic JSON values; what is not a record is counted as skipped."""
+    for obj in objs:
+        rec = _unwrap(obj)
+        if rec is None:
+            stats.skip("not a CloudTrail record")
+            continue
+        try:
+            yield _RECORD.decode(_clean(rec))
+        except msgspec.DecodeError:  # pragma: no cover - _clean produces the typed shape
+            stats.skip("record does not fit the schema")
+
+
+def _generic(data: bytes, stats: FileStats, rows: _Rows) -> bool:
+    """Full parse of a whole document; False when it is not one JSON document."""
+    try:
+        doc = _ANY.decode(data)
+    except msgspec.DecodeError:
+        return False
+    stats.fallback = True
+    if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
+        items: list[Any] = doc["Records"]
+    elif isinstance(doc, list):
+        items = doc
+    elif _unwrap(doc) is not None:
+        items = [doc]
+    else:
+        what = "object without Records" if isinstance(doc, dict) else type(doc).__name__
+        stats.error = f"JSON of another shape ({what}), not CloudTrail records"
+        return True
+    rows.add(records_from_objects(items, stats))
+    return True
+
+
+def _lines(data: bytes, stats: FileStats, rows: _Rows) -> None:
+    """JSON lines: one record (or envelope) a line; bad lines are counted, good ones kept."""
+    good = bad = 0
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = _RECORD.decode(line)
+            if rec.eventName is None and rec.eventSource is None:
+                raise msgspec.ValidationError("envelope")
+            rows.add((rec,))
+            good += 1
+            continue
+        except msgspec.DecodeError:
+            pass
+        try:
+            obj = _ANY.decode(line)
+        except msgspec.DecodeError:
+            bad += 1
+            continue
+        good += 1
+        rows.add(records_from_objects((obj,), stats))
+    if bad:
+        stats.records += bad
+        stats.skip("line is not JSON", bad)
+    if good == 0:
+        stats.error = "not JSON"
+        stats.fallback = True
+    elif bad or stats.fallback:
+        stats.fallback = True
+
+
+def decode_bytes(data: bytes, file: str, stats: FileStats | None = None) -> tuple[list[Row], FileStats]:
+    """Rows of the KMS events in ``data`` (already decompressed), with the file's stats."""
+    stats = stats or FileStats(file)
+    rows = _Rows(file, stats)
+    try:
+        env = _ENVELOPE.decode(data)
+    except msgspec.ValidationError:
+        env = None  # JSON, but not the typed shape: generic parse
+    except msgspec.DecodeError:
+        env = None
+        # Not one JSON document: JSON lines, or not JSON at all.
+        if b"\n" in data.strip():
+            _lines(data, stats, rows)
+        else:
+            stats.error = "not JSON"
+        return rows.take(), stats
+    if env is not None and env.Records is not None:
+        rows.add(env.Records)
+    elif not _generic(data, stats, rows):  # pragma: no cover - data decoded once already
+        stats.error = "not JSON"
+    return rows.take(), stats
+
+
+# --- reading: decompression and the streaming path for huge files ------------------------------------------
+
+
+def is_gzip(head: bytes) -> bool:
+    return head[:2] == b"\x1f\x8b"
+
+
+def decompress(data: bytes) -> bytes:
+    return _gzip.decompress(data) if is_gzip(data) else data
+
+
+def gzip_isize(f: IO[bytes], size: int) -> int:
+    """The uncompressed size (mod 2**32) a gzip trailer declares; a hint for choosing the streaming path."""
+    if size < 18:
+        return 0
+    f.seek(size - 4)
+    isize = int.from_bytes(f.read(4), "little")
+    f.seek(0)
+    return isize
+
+
+def decode_stream(chunks: Iterable[bytes], file: str, stats: FileStats) -> Iterator[list[Row]]:
+    """Stream a large file (gzip or plain chunks) record by record; yields row batches of ``BATCH_ROWS``."""
+    rows = _Rows(file, stats)
+    pending: list[Record] = []
+    try:
+        for raw_rec in split_records(_inflate(chunks)):
+            try:
+                pending.append(_RECORD.decode(raw_rec))
+            except msgspec.ValidationError:
+                try:
+                    pending.extend(records_from_objects((_ANY.decode(raw_rec),), stats))
+                except msgspec.DecodeError:
+                    stats.skip("record is not JSON")
+            except msgspec.DecodeError:
+                stats.skip("record is not JSON")
+            if len(pending) >= 10_000:
+                rows.add(pending)
+                pending = []
+                if len(rows.rows) >= BATCH_ROWS:
+                    yield rows.take()
+    except _READ_ERRORS as e:
+        stats.error = f"truncated or corrupt gzip after {stats.records + len(pending)} records ({e})"
+    rows.add(pending)
+    yield rows.take()
+
+
+def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    it = iter(chunks)
+    first = next(it, b"")
+    if not is_gzip(first):
+        yield first
+        yield from it
+        return
+    d = _zlib_mod.decompressobj(31)
+    buf = first
+    while True:
+        out = d.decompress(buf)
+        if out:
+            yield out
+        if d.eof:
+            buf = d.unused_data or b""
+            if not buf:
+                buf = next(it, b"")
+            if not buf:
+                return
+            d = _zlib_mod.decompressobj(31)  # multi-member gzip
+            continue
+        buf = next(it, b"")
+        if not buf:
+            raise EOFError("compressed file ended before the end-of-stream marker was reached")
+
+
+# A JSON string (group 1 set when it closed) or a brace. Braces inside strings are skipped by the regex
+# engine in C, so Python only sees strings and braces, never every byte.
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*(")?|[{}]', re.DOTALL)
+
+
+def split_records(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The objects at depth 2 of a stream like ``{"Records": [{...}, {...}]}`` (also a bare array's
+    objects, or JSON lines' objects at depth 1 ... see ``base``), one bytes slice each."""
+    buf = b""
+    depth = 0
+    start = -1
+    base = -1  # depth at which records live: 2 under {"Records": [...]}, 1 for a bare array or JSON lines
+    for chunk in _at_least(chunks, 64):
+        buf += chunk
+        cut = len(buf)
+        for m in _TOKEN.finditer(buf):
+            tok = m.group(0)
+            if tok[0] == 0x22:  # '"'
+                if m.group(1) is None:  # string runs past the chunk: resume from here (or the record start)
+                    cut = m.start()
+                    break
+                continue
+            if base < 0:
+                base = 2 if buf.lstrip()[:1] == b"{" and depth == 0 and _opens_records(buf) else 1
+            if tok == b"{":
+                depth += 1
+                if depth == base:
+                    start = m.start()
+            else:
+                if depth == base and start >= 0:
+                    yield buf[start : m.end()]
+                    start = -1
+                depth -= 1
+        else:
+            cut = len(buf)
+        if start >= 0:
+            # Inside a record: rescan it whole next time from its opening brace (depth restored to base-1).
+            depth = base - 1
+            buf = buf[start:]
+            start = -1
+        else:
+            buf = buf[cut:]  # empty, or the unterminated string that straddles the chunk boundary
+
+
+def _at_least(chunks: Iterable[bytes], n: int) -> Iterator[bytes]:
+    """The chunks, the first one grown to ``n`` bytes: deciding the document's shape needs its first bytes."""
+    it = iter(chunks)
+    head = b""
+    for c in it:
+        head += c
+        if len(head) >= n:
+            break
+    if head:
+        yield head
+    yield from it
+
+
+def _opens_records(buf: bytes) -> bool:
+    head = buf.lstrip()[:64]
+    return head.startswith(b"{") and b'"Records"' in head
+
+
+def read_chunks(read: Callable[[int], bytes], size: int = 8 * 1024 * 1024) -> Iterator[bytes]:
+    while True:
+        b = read(size)
+        if not b:
+            return
+        yield b

@@ -1,0 +1,343 @@
+"""Every detection as SQL over the ``events`` view of the cache, in the dialect DuckDB and Spark SQL share.
+
+Portability rules (the same text runs on both engines): time arithmetic on ``event_ts`` (epoch seconds)
+with ``%`` instead of dialect-specific date functions; ``median``, ``regexp_extract``, ``greatest``,
+``coalesce``, ``concat``, window ``row_number()``; no QUALIFY, no lambdas, no list or struct functions.
+The hour calendar that spike detection needs is a table ``hours(hour)`` that each engine builds.
+
+A detection is a ``base`` relation (events with derived columns, filtered) and a ``groups`` query over it;
+its evidence is the first ``cap`` base rows of each group, by a window function, so evidence costs one more
+scan rather than one query per finding.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kmsguard.trail.schema import ADMIN_EVENTS, ARROW_SCHEMA
+from kmsguard.trail.sources import Filters
+
+# A principal acting, not AWS acting on its own: AWSService callers (CloudTrail encrypting its logs) and
+# records with no userIdentity.type at all (AwsServiceEvent: KMS rotating or deleting a key on schedule,
+# "invokedBy": "AWS Internal") are AWS's own work, never a new or foreign principal.
+HUMAN = "coalesce(principal_type, 'AWSService') <> 'AWSService'"
+# The key a row belongs to; a failed call may not name one (Decrypt names its key only inside the ciphertext).
+KEY_GROUP = "coalesce(key_arn, concat('unknown-key:', coalesce(recipient_account, '?'), ':', coalesce(region, '?')))"
+GRANTEE_ACCOUNT = "regexp_extract(coalesce(grantee, ''), '^(?:arn:[^:]*:[^:]*::)?([0-9]{12})', 1)"
+
+EVIDENCE_COLUMNS = (
+    "event_time",
+    "event_name",
+    "event_id",
+    "principal",
+    "principal_arn",
+    "principal_account",
+    "invoked_by",
+    "source_ip",
+    "user_agent",
+    "error_code",
+    "region",
+    "file",
+)
+
+
+@dataclass(frozen=True)
+class Params:
+    cap: int = 10  # evidence events per finding
+    burst_window: int = 300  # seconds
+    burst_threshold: int = 5  # a window with more errors than this is a burst (the guide's alarm: > 5 in 5 min)
+    spike_k: float = 6.0  # robust z: hourly count above median + k * 1.4826 * MAD
+    spike_min_count: int = 50  # an hour below this many calls is never a spike
+    spike_min_hours: int = 24  # a baseline needs this many hours of history
+    learn_days: float = 7.0  # first days of the logs in which principals are learnt, not reported
+    unused_days: int = 90
+
+
+class Engine(Protocol):
+    name: str
+
+    def query(self, sql: str) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Detection:
+    name: str
+    base: str  # SELECT ... FROM events ... (derived columns and the rows that matter)
+    groups: str  # SELECT ... FROM base (or later CTEs) ... GROUP BY
+    keys: tuple[str, ...]  # columns of base and groups that identify a group
+    ctes: str = ""  # extra CTEs between base and groups, ", name AS (...)" each
+
+    def groups_sql(self) -> str:
+        return f"WITH base AS ({self.base}){self.ctes}, g AS ({self.groups}) SELECT * FROM g"
+
+    def evidence_sql(self, cap: int) -> str:
+        on = " AND ".join(f"b.{k} = g.{k}" for k in self.keys)
+        part = ", ".join(f"b.{k}" for k in self.keys)
+        cols = ", ".join(f"b.{c}" for c in (*self.keys, *EVIDENCE_COLUMNS))
+        return (
+            f"WITH base AS ({self.base}){self.ctes}, g AS ({self.groups}) "
+            f"SELECT * FROM (SELECT {_dedupe(cols)}, row_number() OVER (PARTITION BY {part} "
+            f"ORDER BY b.event_ts, b.event_id) AS rn FROM base b JOIN g ON {on}) t WHERE rn <= {int(cap)}"
+        )
+
+
+def _dedupe(cols: str) -> str:
+    seen: list[str] = []
+    for c in cols.split(", "):
+        if c not in seen:
+            seen.append(c)
+    return ", ".join(seen)
+
+
+_ACCOUNT = re.compile(r"\d{12}")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d")
+
+
+def dup_ids_sql(source: str) -> str:
+    """Event ids delivered more than once (CloudTrail delivers some events in two files; the SANS sample has
+    them). Engines materialise this small table once, so deduplication costs one pass, not one per query."""
+    return f"SELECT event_id FROM {source} WHERE event_id IS NOT NULL GROUP BY event_id HAVING count(*) > 1"
+
+
+def events_view(source: str, f: Filters) -> str:
+    """The ``events`` relation: ``source`` filtered, each duplicated event kept once (table ``dup_ids``).
+
+    A re-delivered event repeats its id, name, time and outcome; hand-edited logs (the KMS guide's examples)
+    reuse ids for different events, so those count as different and are kept."""
+    cols = ", ".join(c.name for c in ARROW_SCHEMA)
+    where = where_clause(f)
+    return (
+        f"SELECT {cols} FROM {source} WHERE {where} AND (event_id IS NULL OR event_id NOT IN "
+        f"(SELECT event_id FROM dup_ids)) "
+        f"UNION ALL SELECT {cols} FROM (SELECT *, row_number() OVER "
+        f"(PARTITION BY event_id, event_name, event_ts, error_code ORDER BY file, principal_arn) AS dup "
+        f"FROM {source} WHERE {where} AND event_id IN (SELECT event_id FROM dup_ids)) d WHERE dup = 1"
+    )
+
+
+def where_clause(f: Filters) -> str:
+    """The exact event filter (files were only pruned by path). Values are validated before they are
+    written into SQL."""
+    conds: list[str] = []
+    if f.since is not None:
+        conds.append(f"event_ts >= {int(f.since.timestamp())}")
+    if f.until is not None:
+        conds.append(f"event_ts <= {int(f.until.timestamp())}")
+    if f.accounts:
+        bad = [a for a in f.accounts if not _ACCOUNT.fullmatch(a)]
+        if bad:
+            raise ValueError(f"--account: {bad[0]!r} is not a 12-digit AWS account id")
+        conds.append("recipient_account IN (" + ", ".join(f"'{a}'" for a in sorted(f.accounts)) + ")")
+    if f.regions:
+        bad = [r for r in f.regions if not _REGION.fullmatch(r)]
+        if bad:
+            raise ValueError(f"--region: {bad[0]!r} is not an AWS region name")
+        conds.append("region IN (" + ", ".join(f"'{r}'" for r in sorted(f.regions)) + ")")
+    return " AND ".join(conds) if conds else "TRUE"
+
+
+# --- summaries ------------------------------------------------------------------------------------------------
+
+COVERAGE = "SELECT count(*) AS events, min(event_ts) AS t0, max(event_ts) AS t1 FROM events"
+
+KEY_USAGE = f"""
+SELECT key_arn, min(key_account) AS key_account, count(*) AS calls,
+       sum(CASE WHEN is_crypto THEN 1 ELSE 0 END) AS crypto_calls,
+       sum(CASE WHEN error_code IS NOT NULL THEN 1 ELSE 0 END) AS errors,
+       count(DISTINCT CASE WHEN {HUMAN} THEN principal END) AS principals,
+       count(DISTINCT CASE WHEN {HUMAN} THEN principal_account END) AS accounts,
+       count(DISTINCT region) AS regions,
+       min(event_ts) AS first_ts, max(event_ts) AS last_ts,
+       max(CASE WHEN is_crypto AND error_code IS NULL THEN event_ts END) AS last_crypto_ts
+FROM events WHERE key_arn IS NOT NULL GROUP BY key_arn
+"""
+
+KEY_ACTIONS = """
+SELECT key_arn, event_name, count(*) AS calls,
+       sum(CASE WHEN error_code IS NOT NULL THEN 1 ELSE 0 END) AS errors
+FROM events WHERE key_arn IS NOT NULL GROUP BY key_arn, event_name
+"""
+
+PRINCIPAL_KEYS = """
+SELECT principal, min(principal_type) AS principal_type, min(principal_account) AS principal_account,
+       key_arn, count(*) AS calls, sum(CASE WHEN error_code IS NOT NULL THEN 1 ELSE 0 END) AS errors
+FROM events WHERE key_arn IS NOT NULL AND principal IS NOT NULL GROUP BY principal, key_arn
+"""
+
+HOURLY = """
+SELECT key_arn, event_ts - event_ts % 3600 AS hour, count(*) AS calls
+FROM events WHERE key_arn IS NOT NULL AND is_crypto GROUP BY key_arn, event_ts - event_ts % 3600
+"""
+
+# Distinct (key, principal, action, via) of successful human use: the policy engine judges each once.
+USE_PAIRS = f"""
+SELECT key_arn, principal, min(principal_arn) AS principal_arn, min(principal_type) AS principal_type,
+       min(principal_account) AS principal_account, event_name, coalesce(invoked_by, '') AS invoked_by,
+       count(*) AS calls, min(event_ts) AS first_ts, max(event_ts) AS last_ts
+FROM events
+WHERE error_code IS NULL AND key_arn LIKE 'arn:%' AND {HUMAN} AND principal IS NOT NULL AND is_crypto
+GROUP BY key_arn, principal, event_name, coalesce(invoked_by, '')
+"""
+
+CONTEXT_USE = """
+SELECT key_arn, context_arn, count(*) AS calls, min(event_ts) AS first_ts, max(event_ts) AS last_ts,
+       min(principal) AS principal
+FROM events WHERE context_arn IS NOT NULL AND key_arn IS NOT NULL AND error_code IS NULL AND is_crypto
+GROUP BY key_arn, context_arn
+"""
+
+# --- detections -----------------------------------------------------------------------------------------------
+
+_ADMIN_NAMES = ", ".join(f"'{n}'" for n in sorted(ADMIN_EVENTS))
+
+ADMIN = Detection(
+    "admin",
+    base=f"SELECT *, {KEY_GROUP} AS kgroup FROM events WHERE error_code IS NULL AND event_name IN ({_ADMIN_NAMES})",
+    groups="SELECT kgroup, event_name, count(*) AS calls, min(event_ts) AS first_ts, max(event_ts) AS last_ts, "
+    "min(alias_name) AS alias_name, max(alias_name) AS alias_name_max FROM base GROUP BY kgroup, event_name",
+    keys=("kgroup", "event_name"),
+)
+
+# Policy changes and key creations, in time order: the findings stage diffs consecutive policies per key.
+POLICY_EVENTS = """
+SELECT key_arn, key_account, event_name, event_time, event_ts, event_id, params, principal, principal_arn,
+       source_ip, region, file
+FROM events
+WHERE error_code IS NULL AND event_name IN ('PutKeyPolicy', 'CreateKey') AND params IS NOT NULL
+ORDER BY event_ts, event_id
+"""
+
+GRANTS = Detection(
+    "grant_external",
+    base=f"SELECT *, {KEY_GROUP} AS kgroup, {GRANTEE_ACCOUNT} AS grantee_account FROM events "
+    f"WHERE error_code IS NULL AND event_name = 'CreateGrant'",
+    groups="SELECT kgroup, grantee_account, min(key_account) AS key_account, count(*) AS calls, "
+    "min(grantee) AS grantee, max(grantee) AS grantee_max, min(event_ts) AS first_ts, max(event_ts) AS last_ts "
+    "FROM base WHERE grantee_account <> '' AND grantee_account <> coalesce(key_account, '') "
+    "GROUP BY kgroup, grantee_account",
+    keys=("kgroup", "grantee_account"),
+)
+
+
+def bursts(p: Params) -> Detection:
+    w = int(p.burst_window)
+    return Detection(
+        "failure_burst",
+        base=f"SELECT *, {KEY_GROUP} AS kgroup, event_ts - event_ts % {w} AS wstart FROM events "
+        "WHERE error_code IS NOT NULL",
+        groups="SELECT kgroup, wstart, count(*) AS errors, count(DISTINCT principal) AS principals, "
+        "min(error_code) AS error_code, max(error_code) AS error_code_max, min(recipient_account) AS account, "
+        "min(region) AS region, min(event_ts) AS first_ts, max(event_ts) AS last_ts "
+        f"FROM base GROUP BY kgroup, wstart HAVING count(*) > {int(p.burst_threshold)}",
+        keys=("kgroup", "wstart"),
+    )
+
+
+def spikes(p: Params) -> Detection:
+    """Hourly calls per key and action against that key's own robust baseline (median and MAD of every hour
+    from the key's first use to the end of the logs, quiet hours counted as zero)."""
+    return Detection(
+        "usage_spike",
+        base="SELECT *, event_ts - event_ts % 3600 AS hour FROM events "
+        f"WHERE is_crypto AND error_code IS NULL AND key_arn IS NOT NULL AND {HUMAN}",
+        ctes=(
+            ", hourly AS (SELECT key_arn, event_name, hour, count(*) AS n FROM base "
+            "GROUP BY key_arn, event_name, hour)"
+            ", span AS (SELECT key_arn, event_name, min(hour) AS first_hour FROM hourly GROUP BY key_arn, event_name)"
+            ", filled AS (SELECT s.key_arn, s.event_name, c.hour, coalesce(h.n, 0) AS n FROM span s "
+            "JOIN hours c ON c.hour >= s.first_hour LEFT JOIN hourly h ON h.key_arn = s.key_arn "
+            "AND h.event_name = s.event_name AND h.hour = c.hour)"
+            ", stats AS (SELECT key_arn, event_name, median(n) AS med, count(*) AS nhours FROM filled "
+            "GROUP BY key_arn, event_name)"
+            ", dev AS (SELECT f.key_arn, f.event_name, median(abs(f.n - s.med)) AS mad FROM filled f "
+            "JOIN stats s ON f.key_arn = s.key_arn AND f.event_name = s.event_name GROUP BY f.key_arn, f.event_name)"
+        ),
+        groups="SELECT h.key_arn, h.event_name, h.hour, h.n, s.med, d.mad, s.nhours FROM hourly h "
+        "JOIN stats s ON h.key_arn = s.key_arn AND h.event_name = s.event_name "
+        "JOIN dev d ON h.key_arn = d.key_arn AND h.event_name = d.event_name "
+        f"WHERE s.nhours >= {int(p.spike_min_hours)} AND h.n >= {int(p.spike_min_count)} "
+        f"AND h.n > s.med + {float(p.spike_k)} * greatest(1.4826 * d.mad, 1.0)",
+        keys=("key_arn", "event_name", "hour"),
+    )
+
+
+# Each key learns its own users: the learning window starts when the logs first show the key (a key created
+# after the logs begin has its own first days to learn in, so its first users are not all "new").
+_KEY_T0 = ", t AS (SELECT key_arn AS tk, min(event_ts) AS t0 FROM events WHERE key_arn IS NOT NULL GROUP BY key_arn)"
+
+
+def new_principals(p: Params) -> Detection:
+    learn = int(p.learn_days * 86400)
+    return Detection(
+        "new_principal",
+        base=f"SELECT * FROM events WHERE key_arn IS NOT NULL AND error_code IS NULL AND {HUMAN} "
+        "AND principal IS NOT NULL",
+        ctes=_KEY_T0,
+        groups="SELECT b.key_arn, b.principal, min(b.principal_account) AS account, min(b.event_ts) AS first_ts, "
+        "min(t.t0) AS key_t0, count(*) AS calls FROM base b JOIN t ON b.key_arn = t.tk "
+        f"GROUP BY b.key_arn, b.principal HAVING min(b.event_ts) >= min(t.t0) + {learn}",
+        keys=("key_arn", "principal"),
+    )
+
+
+def new_accounts(p: Params) -> Detection:
+    learn = int(p.learn_days * 86400)
+    return Detection(
+        "new_account",
+        base=f"SELECT * FROM events WHERE key_arn IS NOT NULL AND error_code IS NULL AND {HUMAN} "
+        "AND principal_account IS NOT NULL",
+        ctes=_KEY_T0,
+        groups="SELECT b.key_arn, b.principal_account, min(b.event_ts) AS first_ts, count(*) AS calls, "
+        "min(t.t0) AS key_t0, count(DISTINCT b.principal) AS principals FROM base b JOIN t ON b.key_arn = t.tk "
+        f"GROUP BY b.key_arn, b.principal_account HAVING min(b.event_ts) >= min(t.t0) + {learn}",
+        keys=("key_arn", "principal_account"),
+    )
+
+
+CROSS_ACCOUNT = Detection(
+    "cross_account",
+    base=f"SELECT * FROM events WHERE key_arn IS NOT NULL AND error_code IS NULL AND {HUMAN} "
+    "AND principal_account IS NOT NULL AND key_account IS NOT NULL AND principal_account <> key_account",
+    groups="SELECT key_arn, principal_account, min(key_account) AS key_account, count(*) AS calls, "
+    "count(DISTINCT principal) AS principals, min(event_ts) AS first_ts, max(event_ts) AS last_ts "
+    "FROM base GROUP BY key_arn, principal_account",
+    keys=("key_arn", "principal_account"),
+)
+
+
+def all_detections(p: Params) -> list[Detection]:
+    return [ADMIN, GRANTS, bursts(p), spikes(p), new_principals(p), new_accounts(p), CROSS_ACCOUNT]
+
+
+@dataclass
+class DetectionRows:
+    groups: list[dict[str, Any]]
+    evidence: list[dict[str, Any]]
+
+    def evidence_for(self, keys: tuple[str, ...], group: dict[str, Any]) -> list[dict[str, Any]]:
+        want = tuple(group[k] for k in keys)
+        return [e for e in self.evidence if tuple(e[k] for k in keys) == want]
+
+
+def run(engine: Engine, p: Params) -> dict[str, DetectionRows]:
+    """Every detection's groups, and evidence for the ones that found something."""
+    out: dict[str, DetectionRows] = {}
+    for d in all_detections(p):
+        groups = engine.query(d.groups_sql())
+        evidence = engine.query(d.evidence_sql(p.cap)) if groups else []
+        out[d.name] = DetectionRows(groups, evidence)
+    return out
+
+
+SUMMARIES = {
+    "coverage": COVERAGE,
+    "key_usage": KEY_USAGE,
+    "key_actions": KEY_ACTIONS,
+    "principal_keys": PRINCIPAL_KEYS,
+    "hourly": HOURLY,
+    "use_pairs": USE_PAIRS,
+    "context_use": CONTEXT_USE,
+    "policy_events": POLICY_EVENTS,
+}

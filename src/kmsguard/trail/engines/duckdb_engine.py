@@ -1,0 +1,47 @@
+"""DuckDB over the Parquet cache: embedded, multi-threaded, and the default engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from kmsguard.trail.detections import dup_ids_sql, events_view
+from kmsguard.trail.schema import ARROW_SCHEMA
+from kmsguard.trail.sources import Filters
+
+
+class DuckDBEngine:
+    name = "duckdb"
+
+    def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
+        self.con = duckdb.connect(":memory:")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self.con.execute("SET memory_limit = ?", [memory_limit])
+        self._empty = pa.table({f.name: pa.array([], f.type) for f in ARROW_SCHEMA}, schema=ARROW_SCHEMA)
+
+    def load(self, parts: list[str], filters: Filters) -> None:
+        if parts:
+            files = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in parts) + "]"
+            self.con.execute(f"CREATE OR REPLACE VIEW raw_events AS SELECT * FROM read_parquet({files})")
+        else:
+            self.con.register("raw_events", self._empty)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE dup_ids AS {dup_ids_sql('raw_events')}")
+        self.con.execute(f"CREATE OR REPLACE VIEW events AS {events_view('raw_events', filters)}")
+
+    def register_hours(self, start: int, end: int) -> None:
+        start -= start % 3600
+        self.con.execute(
+            f"CREATE OR REPLACE TABLE hours AS SELECT range AS hour FROM range({int(start)}, {int(end) + 1}, 3600)"
+        )
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        cur = self.con.execute(sql)
+        cols = [d[0] for d in cur.description or ()]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    def close(self) -> None:
+        self.con.close()

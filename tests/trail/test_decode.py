@@ -1,0 +1,110 @@
+"""The decoder on every shape and every kind of bad input: nothing crashes, every record is accounted for."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from kmsguard.trail import decode
+from kmsguard.trail.decode import decode_bytes, decode_stream, split_records
+from kmsguard.trail.synth import event, key_arn
+
+from .conftest import ACCT, SAMPLES, T0, user
+
+KEY = key_arn(ACCT, "us-east-1", 1)
+
+
+def _records(n: int = 3) -> list[dict]:
+    return [event("Decrypt", KEY, user("alice"), T0) for _ in range(n)]
+
+
+def test_devguide_examples_every_record_read_and_keys_resolved() -> None:
+    data = (SAMPLES / "kms_devguide_examples.json").read_bytes()
+    rows, st = decode_bytes(data, "devguide")
+    assert st.records == 62 and st.kms == 60 and st.skipped == 0 and not st.fallback
+    by_name = {r[1]: r for r in rows}
+    # ImportKeyMaterial logs a bare key id: qualified to an ARN with the record's region and account.
+    assert by_name["ImportKeyMaterial"][5].startswith("arn:aws:kms:us-west-2:111122223333:key/")
+    # A grant's grantee and an alias name are kept for the detections.
+    assert by_name["DeleteAlias"][18] == "alias/my_alias"
+    assert by_name["PutKeyPolicy"][16] and "Statement" in json.loads(by_name["PutKeyPolicy"][16])["policy"]
+
+
+def test_invictus_decrypts_keep_the_key_from_resources() -> None:
+    """Those Decrypt records have no keyId in requestParameters: the key is only in resources."""
+    f = next((SAMPLES / "invictus_ir_aws_dataset").glob("*.json"))
+    rows, st = decode_bytes(f.read_bytes(), str(f))
+    assert st.error is None
+    assert all(r[5] and ":key/" in r[5] for r in rows if r[1] == "Decrypt")
+
+
+def test_aws_service_principal_is_not_a_human() -> None:
+    rows = []
+    for f in sorted((SAMPLES / "sans504_s3_ransomware_lab" / "us-west-1" / "2021" / "07" / "30").glob("*.json.gz"))[
+        :40
+    ]:
+        rows += decode_bytes(decode.decompress(f.read_bytes()), str(f))[0]
+    services = [r for r in rows if r[9] == "AWSService"]
+    assert services and all(r[7] == "service:cloudtrail.amazonaws.com" for r in services)
+
+
+def test_json_lines_and_eventbridge_envelopes() -> None:
+    recs = _records(2)
+    lines = [json.dumps(recs[0]), json.dumps({"detail-type": "AWS API Call via CloudTrail", "detail": recs[1]}), ""]
+    rows, st = decode_bytes("\n".join(lines).encode(), "x.jsonl")
+    assert len(rows) == 2 and st.skipped == 0
+
+
+def test_bare_array_and_single_record() -> None:
+    rows, st = decode_bytes(json.dumps(_records(2)).encode(), "arr")
+    assert len(rows) == 2 and st.fallback
+    rows, st = decode_bytes(json.dumps(_records(1)[0]).encode(), "one")
+    assert len(rows) == 1
+
+
+def test_record_with_fields_of_another_type_falls_back_without_loss() -> None:
+    recs = _records(3)
+    recs[1]["userIdentity"]["arn"] = 12345  # not a string: the typed decoder refuses the file
+    recs[2]["sourceIPAddress"] = {"odd": True}
+    rows, st = decode_bytes(json.dumps({"Records": recs}).encode(), "odd")
+    assert st.fallback and len(rows) == 3 and st.skipped == 0
+
+
+def test_missing_fields_are_counted_per_reason() -> None:
+    recs = _records(3)
+    del recs[0]["eventTime"]
+    recs.append({"hello": "world"})
+    rows, st = decode_bytes(json.dumps({"Records": recs}).encode(), "f")
+    assert len(rows) == 2
+    assert st.skip_reasons == {"KMS record without eventName or eventTime": 1, "not a CloudTrail record": 1}
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [(b"this is not json at all", "not JSON"), (b'{"foo": [1, 2]}', "another shape"), (b"[1, 2", "not JSON")],
+)
+def test_bad_documents_are_reported_not_raised(data: bytes, error: str) -> None:
+    rows, st = decode_bytes(data, "bad")
+    assert rows == [] and st.error is not None and error in st.error
+
+
+def test_split_records_across_any_chunking_equals_whole_parse() -> None:
+    data = (SAMPLES / "kms_devguide_examples.json").read_bytes()
+    whole = json.loads(data)["Records"]
+    for size in (1, 7, 100, 4096):
+        chunks = [data[i : i + size] for i in range(0, len(data), size)]
+        got = [json.loads(r) for r in split_records(chunks)]
+        assert got == whole
+
+
+def test_stream_gzip_matches_whole_file_and_reports_truncation() -> None:
+    recs = _records(50)
+    gz = gzip.compress(json.dumps({"Records": recs}).encode())
+    batches = list(decode_stream([gz[i : i + 333] for i in range(0, len(gz), 333)], "big", decode.FileStats("big")))
+    assert sum(len(b) for b in batches) == 50
+    st = decode.FileStats("cut")
+    rows = [r for b in decode_stream([gz[: len(gz) // 2]], "cut", st) for r in b]
+    assert st.error is not None and "truncated" in st.error
+    assert 0 < len(rows) < 50  # the records before the cut are kept
