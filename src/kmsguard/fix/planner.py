@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 from kmsguard.fix.plan import Action, Manual, Plan, Refusal
 from kmsguard.fix.simulate import lost_accesses, unintended
-from kmsguard.policy.tighten import TightenOptions, tighten_policy, to_text
 from kmsguard.model.finding import Finding, Status
 from kmsguard.model.snapshot import Key, Resource, Snapshot
 from kmsguard.policy.diff import diff_policies
 from kmsguard.policy.errors import PolicyError
+from kmsguard.policy.tighten import TightenOptions, tighten_policy, to_text
 
 ROTATION_CHECKS = frozenset({"key_rotation_disabled", "key_rotation_period_too_long"})
 POLICY_CHECKS = frozenset(

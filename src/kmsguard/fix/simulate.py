@@ -17,12 +17,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kmsguard.policy.tighten import Removal
 from kmsguard.policy.actions import KMS_ACTIONS, canonical_action
 from kmsguard.policy.evaluate import evaluate
 from kmsguard.policy.model import Decision, Policy
 from kmsguard.policy.normalize import parse_and_normalize, request
 from kmsguard.policy.principals import account_of, named_principals, root_arn
+from kmsguard.policy.tighten import Removal
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from kmsguard.config import ScanConfig
 from kmsguard.fix.actions import KINDS
 from kmsguard.fix.apply import Outcome, Sessions, error_text
 from kmsguard.fix.simulate import lost_accesses, unintended
-from kmsguard.policy.tighten import Removal
 from kmsguard.model.finding import Status
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.pipeline import judge
+from kmsguard.policy.tighten import Removal
 
 Collector = Callable[[AwsOptions], Snapshot]
 
