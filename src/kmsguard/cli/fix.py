@@ -224,12 +224,22 @@ def _show_plan(plan: Plan, fmt: str) -> None:
     out.write(f"\n{len(plan.actions)} action(s), {len(plan.refused)} refused, {len(plan.manual)} manual.\n")
 
 
+def _plain(values: list[str]) -> tuple[str, ...]:
+    # The solver may write a boolean as "FaLsE" (Bool compares case-insensitively); people read "false".
+    return tuple(v.lower() if v.lower() in ("true", "false") else v for v in values)
+
+
 def _show_access(out: Any, verb: str, requests: list[dict[str, Any]]) -> None:
-    who: dict[str, list[str]] = {}
+    """One line per principal; the request context every example shares is printed too, because "loses
+    kms:Decrypt" means something else entirely when it only holds "when aws:securetransport=false"."""
+    who: dict[str, list[dict[str, Any]]] = {}
     for r in requests:
-        who.setdefault(r["principal"], []).append(r["action"])
-    for principal, actions in sorted(who.items()):
-        out.write(f"    {principal} {verb} e.g. {', '.join(sorted(set(actions))[:6])}\n")
+        who.setdefault(r["principal"], []).append(r)
+    for principal, reqs in sorted(who.items()):
+        actions = ", ".join(sorted({r["action"] for r in reqs})[:6])
+        shared = set.intersection(*({(k, _plain(v)) for k, v in (r.get("context") or {}).items()} for r in reqs))
+        when = "; ".join(f"{k}={','.join(v)}" for k, v in sorted(shared))
+        out.write(f"    {principal} {verb} e.g. {actions}{f'  (when {when})' if when else ''}\n")
 
 
 def _sessions(options: AwsOptions) -> Any:
