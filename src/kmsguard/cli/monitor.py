@@ -51,6 +51,10 @@ def monitor(
 ) -> None:
     """Watch the estate: scan on a schedule and on KMS events, store history, alert on drift."""
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # The monitor's own progress at INFO; the libraries' chatter (botocore endpoint resolution, urllib3
+    # connections) only when something is wrong.
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         schedule = parse_schedule(interval)
         queue = queue_url(events) if events else None
