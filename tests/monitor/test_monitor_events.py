@@ -59,7 +59,8 @@ def cloudtrail_event(name: str, key_id: str) -> dict[str, Any]:
     }
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 60) -> None:
+def wait_for(cond: Callable[[], bool], timeout: float = 180) -> None:
+    # A liveness bound, not a speed assertion: generous, because CI shares two cores with the whole suite.
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
