@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kmsguard.checks.registry import CheckSpec, load_builtin_checks, run_checks
+from kmsguard.collect.cloudtrail import apply_selectors
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Finding
 from kmsguard.model.snapshot import (
@@ -159,6 +160,18 @@ def trail(
         cloudwatch_logs_log_group_arn=group_arn,
         **defaults,
     )
+
+
+def selector_trail(selectors: dict[str, Any], name: str = "org-audit", **fields: Any) -> Trail:
+    """``trail(...)`` whose management-event facts come from a GetEventSelectors answer, as the collector reads it."""
+    t = trail(name, **fields)
+    apply_selectors(t, selectors)
+    return t
+
+
+def advanced_selectors(*selectors: list[dict[str, Any]]) -> dict[str, Any]:
+    """A GetEventSelectors answer of advanced selectors, one per list of field conditions."""
+    return {"AdvancedEventSelectors": [{"Name": f"s{i}", "FieldSelectors": fs} for i, fs in enumerate(selectors)]}
 
 
 def metric_filter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from .builders import (
     OTHER_ACCOUNT,
     OTHER_REGION,
     REGION,
+    advanced_selectors,
     alarm,
     config_rule,
     error,
@@ -25,6 +27,7 @@ from .builders import (
     recorder,
     region,
     run,
+    selector_trail,
     snapshot,
     trail,
 )
@@ -341,7 +344,7 @@ def test_synthetic_events_look_like_cloudtrail_records() -> None:
         assert label.startswith(event["eventName"])
     assert all(e["readOnly"] is True and e["errorCode"] for _, e in decrypt_failure_events(ACCOUNT, REGION))
     kinds = {e["userIdentity"]["type"] for _, e in key_policy_change_events(ACCOUNT, REGION)}
-    assert kinds == {"IAMUser", "AssumedRole", "Root"}
+    assert kinds == {"IAMUser", "AssumedRole", "Root", "AWSService"}
 
 
 # --- config_rule_rotation_missing / config_rule_deletion_missing ----------------------------------------------------
@@ -390,3 +393,157 @@ def test_unreadable_config_is_an_error() -> None:
     reg = region(REGION, errors=[error("DescribeConfigRules", service="config")])
     [f] = run("config_rule_deletion_missing", snapshot(regions=[reg]))
     assert f.status is Status.ERROR
+
+
+# --- which KMS events the trail's selectors record ----------------------------------------------------------------
+
+MGMT = {"Field": "eventCategory", "Equals": ["Management"]}
+READS = {"Field": "readOnly", "Equals": ["true"]}
+WRITES = {"Field": "readOnly", "Equals": ["false"]}
+NOT_KMS = {"Field": "eventSource", "NotEquals": ["kms.amazonaws.com"]}
+
+
+def audit_findings(t: Trail) -> dict[str, Status]:
+    """Status of the multi-region check and of both alarm checks (home region), with the guide's filters set up."""
+    home = watched()
+    decrypt = decrypt_watch()
+    home["metric_filters"] += decrypt["metric_filters"]
+    home["alarms"] += decrypt["alarms"]
+    snap = snapshot(regions=two_regions(home=home, t=t))
+    out = {}
+    for check_id in (
+        "cloudtrail_no_multi_region_trail",
+        "alarm_missing_key_policy_changes",
+        "alarm_missing_decrypt_failures",
+    ):
+        found = run(check_id, snap)
+        out[check_id] = next(f.status for f in found if f.region in ("global", REGION))
+    return out
+
+
+def expect(multi: Status, policy: Status, decrypt: Status) -> dict[str, Status]:
+    return {
+        "cloudtrail_no_multi_region_trail": multi,
+        "alarm_missing_key_policy_changes": policy,
+        "alarm_missing_decrypt_failures": decrypt,
+    }
+
+
+def test_reviewer_case_reads_of_everything_but_kms_do_not_feed_the_decrypt_alarm() -> None:
+    # {Management, readOnly=false} + {Management, readOnly=true, eventSource != kms}: no KMS read is ever logged.
+    t = selector_trail(advanced_selectors([MGMT, WRITES], [MGMT, READS, NOT_KMS]))
+    assert (t.kms_writes_recorded, t.kms_reads_recorded) == (True, False)
+    assert audit_findings(t) == expect(Status.PASS, Status.PASS, Status.FAIL)
+    f = decrypt_findings(two_regions(home=decrypt_watch(), t=t))[REGION]
+    assert "management read events" in f.message
+
+
+def test_mirror_case_writes_of_everything_but_kms_fail_the_write_checks() -> None:
+    t = selector_trail(advanced_selectors([MGMT, WRITES, NOT_KMS], [MGMT, READS]))
+    assert audit_findings(t) == expect(Status.FAIL, Status.FAIL, Status.PASS)
+    [f] = run("cloudtrail_no_multi_region_trail", snapshot(regions=two_regions(t=t)))
+    assert any("KMS" in g for g in f.evidence["trails"][t.arn])
+
+
+@pytest.mark.parametrize(
+    ("selectors", "statuses"),
+    [
+        ([{"ExcludeManagementEventSources": ["kms.amazonaws.com"]}], (Status.FAIL, Status.FAIL, Status.FAIL)),
+        (
+            [
+                {"ReadWriteType": "WriteOnly"},
+                {"ReadWriteType": "ReadOnly", "ExcludeManagementEventSources": ["kms.amazonaws.com"]},
+            ],
+            (Status.PASS, Status.PASS, Status.FAIL),
+        ),
+        (
+            [
+                {"ReadWriteType": "WriteOnly", "ExcludeManagementEventSources": ["kms.amazonaws.com"]},
+                {"ReadWriteType": "ReadOnly"},
+            ],
+            (Status.FAIL, Status.FAIL, Status.PASS),
+        ),
+        (
+            [{"ExcludeManagementEventSources": ["kms.amazonaws.com"]}, {"ReadWriteType": "All"}],
+            (Status.PASS, Status.PASS, Status.PASS),
+        ),
+        ([{"ExcludeManagementEventSources": ["rdsdata.amazonaws.com"]}], (Status.PASS, Status.PASS, Status.PASS)),
+    ],
+    ids=[
+        "kms-excluded",
+        "kms-excluded-from-reads",
+        "kms-excluded-from-writes",
+        "second-selector-records-all",
+        "rds-only",
+    ],
+)
+def test_basic_selectors_with_excluded_sources(selectors: list[dict[str, Any]], statuses: tuple[Status, ...]) -> None:
+    resp = {"EventSelectors": [{"IncludeManagementEvents": True, "ReadWriteType": "All", **s} for s in selectors]}
+    assert audit_findings(selector_trail(resp)) == expect(*statuses)
+
+
+def test_write_only_trail_passes_the_write_checks_and_fails_decrypt() -> None:
+    t = selector_trail({"EventSelectors": [{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}]})
+    assert audit_findings(t) == expect(Status.PASS, Status.PASS, Status.FAIL)
+
+
+def test_explicit_facts_win_over_the_summary_fields() -> None:
+    # A snapshot carrying the collector's facts is judged on them even if the summary fields say "All".
+    assert audit_findings(trail(kms_reads_recorded=False)) == expect(Status.PASS, Status.PASS, Status.FAIL)
+    assert audit_findings(trail(kms_writes_recorded=False)) == expect(Status.FAIL, Status.FAIL, Status.PASS)
+
+
+def test_older_snapshot_without_the_facts_falls_back_to_the_summary_fields() -> None:
+    assert audit_findings(trail()) == expect(Status.PASS, Status.PASS, Status.PASS)
+    ro = trail(management_read_write_type="ReadOnly")
+    assert audit_findings(ro) == expect(Status.FAIL, Status.FAIL, Status.PASS)
+
+
+# --- filters must match every variant of an event, not the one caller the synthetic events happen to use -----------
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        '$.userAgent = "aws-cli*"',
+        '$.sourceIPAddress = "192.0.2.*"',
+        '$.sourceIPAddress != "AWS Internal"',
+        '$.userAgent != "AWS Internal"',
+        '$.userIdentity.accessKeyId = "A*"',
+        "$.userIdentity.sessionContext.attributes.mfaAuthenticated = false",
+        '$.userIdentity.arn = "arn:aws:*"',
+        "$.userIdentity.invokedBy NOT EXISTS",
+        '$.requestParameters.keyId = "*"',
+        '$.userIdentity.type != "AWSService"',
+    ],
+)
+def test_filter_narrowed_on_fields_the_alarm_does_not_care_about_fails(condition: str) -> None:
+    policy = GUIDE_POLICY_PATTERN[:-1] + f"&& ({condition}) }}"
+    f = policy_findings(two_regions(home=watched(policy)))[REGION]
+    assert f.status is Status.FAIL, condition
+    assert f.evidence["not_covered"] == ["PutKeyPolicy", "ScheduleKeyDeletion", "DisableKey"]
+    decrypt = GUIDE_DECRYPT_PATTERN[:-1] + f"&& ({condition}) }}"
+    assert decrypt_findings(two_regions(home=decrypt_watch(decrypt)))[REGION].status is Status.FAIL, condition
+
+
+def test_guide_patterns_match_every_variant_of_every_event() -> None:
+    policy, decrypt = parse(GUIDE_POLICY_PATTERN), parse(GUIDE_DECRYPT_PATTERN)
+    assert all(policy.matches(e) for _, e in key_policy_change_events(ACCOUNT, REGION))
+    assert all(decrypt.matches(e) for _, e in decrypt_failure_events(ACCOUNT, REGION))
+
+
+def test_synthetic_events_vary_the_fields_a_filter_should_ignore() -> None:
+    events = [e for _, e in key_policy_change_events(ACCOUNT, REGION) + decrypt_failure_events(ACCOUNT, REGION)]
+    agents = {e["userAgent"] for e in events}
+    assert {"AWS Internal", "console.amazonaws.com"} <= agents
+    assert any(a.startswith("aws-cli/") for a in agents) and any(a.startswith("Boto3/") for a in agents)
+    ips = {e["sourceIPAddress"] for e in events}
+    assert "AWS Internal" in ips and any(":" in ip for ip in ips)
+    ids = [e["userIdentity"] for e in events]
+    assert {i["type"] for i in ids} >= {"IAMUser", "AssumedRole", "Root", "AWSService"}
+    mfa = {i.get("sessionContext", {}).get("attributes", {}).get("mfaAuthenticated") for i in ids}
+    assert {"true", "false"} <= mfa
+    assert any(e["requestParameters"] is None for e in events) and any(e["requestParameters"] for e in events)
+    # Every label is sent by every variant.
+    labels = Counter(label for label, _ in key_policy_change_events(ACCOUNT, REGION))
+    assert len(set(labels.values())) == 1 and min(labels.values()) >= 8

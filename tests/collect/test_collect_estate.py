@@ -27,6 +27,7 @@ def test_audit_setup(client, aws) -> None:  # type: ignore[no-untyped-def]
     assert trail.is_logging is True
     assert (trail.logs_management_events, trail.management_read_write_type) == (True, "WriteOnly")
     assert trail.kms_events_excluded is False
+    assert (trail.kms_writes_recorded, trail.kms_reads_recorded) == (True, False)
     # The shadow copy in the other region carries the home copy's status, read once.
     assert west.trails == [trail]
 

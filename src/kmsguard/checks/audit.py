@@ -41,6 +41,18 @@ _WRITES = frozenset({"All", "WriteOnly"})
 _READS = frozenset({"All", "ReadOnly"})
 
 
+def records_kms(trail: Trail, rw: frozenset[str]) -> bool:
+    """Whether the trail records KMS's management write events (``_WRITES``) or read events (``_READS``).
+
+    The collector sets ``kms_writes_recorded`` / ``kms_reads_recorded`` from the selectors evaluated one by one;
+    a snapshot without them (older, or built by hand) falls back to the summary fields.
+    """
+    flag = trail.kms_writes_recorded if rw == _WRITES else trail.kms_reads_recorded
+    if flag is not None:
+        return flag
+    return trail.logs_management_events and trail.management_read_write_type in rw and not trail.kms_events_excluded
+
+
 def _arn_account(arn: str) -> str | None:
     parts = arn.split(":")
     return parts[4] if len(parts) > 5 and parts[0] == "arn" and parts[4] else None
@@ -101,10 +113,16 @@ def _multi_region_gaps(trail: Trail) -> list[str]:
     gaps = []
     if not trail.is_multi_region:
         gaps.append("single-region")
-    if not trail.logs_management_events or trail.management_read_write_type not in _WRITES:
-        gaps.append(f"does not record management write events ({trail.management_read_write_type})")
-    if trail.kms_events_excluded:
-        gaps.append("excludes KMS events (kms.amazonaws.com)")
+    if not records_kms(trail, _WRITES):
+        if trail.kms_events_excluded:
+            gaps.append("excludes KMS events (kms.amazonaws.com)")
+        elif trail.kms_writes_recorded is None:
+            gaps.append(f"does not record management write events ({trail.management_read_write_type})")
+        else:
+            # From the selectors, each judged as a whole: the type says which of KMS's events are recorded.
+            rw = trail.management_read_write_type
+            detail = f" (KMS events recorded: {rw})" if rw not in _WRITES else ""
+            gaps.append(f"does not record KMS management write events{detail}")
     if trail.is_logging is False:
         gaps.append("not logging")
     elif trail.is_logging is None:
@@ -209,26 +227,44 @@ def cloudtrail_no_cloudwatch_logs(snapshot: Snapshot, config: ScanConfig) -> Ite
 # --- synthetic CloudTrail events the alarms must catch ----------------------------------------------------------------
 
 
-def _identity(kind: str, account: str) -> dict[str, Any]:
-    if kind == "AssumedRole":
-        role = f"arn:aws:iam::{account}:role/KMSAdministrator"
-        return {
-            "type": "AssumedRole",
-            "principalId": "AROAEXAMPLEROLEID:session",
-            "arn": f"arn:aws:sts::{account}:assumed-role/KMSAdministrator/session",
-            "accountId": account,
-            "accessKeyId": "ASIAEXAMPLEKEYID",
-            "sessionContext": {
-                "sessionIssuer": {
-                    "type": "Role",
-                    "principalId": "AROAEXAMPLEROLEID",
-                    "arn": role,
-                    "accountId": account,
-                    "userName": "KMSAdministrator",
-                },
-                "attributes": {"creationDate": "2026-01-01T00:00:00Z", "mfaAuthenticated": "false"},
+def _session(account: str, role: str, session: str, mfa: bool, key: str, **extra: Any) -> dict[str, Any]:
+    """An assumed-role identity (role session, console federation or a service acting for the role)."""
+    return {
+        "type": "AssumedRole",
+        "principalId": f"AROAEXAMPLEROLEID:{session}",
+        "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
+        "accountId": account,
+        "accessKeyId": key,
+        "sessionContext": {
+            "sessionIssuer": {
+                "type": "Role",
+                "principalId": "AROAEXAMPLEROLEID",
+                "arn": f"arn:aws:iam::{account}:role/{role}",
+                "accountId": account,
+                "userName": role,
             },
-        }
+            "attributes": {"creationDate": "2026-01-01T00:00:00Z", "mfaAuthenticated": "true" if mfa else "false"},
+        },
+        **extra,
+    }
+
+
+def _identity(kind: str, account: str) -> dict[str, Any]:
+    """userIdentity of each kind of caller the alarms must catch (see ``_CALLERS``)."""
+    if kind == "AssumedRole":
+        return _session(account, "KMSAdministrator", "session", False, "ASIAEXAMPLEKEYID")
+    if kind == "ConsoleRole":  # SSO / console federation, MFA at sign-in
+        return _session(
+            account,
+            "AWSReservedSSO_Admin_0123456789abcdef",
+            "alice@example.com",
+            True,
+            "ASIAEXAMPLECONSOLE",
+            sessionCredentialFromConsole="true",
+        )
+    if kind == "ServiceForRole":  # a service calling KMS with the caller's credentials (forward access session)
+        fas = {"invokedBy": "cloudformation.amazonaws.com"}
+        return _session(account, "AppDeployer", "deploy", False, "ASIAEXAMPLEFAS", **fas)
     if kind == "Root":
         return {
             "type": "Root",
@@ -236,7 +272,10 @@ def _identity(kind: str, account: str) -> dict[str, Any]:
             "arn": f"arn:aws:iam::{account}:root",
             "accountId": account,
             "accessKeyId": "ASIAEXAMPLEROOTKEY",
+            "sessionContext": {"attributes": {"creationDate": "2026-01-01T00:00:00Z", "mfaAuthenticated": "true"}},
         }
+    if kind == "AWSService":  # no principal, no access key: the service itself
+        return {"type": "AWSService", "invokedBy": "cloudformation.amazonaws.com"}
     return {
         "type": "IAMUser",
         "principalId": "AIDAEXAMPLEUSERID",
@@ -247,20 +286,56 @@ def _identity(kind: str, account: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Caller:
+    """How one variant of a required event differs in fields the checks do not care about."""
+
+    who: str  # _identity kind
+    user_agent: str
+    source_ip: str
+    request_parameters: bool = True  # False: requestParameters is null, as CloudTrail writes it for some callers
+
+
+_CALLERS = (
+    _Caller("IAMUser", "aws-cli/2.15.0 Python/3.11.6 Linux/6.1.0 exe/x86_64.amzn.2023 prompt/off", "192.0.2.10"),
+    _Caller("AssumedRole", "Boto3/1.34.0 md/Botocore#1.34.0 ua/2.0 os/linux#6.1.0 lang/python#3.11.8", "198.51.100.23"),
+    _Caller("ConsoleRole", "AWS Internal", "203.0.113.7"),
+    _Caller("ConsoleRole", "console.amazonaws.com", "2001:db8:85a3::8a2e:370:7334"),
+    _Caller(
+        "Root",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0 Safari/537.36",
+        "2001:db8::1",
+    ),
+    _Caller("ServiceForRole", "cloudformation.amazonaws.com", "AWS Internal"),
+    _Caller("AWSService", "cloudformation.amazonaws.com", "cloudformation.amazonaws.com", request_parameters=False),
+    _Caller(
+        "IAMUser",
+        "APN/1.0 HashiCorp/1.0 Terraform/1.7.5 (+https://www.terraform.io) terraform-provider-aws/5.40.0 "
+        "aws-sdk-go-v2/1.25.3",
+        "AWS Internal",
+        request_parameters=False,
+    ),
+    _Caller("AssumedRole", "aws-sdk-java/2.25.0 Linux/6.1 OpenJDK_64-Bit_Server_VM/17.0.10", "10.0.12.34"),
+)
+
+# Kept for callers that ask which kinds of identity the synthetic events cover.
+_WHO = tuple(dict.fromkeys(c.who for c in _CALLERS))
+
 _KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
-def _kms_event(name: str, account: str, region: str, who: str, **fields: Any) -> dict[str, Any]:
+def _kms_event(name: str, account: str, region: str, caller: _Caller | str, **fields: Any) -> dict[str, Any]:
+    c = caller if isinstance(caller, _Caller) else next(x for x in _CALLERS if x.who == caller)
     key_arn = f"arn:aws:kms:{region}:{account}:key/{_KEY_ID}"
     event: dict[str, Any] = {
         "eventVersion": "1.09",
-        "userIdentity": _identity(who, account),
+        "userIdentity": _identity(c.who, account),
         "eventTime": "2026-01-01T12:00:00Z",
         "eventSource": "kms.amazonaws.com",
         "eventName": name,
         "awsRegion": region,
-        "sourceIPAddress": "192.0.2.10",
-        "userAgent": "aws-cli/2.15.0",
+        "sourceIPAddress": c.source_ip,
+        "userAgent": c.user_agent,
         "requestParameters": {"keyId": _KEY_ID},
         "responseElements": None,
         "requestID": "00000000-0000-0000-0000-000000000001",
@@ -273,20 +348,24 @@ def _kms_event(name: str, account: str, region: str, who: str, **fields: Any) ->
         "eventCategory": "Management",
     }
     event.update(fields)
+    if not c.request_parameters:
+        event["requestParameters"] = None
+    if c.who == "AWSService":
+        event["sharedEventID"] = "00000000-0000-0000-0000-000000000003"
     return event
 
 
-_WHO = ("IAMUser", "AssumedRole", "Root")
-
-
 def key_policy_change_events(account: str, region: str) -> list[tuple[str, dict[str, Any]]]:
-    """(label, event): successful PutKeyPolicy, ScheduleKeyDeletion and DisableKey, by each kind of caller."""
+    """(label, event): successful PutKeyPolicy, ScheduleKeyDeletion and DisableKey, each sent by every caller
+    variant in ``_CALLERS`` (users, roles, console sessions with and without MFA, root, services, CLI, SDKs,
+    IPv4/IPv6/"AWS Internal" source addresses, with and without requestParameters). A filter must match every
+    variant of a label to cover it, so conditions on fields the alarm has no business testing are caught."""
     policy = '{"Version":"2012-10-17","Statement":[]}'
+    key_arn = f"arn:aws:kms:{region}:{account}:key/{_KEY_ID}"
     out: list[tuple[str, dict[str, Any]]] = []
-    for who in _WHO:
+    for caller in _CALLERS:
         put = {"keyId": _KEY_ID, "policyName": "default", "policy": policy, "bypassPolicyLockoutSafetyCheck": False}
-        out.append(("PutKeyPolicy", _kms_event("PutKeyPolicy", account, region, who, requestParameters=put)))
-        key_arn = f"arn:aws:kms:{region}:{account}:key/{_KEY_ID}"
+        out.append(("PutKeyPolicy", _kms_event("PutKeyPolicy", account, region, caller, requestParameters=put)))
         response = {
             "keyId": key_arn,
             "keyState": "PendingDeletion",
@@ -298,20 +377,20 @@ def key_policy_change_events(account: str, region: str) -> list[tuple[str, dict[
             (
                 "ScheduleKeyDeletion",
                 _kms_event(
-                    "ScheduleKeyDeletion", account, region, who, requestParameters=request, responseElements=response
+                    "ScheduleKeyDeletion", account, region, caller, requestParameters=request, responseElements=response
                 ),
             )
         )
-        out.append(("DisableKey", _kms_event("DisableKey", account, region, who)))
+        out.append(("DisableKey", _kms_event("DisableKey", account, region, caller)))
     return out
 
 
 def decrypt_failure_events(account: str, region: str) -> list[tuple[str, dict[str, Any]]]:
-    """(label, event): a Decrypt refused with AccessDenied (a read-only event), by each kind of caller."""
+    """(label, event): a Decrypt refused with AccessDenied (a read-only event), sent by every caller variant."""
     out: list[tuple[str, dict[str, Any]]] = []
-    for who in _WHO:
-        caller = _identity(who, account)["arn"]
-        message = f"User: {caller} is not authorized to perform: kms:Decrypt on this resource"
+    for caller in _CALLERS:
+        who = _identity(caller.who, account).get("arn", "cloudformation.amazonaws.com")
+        message = f"User: {who} is not authorized to perform: kms:Decrypt on this resource"
         request = {
             "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
             "keyId": _KEY_ID,
@@ -321,7 +400,7 @@ def decrypt_failure_events(account: str, region: str) -> list[tuple[str, dict[st
             "Decrypt",
             account,
             region,
-            who,
+            caller,
             readOnly=True,
             errorCode="AccessDenied",
             errorMessage=message,
@@ -392,8 +471,7 @@ class _Coverage:
 def _watching_trails(trails: list[Trail], region: str, rw: frozenset[str]) -> Iterator[Trail]:
     for t in trails:
         covers = t.is_multi_region or t.home_region == region
-        records = t.logs_management_events and t.management_read_write_type in rw and not t.kms_events_excluded
-        if covers and records:
+        if covers and records_kms(t, rw):
             yield t
 
 
@@ -525,8 +603,9 @@ def _failure_reason(cov: _Coverage, needs: str, missing: list[str]) -> str:
     family="audit",
     rationale="Changing a key policy, disabling a key or scheduling its deletion are how an attacker (or a "
     "mistake) takes data hostage or opens a key up. The metric filter's pattern is parsed and evaluated "
-    "against PutKeyPolicy, ScheduleKeyDeletion and DisableKey events from kms.amazonaws.com by users, roles "
-    "and root, not matched by name; its metric needs an alarm with an action, in the log group's region.",
+    "against PutKeyPolicy, ScheduleKeyDeletion and DisableKey events from kms.amazonaws.com, not matched by "
+    "name, and must match every variant of each (users, roles, root and services; CLI, SDK and console callers; "
+    "any source address); its metric needs an alarm with an action, in the log group's region.",
     remediation="aws logs put-metric-filter --log-group-name <trail-log-group> --filter-name KMSKeyPolicyChanges "
     "--filter-pattern '{ ($.eventSource = kms.amazonaws.com) && (($.eventName = PutKeyPolicy) || "
     "($.eventName = ScheduleKeyDeletion) || ($.eventName = DisableKey)) }' --metric-transformations "
@@ -553,7 +632,8 @@ def alarm_missing_key_policy_changes(snapshot: Snapshot, config: ScanConfig) -> 
     family="audit",
     rationale="A burst of refused Decrypt calls is what someone probing for data they may not read looks like. "
     "The metric filter's pattern is evaluated against a Decrypt event from kms.amazonaws.com refused with "
-    "AccessDenied; Decrypt is a read-only event, so the trail must record management read events.",
+    "AccessDenied (every kind of caller); Decrypt is a read-only event, so the trail's selectors must record "
+    "KMS's management read events.",
     remediation="aws logs put-metric-filter --log-group-name <trail-log-group> --filter-name KMSDecryptFailures "
     "--filter-pattern '{ ($.eventSource = kms.amazonaws.com) && ($.eventName = Decrypt) && ($.errorCode = \"*\") }' "
     "--metric-transformations metricName=KMSDecryptFailures,metricNamespace=Security/KMS,metricValue=1 && "

@@ -100,6 +100,12 @@ class Trail(_Model):
     # True when the trail records management events but leaves out KMS's (ExcludeManagementEventSources
     # or an advanced selector on eventSource): KMS calls then go unrecorded even though the trail logs.
     kms_events_excluded: bool = False
+    # Whether the trail's selectors record KMS's management write events (PutKeyPolicy, ScheduleKeyDeletion,
+    # DisableKey) and its read events (Decrypt): each selector evaluated as a whole, an event being logged when
+    # it matches any one selector. None (a snapshot from before these fields, or one built by hand) means:
+    # derive from the three fields above (records management events of that kind and does not exclude KMS).
+    kms_writes_recorded: bool | None = None
+    kms_reads_recorded: bool | None = None
 
 
 class MetricFilter(_Model):
