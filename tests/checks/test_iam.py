@@ -126,3 +126,17 @@ def test_empty_constraint_counts_as_none() -> None:
 def test_aws_managed_key_grants_are_not_judged() -> None:
     k = aws_managed_key("ebs", grants=[grant(f"arn:aws:iam::{OTHER_ACCOUNT}:role/R", ["Decrypt"])])
     assert k.arn not in by_arn(run("key_grant_external_or_broad", snapshot([k])))
+
+
+def test_decrypt_with_notresource_is_every_other_key() -> None:
+    excluded = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/abc"
+    st = {"Effect": "Allow", "Action": "kms:Decrypt", "NotResource": excluded}
+    f = judge_iam(iam_policy(st))
+    assert f.status is Status.FAIL
+    assert f.evidence["resource"] == f"NotResource {excluded}"
+    assert f.evidence["actions"] == ["kms:Decrypt"]
+
+
+def test_iam_policy_with_an_action_newer_than_the_catalogue_is_judged() -> None:
+    f = judge_iam(iam_policy(allow(["kms:Decrypt", "kms:NewFutureAction"], "*")))
+    assert f.status is Status.FAIL

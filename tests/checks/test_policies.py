@@ -227,8 +227,6 @@ def test_no_deny_statement_fails_and_guide_deny_passes() -> None:
     assert judge("key_policy_no_secure_transport", doc(ROOT_STATEMENT, DENY_HTTP)).status is Status.PASS
 
 
-
-
 def test_equivalent_deny_with_string_operator_and_crypto_actions_passes() -> None:
     deny = {
         "Effect": "Deny",
@@ -276,3 +274,69 @@ def test_named_users_pass_iam_only() -> None:
 
 def test_root_plus_a_deny_is_still_iam_only() -> None:
     assert judge("key_policy_iam_only", doc(ROOT_STATEMENT, DENY_HTTP)).status is Status.FAIL
+
+
+# --- regressions (review findings) ---------------------------------------------------------------------
+
+CRYPTO_NAMES_DENY = dict(DENY_HTTP, Action=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"])
+
+
+def test_deny_naming_the_symmetric_crypto_actions_passes_for_a_symmetric_key() -> None:
+    f = judge("key_policy_no_secure_transport", doc(ROOT_STATEMENT, CRYPTO_NAMES_DENY))
+    assert f.status is Status.PASS
+
+
+def test_secure_transport_deny_is_judged_for_the_key_type() -> None:
+    sign_deny = dict(DENY_HTTP, Action=["kms:Sign", "kms:Verify"])
+    policy = doc(ROOT_STATEMENT, sign_deny)
+    signing = judge("key_policy_no_secure_transport", policy, key_spec="ECC_NIST_P256", key_usage="SIGN_VERIFY")
+    assert signing.status is Status.PASS
+    symmetric = judge("key_policy_no_secure_transport", policy)
+    assert symmetric.status is Status.FAIL
+    hmac = judge("key_policy_no_secure_transport", doc(ROOT_STATEMENT, CRYPTO_NAMES_DENY), key_spec="HMAC_256",
+                 key_usage="GENERATE_VERIFY_MAC")  # fmt: skip
+    assert hmac.status is Status.FAIL
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"Version": "2012-10-17", "Statement": [ROOT_STATEMENT, allow("*", ["kms:Decrypt", "kms:NewFutureAction"])]},
+        {"Version": "2012-10-17", "Statement": [ROOT_STATEMENT, allow("*", "kms:Decrypt", "EnableIAMUserPermissions")]},
+        {"Statement": [ROOT_STATEMENT, allow("*", "kms:Decrypt")]},
+    ],
+    ids=["future-action", "duplicate-sid", "no-version"],
+)
+def test_policy_kms_accepted_is_judged_not_an_error(document: dict[str, Any]) -> None:
+    f = judge("key_policy_public", json.dumps(document))
+    assert f.status is Status.FAIL
+    for check_id in POLICY_CHECKS:
+        assert judge(check_id, json.dumps(document)).status is not Status.ERROR
+
+
+def test_policy_without_statement_is_still_an_error() -> None:
+    f = judge("key_policy_public", json.dumps({"Version": "2012-10-17"}))
+    assert f.status is Status.ERROR
+
+
+def test_admin_role_with_decrypt_through_its_session_fails() -> None:
+    session = f"arn:aws:sts::{ACCOUNT}:assumed-role/KeyAdmin/alice"
+    policy = doc(ROOT_STATEMENT, allow({"AWS": ADMIN}, "kms:PutKeyPolicy"), allow({"AWS": session}, "kms:Decrypt"))
+    f = judge("key_policy_admin_can_use", policy)
+    assert f.status is Status.FAIL
+    assert "kms:Decrypt" in f.evidence["cryptographic_use"][ADMIN]
+
+
+def test_org_path_bound_access_is_the_organisation_not_public() -> None:
+    cond = {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": f"{ORG}/r-ab12/ou-ab12-11111111/*"}}
+    policy = doc(ROOT_STATEMENT, allow("*", "kms:Decrypt", **cond))
+    assert judge("key_policy_public", policy).status is Status.PASS
+    f = judge("key_policy_external_access", policy)
+    assert f.status is Status.FAIL and f.evidence["principals"] == [f"org:{ORG}"]
+    trusted = judge("key_policy_external_access", policy, ScanConfig(trusted_org_ids=[ORG]))
+    assert trusted.status is Status.PASS
+
+
+def test_principal_star_for_aws_services_only_is_not_public() -> None:
+    policy = doc(ROOT_STATEMENT, allow("*", "kms:Decrypt", Bool={"aws:PrincipalIsAWSService": "true"}))
+    assert judge("key_policy_public", policy).status is Status.PASS

@@ -31,7 +31,8 @@ PRINCIPALS = [
 NOT_PRINCIPALS = [f"arn:aws:iam::{K}:root", f"arn:aws:iam::{K}:role/App", X, f"arn:aws:iam::{X}:role/Ext"]
 ACTIONS = ["kms:*", "kms:Decrypt", "kms:Encrypt", "kms:Get*", ["kms:Decrypt", "kms:PutKeyPolicy"]]
 CALLERS = [f"arn:aws:iam::{K}:role/App", f"arn:aws:iam::{K}:role/Other", f"arn:aws:iam::{X}:role/Ext",
-           f"arn:aws:iam::{X}:role/Other", "arn:aws:iam::999999999999:role/Z", f"arn:aws:iam::{K}:root"]  # fmt: skip
+           f"arn:aws:iam::{X}:role/Other", "arn:aws:iam::999999999999:role/Z", f"arn:aws:iam::{K}:root",
+           f"arn:aws:sts::{K}:assumed-role/App/alice", f"arn:aws:sts::{X}:assumed-role/Ext/bob"]  # fmt: skip
 REQUEST_ACTIONS = ["kms:decrypt", "kms:encrypt", "kms:getkeypolicy", "kms:putkeypolicy"]
 
 conditions = st.sampled_from(
@@ -53,6 +54,8 @@ conditions = st.sampled_from(
         {"Null": {"kms:EncryptionContextKeys": "true"}},
         {"Null": {"kms:EncryptionContext:env": "false"}},
         {"NumericLessThan": {"kms:RotationPeriodInDays": "100"}},
+        {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": f"{ORGS[0]}/r-ab12/*"}},
+        {"Bool": {"aws:PrincipalIsAWSService": "false"}},
     ]
 )
 
@@ -98,6 +101,7 @@ identities = st.sampled_from(
         Identity(account=K),
         Identity(principal=f"arn:aws:iam::{K}:role/App", iam_allows=False),
         Identity(principal=f"arn:aws:iam::{X}:role/Ext"),
+        Identity(principal=f"arn:aws:sts::{K}:assumed-role/App/alice", iam_allows=False),
         Identity(exclude_accounts=frozenset({K, X}), org_mode="fixed", org_id=ORGS[0]),
     ]
 )
@@ -110,6 +114,8 @@ def implicit(principal: str, org: str | None) -> dict[str, tuple[str, ...]]:
     out = {"aws:principalaccount": (acct,), "kms:calleraccount": (acct,), "aws:principalarn": (principal,)}
     if org:
         out["aws:principalorgid"] = (org,)
+        out["aws:principalorgpaths"] = (f"{org}/r-ab12/ou-ab12-11111111/",)
+    out["aws:principalisawsservice"] = ("false",)
     return out
 
 
@@ -146,3 +152,21 @@ def test_fast_path_agrees_with_the_solver(policy: Any, ident: Identity) -> None:
     fast = Asker(policy).ask(q)
     if not fast.by_solver:
         assert fast.allowed is (not prove(policy, q).proved)
+
+
+def test_fast_path_judges_the_root_user_under_notprincipal() -> None:
+    """Regression (found by this file's properties): the root user has only the account level, so a Deny with
+    NotPrincipal listing its account alone does not apply to it, while it does apply to the account's roles."""
+    policy = normalize(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"},
+                {"Effect": "Deny", "NotPrincipal": {"AWS": [X]}, "Action": "kms:*", "Resource": "*"},
+            ],
+        },
+        "key",
+    )
+    q = Question(tuple(REQUEST_ACTIONS), Identity(account=X), K)
+    fast = Asker(policy).ask(q)
+    assert fast.allowed is True and not prove(policy, q).proved

@@ -152,3 +152,155 @@ def test_identity_policy_all_keys() -> None:
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": one}]}
     )
     assert identity_policy_all_keys(named, ["kms:Decrypt"]) is None
+
+
+# --- regressions (review findings) ---------------------------------------------------------------------
+
+
+def _identity(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def test_identity_policy_notresource_counts_as_every_key() -> None:
+    excluded = f"arn:aws:kms:us-east-1:{K}:key/abc"
+    text = _identity({"Effect": "Allow", "Action": "kms:Decrypt", "NotResource": excluded})
+    grant = identity_policy_all_keys(text, ["kms:Decrypt", "kms:ReEncryptFrom"])
+    assert grant is not None
+    assert grant.actions == ("kms:Decrypt",)
+    assert grant.statements == (0,)
+    assert grant.resource == f"NotResource {excluded}"
+
+
+def test_identity_policy_notresource_excluding_every_key_or_denied_is_not_a_grant() -> None:
+    everything = _identity({"Effect": "Allow", "Action": "kms:Decrypt", "NotResource": "*"})
+    assert identity_policy_all_keys(everything, ["kms:Decrypt"]) is None
+    all_kms = _identity({"Effect": "Allow", "Action": "kms:Decrypt", "NotResource": "arn:*:kms:*"})
+    assert identity_policy_all_keys(all_kms, ["kms:Decrypt"]) is None
+    denied = _identity(
+        {"Effect": "Allow", "Action": "kms:Decrypt", "NotResource": f"arn:aws:kms:us-east-1:{K}:key/abc"},
+        {"Effect": "Deny", "Action": "kms:*", "Resource": "*"},
+    )
+    assert identity_policy_all_keys(denied, ["kms:Decrypt"]) is None
+
+
+SESSION = f"arn:aws:sts::{K}:assumed-role/Admin/alice"
+
+
+@pytest.mark.parametrize("examples", [False, True], ids=["fast-path", "solver"])
+def test_admin_role_whose_session_may_decrypt_can_decrypt(examples: bool) -> None:
+    a = analyze_key_policy(
+        pol(ROOT_ALL, allow({"AWS": ADMIN}, "kms:PutKeyPolicy"), allow({"AWS": SESSION}, "kms:Decrypt")),
+        K,
+        examples=examples,
+    )
+    assert ADMIN in a.admins
+    assert a.admins_can_decrypt is True
+    assert "kms:Decrypt" in a.admin_crypto[ADMIN]
+
+
+@pytest.mark.parametrize("examples", [False, True], ids=["fast-path", "solver"])
+def test_admin_session_whose_role_may_decrypt_can_decrypt(examples: bool) -> None:
+    a = analyze_key_policy(
+        pol(ROOT_ALL, allow({"AWS": SESSION}, "kms:PutKeyPolicy"), allow({"AWS": ADMIN}, "kms:Decrypt")),
+        K,
+        examples=examples,
+    )
+    assert a.admins == [SESSION]
+    assert a.admins_can_decrypt is True
+
+
+def test_session_of_another_role_is_not_the_admin() -> None:
+    other = f"arn:aws:sts::{K}:assumed-role/Other/alice"
+    a = analyze_key_policy(
+        pol(ROOT_ALL, allow({"AWS": ADMIN}, "kms:PutKeyPolicy"), allow({"AWS": other}, "kms:Decrypt")), K
+    )
+    assert a.admins == [ADMIN]
+    assert a.admins_can_decrypt is False
+
+
+@pytest.mark.parametrize("examples", [False, True], ids=["fast-path", "solver"])
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": "o-abcdefghij/*"}},
+        {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": "o-abcdefghij/r-ab12/ou-ab12-11111111/*"}},
+        {"ForAnyValue:StringEquals": {"aws:PrincipalOrgPaths": "o-abcdefghij/r-ab12/ou-ab12-11111111/"}},
+    ],
+)
+def test_org_path_bound_is_the_organisation_not_public(condition: dict[str, Any], examples: bool) -> None:
+    text = pol(ROOT_ALL, allow("*", "kms:Decrypt", **condition))
+    a = analyze_key_policy(text, K, examples=examples)
+    assert (a.public, a.external_principals) == (False, ["org:o-abcdefghij"])
+    trusted = analyze_key_policy(text, K, trusted_org_ids=["o-abcdefghij"], examples=examples)
+    assert (trusted.public, trusted.external_principals) == (False, [])
+
+
+def test_mentioned_orgs_takes_a_path_prefix_only_when_it_is_an_org_id() -> None:
+    from kmsguard.policy.principals import mentioned_orgs
+
+    paths = ["o-abcdefghij/r-ab12/*", "o-*/r-ab12/*", "o-short/*"]
+    p = load(pol(allow("*", "kms:Decrypt", **{"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": paths}})))
+    assert mentioned_orgs(p) == {"o-abcdefghij"}
+
+
+CRYPTO_NAMES_DENY = {
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"],
+    "Resource": "*",
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "usage", "deny_actions", "expected"),
+    [
+        (None, None, CRYPTO_NAMES_DENY["Action"], True),  # unknown: a symmetric encryption key
+        ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", CRYPTO_NAMES_DENY["Action"], True),
+        ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT", ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*"], False),
+        ("RSA_2048", "ENCRYPT_DECRYPT", ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*"], True),
+        ("RSA_2048", "SIGN_VERIFY", CRYPTO_NAMES_DENY["Action"], False),
+        ("ECC_NIST_P256", "SIGN_VERIFY", ["kms:Sign", "kms:Verify"], True),
+        ("HMAC_256", "GENERATE_VERIFY_MAC", ["kms:GenerateMac", "kms:VerifyMac"], True),
+        ("HMAC_256", "GENERATE_VERIFY_MAC", ["kms:GenerateMac"], False),
+        ("ECC_NIST_P256", "KEY_AGREEMENT", ["kms:DeriveSharedSecret"], True),
+        ("ECC_NIST_P256", "KEY_AGREEMENT", ["kms:Sign", "kms:Verify"], False),
+    ],
+)
+def test_secure_transport_asks_only_about_what_the_key_type_supports(
+    spec: str | None, usage: str | None, deny_actions: list[str], expected: bool
+) -> None:
+    text = pol(ROOT_ALL, dict(CRYPTO_NAMES_DENY, Action=deny_actions))
+    a = analyze_key_policy(text, K, key_spec=spec, key_usage=usage)
+    assert a.denies_insecure_transport is expected
+
+
+@pytest.mark.parametrize("examples", [False, True], ids=["fast-path", "solver"])
+def test_principal_is_aws_service_bounds_access_to_services(examples: bool) -> None:
+    service_only = allow("*", "kms:Decrypt", Bool={"aws:PrincipalIsAWSService": "true"})
+    a = analyze_key_policy(pol(ROOT_ALL, service_only), K, examples=examples)
+    assert (a.public, a.external_principals) == (False, [])
+    iam_only = allow("*", "kms:Decrypt", Bool={"aws:PrincipalIsAWSService": "false"})
+    assert analyze_key_policy(pol(ROOT_ALL, iam_only), K, examples=examples).public is True
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"Version": "2012-10-17", "Statement": [ROOT_ALL, allow("*", ["kms:Decrypt", "kms:NewFutureAction"])]},
+        {"Version": "2012-10-17", "Statement": [dict(ROOT_ALL, Sid="a"), dict(allow("*", "kms:Decrypt"), Sid="a")]},
+        {"Statement": [ROOT_ALL, allow("*", "kms:Decrypt")]},
+    ],
+    ids=["future-action", "duplicate-sid", "no-version"],
+)
+def test_analysis_accepts_what_kms_accepted(document: dict[str, Any]) -> None:
+    from kmsguard.policy.analyze import analyze_key_policy_cached
+
+    text = json.dumps(document)
+    assert analyze_key_policy(text, K).public is True
+    assert analyze_key_policy_cached(text, K, (), ()).public is True
+
+
+def test_unknown_action_matches_only_itself() -> None:
+    text = pol(ROOT_ALL, allow("*", "kms:NewFutureAction"))
+    assert analyze_key_policy(text, K).public is False

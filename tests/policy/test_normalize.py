@@ -185,3 +185,44 @@ def test_session_tokens_cover_its_role() -> None:
     info = principal_info(f"arn:aws:sts::{ACCT}:assumed-role/app/sess")
     assert f"role:{ACCT}/app" in info.direct_tokens
     assert info.levels[0] == frozenset({f"acct:{ACCT}"})
+
+
+def test_lenient_parse_accepts_what_kms_accepts_and_strict_does_not() -> None:
+    doc = {
+        "Statement": [
+            {"Sid": "a", "Effect": "Allow", "Principal": "*", "Action": ["kms:NewFutureAction", "kms:Future*"],
+             "Resource": "*"},
+            {"Sid": "a", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"},
+        ]
+    }  # fmt: skip
+    text = json.dumps(doc)
+    with pytest.raises(PolicyParseError):
+        parse_and_normalize(text)
+    pol = parse_and_normalize(text, strict=False)
+    assert pol.version == "2008-10-17"  # no Version: the old language, without policy variables
+    assert pol.statements[0].actions == ("kms:newfutureaction", "kms:future*")
+    assert [s.sid for s in pol.statements] == ["a", "a"]
+    warnings = {p.code for p in parse_policy(text, strict=False).warnings}
+    assert {"unknown-action", "duplicate-sid", "missing-version"} <= warnings
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{nope", "[]", json.dumps({"Version": "2012-10-17"}), json.dumps({"Version": "2012-10-17", "Statement": 3})],
+)
+def test_lenient_parse_still_rejects_what_is_not_a_policy(text: str) -> None:
+    with pytest.raises(PolicyParseError):
+        parse_and_normalize(text, strict=False)
+
+
+def test_lenient_missing_version_does_not_substitute_variables() -> None:
+    from kmsguard.policy.evaluate import evaluate
+
+    st = {"Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*",
+          "Condition": {"StringEquals": {"kms:EncryptionContext:user": "${aws:username}"}}}  # fmt: skip
+    pol = parse_and_normalize(json.dumps({"Statement": [st]}), strict=False)
+    ctx = {"aws:username": "bob", "kms:EncryptionContext:user": "bob"}
+    literal = {"kms:EncryptionContext:user": "${aws:username}"}
+    key, bob = "arn:aws:kms:us-east-1:111122223333:key/k", "arn:aws:iam::111122223333:user/bob"
+    assert evaluate(pol, request(bob, "kms:Decrypt", key, ctx)).decision == "implicit_deny"
+    assert evaluate(pol, request(bob, "kms:Decrypt", key, literal)).decision == "allow"

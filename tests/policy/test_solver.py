@@ -121,3 +121,37 @@ def test_notprincipal_deny_excludes_only_fully_listed_callers() -> None:
     assert proof.request is not None
     assert proof.request.principal in (app, f"arn:aws:iam::{K}:root")
     assert prove(p, Question(("kms:decrypt",), Identity(account=X), K)).proved
+
+
+# --- regressions (review findings) ---------------------------------------------------------------------
+
+SESSION = f"arn:aws:sts::{K}:assumed-role/App/alice"
+
+
+def test_role_principal_applies_to_its_sessions() -> None:
+    p = pol(st(principal={"AWS": f"arn:aws:iam::{K}:role/App"}, action="kms:Decrypt"))
+    q = Question(("kms:decrypt",), Identity(principal=SESSION, iam_allows=False), K)
+    confirmed(p, q)
+    other = Identity(principal=f"arn:aws:sts::{K}:assumed-role/Other/a", iam_allows=False)
+    assert prove(p, Question(("kms:decrypt",), other, K)).proved
+
+
+def test_session_principal_does_not_apply_to_its_role() -> None:
+    p = pol(st(principal={"AWS": SESSION}, action="kms:Decrypt"))
+    role = Identity(principal=f"arn:aws:iam::{K}:role/App", iam_allows=False)
+    assert prove(p, Question(("kms:decrypt",), role, K)).proved
+
+
+def test_organisation_id_cannot_hold_a_path() -> None:
+    cond = {"ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": "o-abcdefghij/r-ab12/ou-ab12-11111111/*"}}
+    p = pol(st(action="kms:Decrypt", **cond))
+    unrelated = Identity(exclude_accounts=frozenset({K}), exclude_orgs=frozenset({"o-abcdefghij"}))
+    assert prove(p, Question(("kms:decrypt",), unrelated, K)).proved
+    that_org = Identity(exclude_accounts=frozenset({K}), org_mode="fixed", org_id="o-abcdefghij")
+    confirmed(p, Question(("kms:decrypt",), that_org, K))
+
+
+def test_principal_is_aws_service_is_fixed_by_the_caller() -> None:
+    p = pol(st(action="kms:Decrypt", Bool={"aws:PrincipalIsAWSService": "true"}))
+    assert prove(p, outside(("kms:decrypt",))).proved
+    confirmed(p, Question(("kms:decrypt",), Identity(principal="service:logs.amazonaws.com"), K))

@@ -42,7 +42,7 @@ def _each_key(snapshot: Snapshot, config: ScanConfig, judge: Judge) -> Iterator[
             yield key_result(key, Status.ERROR, "the key policy could not be read, so it could not be judged")
             continue
         try:
-            analysis = analyze_key_policy_cached(key.policy, key.account, trusted, orgs)
+            analysis = analyze_key_policy_cached(key.policy, key.account, trusted, orgs, key.key_spec, key.key_usage)
         except (PolicyError, ValueError) as e:
             yield key_result(key, Status.ERROR, f"the key policy is not valid: {e}", {"error": str(e)})
             continue

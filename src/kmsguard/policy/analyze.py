@@ -35,6 +35,7 @@ from kmsguard.policy.principals import (
     mentioned_accounts,
     mentioned_orgs,
     named_principals,
+    names_directly,
     principal_label,
     root_arn,
 )
@@ -42,6 +43,44 @@ from kmsguard.policy.solver import Identity, Proof, Question, fixed, prove
 
 ALL_ACTIONS: tuple[str, ...] = tuple(a.lower() for a in KMS_ACTIONS)
 CRYPTO_ACTIONS: tuple[str, ...] = tuple(sorted(CRYPTOGRAPHIC_ACTIONS))
+# The cryptographic actions each kind of key supports (what "every cryptographic request" means for it).
+SYMMETRIC_CRYPTO_ACTIONS: tuple[str, ...] = (
+    "kms:decrypt",
+    "kms:encrypt",
+    "kms:generatedatakey",
+    "kms:generatedatakeypair",
+    "kms:generatedatakeypairwithoutplaintext",
+    "kms:generatedatakeywithoutplaintext",
+    "kms:reencryptfrom",
+    "kms:reencryptto",
+)
+_ASYMMETRIC_ENCRYPT_ACTIONS = ("kms:decrypt", "kms:encrypt", "kms:reencryptfrom", "kms:reencryptto")
+_USAGE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "SIGN_VERIFY": ("kms:sign", "kms:verify"),
+    "GENERATE_VERIFY_MAC": ("kms:generatemac", "kms:verifymac"),
+    "KEY_AGREEMENT": ("kms:derivesharedsecret",),
+}
+
+
+def crypto_actions_for(key_spec: str | None = None, key_usage: str | None = None) -> tuple[str, ...]:
+    """The cryptographic actions (lower-case) a key of this spec and usage supports. Unknown (both None):
+    a symmetric encryption key, the default and by far the most common; a spec or usage this table does
+    not know: every cryptographic action."""
+    spec = (key_spec or "").upper()
+    usage = (key_usage or "").upper()
+    if not usage:
+        if not spec or spec == "SYMMETRIC_DEFAULT":
+            return SYMMETRIC_CRYPTO_ACTIONS
+        if spec.startswith("HMAC_"):
+            return _USAGE_ACTIONS["GENERATE_VERIFY_MAC"]
+        return CRYPTO_ACTIONS
+    if usage == "ENCRYPT_DECRYPT":
+        if not spec or spec == "SYMMETRIC_DEFAULT":
+            return SYMMETRIC_CRYPTO_ACTIONS
+        return _ASYMMETRIC_ENCRYPT_ACTIONS  # RSA_*, SM2
+    return _USAGE_ACTIONS.get(usage, CRYPTO_ACTIONS)
+
+
 # The actions ``who_can`` reports on: use, administration, and the ones that hand out access.
 KEY_ACTIONS: tuple[str, ...] = (
     "kms:Decrypt",
@@ -179,8 +218,9 @@ class Asker:
         if groups is None:
             groups = self._groups[gkey] = self._action_groups(pol, q.actions)
         named = self.named if pol is self.policy else self.named | named_principals(pol)
+        with_root = any(st.not_principals is not None for st in pol.statements)
         for group in groups:
-            for probe in fastpath.probes(q, self.orgs, named):
+            for probe in fastpath.probes(q, self.orgs, named, with_root):
                 v = fastpath.decide(pol, q, probe, group[0], self.match)
                 if v is fastpath.V.YES:
                     return v
@@ -213,11 +253,13 @@ def _answer(proof: Proof, q: Question, uncertain: list[str]) -> Answer:
 
 
 def load(policy: Policy | str) -> Policy:
+    """A policy text parsed for analysis: leniently, so that a document KMS accepted (an action newer than
+    the catalogue, duplicate Sids, no Version) is judged rather than rejected (see ``parse_and_normalize``)."""
     if isinstance(policy, Policy):
         return policy
     from kmsguard.policy.normalize import parse_and_normalize
 
-    return parse_and_normalize(policy)
+    return parse_and_normalize(policy, strict=False)
 
 
 def analyze_key_policy(
@@ -227,9 +269,13 @@ def analyze_key_policy(
     trusted_accounts: Iterable[str] = (),
     trusted_org_ids: Iterable[str] = (),
     examples: bool = False,
+    key_spec: str | None = None,
+    key_usage: str | None = None,
 ) -> KeyPolicyAnalysis:
     """Answer the whole-policy questions for a key in ``account``. ``examples``: build a concrete request
-    for each "yes" (uses the solver for every question; slower)."""
+    for each "yes" (uses the solver for every question; slower). ``key_spec`` / ``key_usage`` (KMS's
+    KeySpec and KeyUsage) say which cryptographic actions the key supports, which is what the insecure
+    transport Deny must cover; unknown means a symmetric encryption key."""
     pol = load(policy)
     trusted = frozenset(trusted_accounts) | {account}
     trusted_orgs = frozenset(trusted_org_ids)
@@ -270,7 +316,9 @@ def analyze_key_policy(
         admin_crypto=admin_crypto,
         who_can=_who_can(pol, account, asker, named),
         wildcard_statements=_wildcard_statements(pol, account),
-        denies_insecure_transport=_denies_insecure_transport(pol, account, asker),
+        denies_insecure_transport=_denies_insecure_transport(
+            pol, account, asker, crypto_actions_for(key_spec, key_usage)
+        ),
         iam_only=_iam_only(pol, account),
         root_delegation=any(
             st.effect == "Allow" and any(is_key_account_root(p, account) for p in st.principals or ())
@@ -287,10 +335,23 @@ def analyze_key_policy(
 
 @lru_cache(maxsize=4096)
 def analyze_key_policy_cached(
-    text: str, account: str, trusted_accounts: tuple[str, ...], trusted_org_ids: tuple[str, ...]
+    text: str,
+    account: str,
+    trusted_accounts: tuple[str, ...],
+    trusted_org_ids: tuple[str, ...],
+    key_spec: str | None = None,
+    key_usage: str | None = None,
 ) -> KeyPolicyAnalysis:
-    """The scan's entry point: several checks ask about the same key; analyse each policy text once."""
-    return analyze_key_policy(text, account, trusted_accounts=trusted_accounts, trusted_org_ids=trusted_org_ids)
+    """The scan's entry point: several checks ask about the same key; analyse each policy text once. The
+    text is parsed leniently (``load``); a document that is not a policy at all still raises."""
+    return analyze_key_policy(
+        load(text),
+        account,
+        trusted_accounts=trusted_accounts,
+        trusted_org_ids=trusted_org_ids,
+        key_spec=key_spec,
+        key_usage=key_usage,
+    )
 
 
 def _condition_arns(pol: Policy) -> set[str]:
@@ -366,13 +427,27 @@ def _admins(
         if not asker.ask(put).allowed:
             continue
         admins.append(arn)
-        any_use = asker.ask(Question(CRYPTO_ACTIONS, ident, account, description=f"use by {arn}")).allowed
-        uses = [a for a in CRYPTO_ACTIONS if any_use and asker.ask(Question((a,), ident, account)).allowed]
+        # A role administers through its sessions too: what a named session of it may do counts.
+        idents = [ident] + [
+            Identity(principal=s, iam_allows=ident.iam_allows) for s in sorted(named) if _is_session_of(s, arn)
+        ]
+        uses = []
+        for who in idents:
+            what = f"use by {who.principal or arn}"
+            if not asker.ask(Question(CRYPTO_ACTIONS, who, account, description=what)).allowed:
+                continue
+            uses += [a for a in CRYPTO_ACTIONS if a not in uses and asker.ask(Question((a,), who, account)).allowed]
+        uses.sort(key=CRYPTO_ACTIONS.index)
         if uses:
             crypto[arn] = [canonical_action(a) for a in uses]
         if "kms:decrypt" in uses:
             can_decrypt = True
     return admins, crypto, (can_decrypt if admins else None)
+
+
+def _is_session_of(session: str, role: str) -> bool:
+    """``session`` is an assumed-role session ARN of the role ARN ``role`` (whatever the role's path)."""
+    return session != role and session.split(":", 3)[2:3] == ["sts"] and names_directly(role, session)
 
 
 def _who_can(pol: Policy, account: str, asker: Asker, named: frozenset[str]) -> dict[str, list[WhoCan]]:
@@ -432,17 +507,20 @@ def _wildcard_statements(pol: Policy, account: str) -> list[int]:
     return out
 
 
-def _denies_insecure_transport(pol: Policy, account: str, asker: Asker) -> bool:
-    """Is every cryptographic request over plain HTTP (aws:SecureTransport false) explicitly denied, for
-    every principal? Judged on the Deny statements alone: with an allow-everything statement added, can any
-    request with aws:SecureTransport=false still get through?"""
+def _denies_insecure_transport(
+    pol: Policy, account: str, asker: Asker, actions: Sequence[str] = SYMMETRIC_CRYPTO_ACTIONS
+) -> bool:
+    """Is every cryptographic request (``actions``: the ones the key supports) over plain HTTP
+    (aws:SecureTransport false) explicitly denied, for every principal? Judged on the Deny statements
+    alone: with an allow-everything statement added, can any request with aws:SecureTransport=false still
+    get through?"""
     denies = tuple(st for st in pol.statements if st.effect == "Deny")
     if not denies:
         return False
     allow_all = Statement(len(pol.statements), None, "Allow", principals=(Principal("AWS", "*"),), actions=("*",))
     probe_policy = replace(pol, statements=(*denies, allow_all))
     question = Question(
-        CRYPTO_ACTIONS,
+        tuple(actions),
         Identity(),
         account,
         fixed_context=fixed({"aws:securetransport": ["false"]}),
@@ -472,24 +550,54 @@ class AllKeysGrant:
 
 def identity_policy_all_keys(policy: Policy | str, actions: Sequence[str]) -> AllKeysGrant | None:
     """Does an IAM identity policy allow ``actions`` on *every* KMS key (Resource "*", "arn:aws:kms:*", all
-    keys of an account or region)? Judged by asking about a key the policy does not name, under each
-    Resource pattern whose key part is a wildcard."""
+    keys of an account or region; NotResource, which covers every key it does not exclude)? Judged by
+    asking about a key the policy does not name, under each Resource pattern whose key part is a wildcard
+    and under each NotResource list (with a key none of its patterns match)."""
     pol = policy if isinstance(policy, Policy) else _load_identity(policy)
     asker = Asker(pol)
+
+    def allowed(resource: str) -> list[str]:
+        return [
+            a
+            for a in actions
+            if asker.ask(Question((a.lower(),), Identity(), "", resource=resource, description="all keys")).allowed
+        ]
+
     for st in pol.statements:
-        if st.effect != "Allow" or st.resources is None:
+        if st.effect != "Allow":
+            continue
+        if st.not_resources is not None:
+            probe = _key_outside(st.not_resources)
+            hit = allowed(probe) if probe is not None else []
+            if hit:
+                label = "NotResource " + ", ".join(st.not_resources)
+                return AllKeysGrant(tuple(canonical_action(a) for a in hit), (st.index,), label)
+            continue
+        if st.resources is None:
             continue
         for pattern in st.resources:
             if not _covers_every_key(pattern):
                 continue
-            probe = pattern.replace("*", "kmsguardprobe").replace("?", "x")
-            hit = [
-                a
-                for a in actions
-                if asker.ask(Question((a.lower(),), Identity(), "", resource=probe, description="all keys")).allowed
-            ]
+            hit = allowed(pattern.replace("*", "kmsguardprobe").replace("?", "x"))
             if hit:
                 return AllKeysGrant(tuple(canonical_action(a) for a in hit), (st.index,), pattern)
+    return None
+
+
+_PROBE_REGIONS = (("aws", "us-east-1"), ("aws", "eu-west-1"), ("aws-us-gov", "us-gov-west-1"), ("aws-cn", "cn-north-1"))
+_PROBE_KEYS = tuple(
+    f"arn:{partition}:kms:{region}:{account}:key/kmsguardprobe-0000-0000-0000-000000000000"
+    for partition, region in _PROBE_REGIONS
+    for account in ("000000000000", "999999999999")
+)
+
+
+def _key_outside(patterns: Sequence[str]) -> str | None:
+    """A KMS key ARN (of an account no policy names) that none of the NotResource ``patterns`` match; None
+    when they cover every key we could try."""
+    for arn in _PROBE_KEYS:
+        if not any(fastpath.resource_match_pattern(p, arn) for p in patterns):
+            return arn
     return None
 
 
@@ -502,4 +610,4 @@ def _covers_every_key(pattern: str) -> bool:
 def _load_identity(text: str) -> Policy:
     from kmsguard.policy.normalize import parse_and_normalize
 
-    return parse_and_normalize(text, kind="identity")
+    return parse_and_normalize(text, kind="identity", strict=False)

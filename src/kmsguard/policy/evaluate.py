@@ -364,7 +364,7 @@ def _compiled_condition(cond: Condition, variables: bool) -> CondTest:
 # ------------------------------------------------------------------------------------ compiled policy
 
 
-def _principal_token(p: Principal) -> str | None:
+def principal_token(p: Principal) -> str | None:
     """The token a Principal entry contributes; None for the wildcard."""
     v = p.value
     if p.kind == "AWS":
@@ -413,7 +413,7 @@ class _CStatement:
             plist = ()
         else:
             self.pmode = _P_POS if st.principals is not None else _P_NOT
-        tokens = [_principal_token(p) for p in plist]
+        tokens = [principal_token(p) for p in plist]
         self.pwild = any(t is None for t in tokens)
         self.ptokens = frozenset(t for t in tokens if t is not None)
 

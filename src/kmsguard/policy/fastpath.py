@@ -31,9 +31,10 @@ from kmsguard.policy.principals import (
     ARN_KEYS,
     ORG_KEYS,
     ORG_PATH_KEYS,
+    SERVICE_FLAG_KEYS,
     SOURCE_KEYS,
     account_of,
-    direct_forms,
+    names_directly,
 )
 from kmsguard.policy.solver import Question
 
@@ -59,11 +60,16 @@ _LIKE_OPS = {"StringLike", "StringNotLike", "ArnLike", "ArnNotLike", "ArnEquals"
 _FRESH_ORG = "o-kmsguardprobe0"
 
 
-def probes(q: Question, mentioned_orgs: Iterable[str], named: Iterable[str] = ()) -> list[Probe]:
+def probes(
+    q: Question, mentioned_orgs: Iterable[str], named: Iterable[str] = (), with_root: bool = False
+) -> list[Probe]:
     """Representatives of the question's principal class, one per equivalence class of its organisation.
 
     A generic class (no fixed principal) is represented by a fresh role, which no Principal element names;
-    the principals the policy does name (``named``) that belong to the class get probes of their own."""
+    the principals the policy does name (``named``) that belong to the class get probes of their own.
+    The class's root user is judged apart from its roles where it differs: under NotPrincipal (it has only
+    the account level) and without the caller's IAM policies (it needs none); ``with_root`` asks for it
+    (it is added anyway when the question does not assume IAM allows)."""
     ident = q.identity
     if ident.org_mode == "fixed":
         orgs: list[str | None] = [ident.org_id]
@@ -84,6 +90,9 @@ def probes(q: Question, mentioned_orgs: Iterable[str], named: Iterable[str] = ()
         acct, exact_acct = _fresh_account(ident.exclude_accounts), False
     role = f"arn:aws:iam::{acct}:role/kmsguard-probe"
     out = [Probe(role, acct, o, False, exact_acct, ident.iam_allows) for o in orgs]
+    root = f"arn:aws:iam::{acct}:root"
+    if (with_root or not ident.iam_allows) and root not in ident.exclude_principals:
+        out += [Probe(root, acct, o, exact_acct, exact_acct, ident.iam_allows) for o in orgs]
     for arn in sorted(set(named) - ident.exclude_principals):
         owner = account_of(arn)
         in_class = owner == ident.account if ident.account else owner not in ident.exclude_accounts
@@ -114,7 +123,7 @@ def _element(e: Principal, probe: Probe, allow_side: bool) -> V:
                 return V.YES
             return V.NO
         if probe.exact_principal:
-            return V.YES if probe.principal in direct_forms(e.value) else V.NO
+            return V.YES if names_directly(e.value, probe.principal) else V.NO
         # A representative principal stands for the class, which excludes every named principal.
         return V.NO
     label = f"service:{e.value}" if e.kind == "Service" else f"{e.kind.lower()}:{e.value}"
@@ -144,7 +153,7 @@ def _excluded(elements: tuple[Principal, ...], probe: Probe) -> bool:
         return False
     if probe.principal.endswith(":root"):
         return True
-    return probe.exact_principal and any(e.kind == "AWS" and probe.principal in direct_forms(e.value) for e in elements)
+    return probe.exact_principal and any(e.kind == "AWS" and names_directly(e.value, probe.principal) for e in elements)
 
 
 def principal_match(st: Statement, probe: Probe, kind: str = "key") -> V:
@@ -177,6 +186,11 @@ def covered(actions: tuple[str, ...] | None, not_actions: tuple[str, ...] | None
 @lru_cache(maxsize=4096)
 def _resource_rx(pattern: str) -> re.Pattern[str]:
     return re.compile(glob_to_regex(pattern), re.DOTALL)
+
+
+def resource_match_pattern(pattern: str, resource: str) -> bool:
+    """Does one Resource / NotResource pattern (with * and ?) match a resource ARN?"""
+    return _resource_rx(pattern).match(resource) is not None
 
 
 def resource_match(st: Statement, resource: str | None) -> V:
@@ -212,6 +226,8 @@ def _identity_values(key: str, probe: Probe) -> tuple[tuple[str, ...] | None, bo
         return ((f"{probe.org}/r-probe/",) if probe.org else None), probe.org is None
     if key in SOURCE_KEYS:
         return (None, True) if not probe.service else None
+    if key in SERVICE_FLAG_KEYS:
+        return ("true" if probe.service else "false",), True
     return None
 
 
@@ -227,6 +243,8 @@ def condition(c: Condition, probe: Probe, fixed: dict[str, tuple[str, ...] | Non
             and (c.operator in _LIKE_OPS and any("*" in v or "?" in v for v in c.values))
         ):
             return CondVerdict(V.MAYBE)  # a pattern may match some class members and not others
+        if not exact and values is not None and c.key in ORG_PATH_KEYS and c.operator != "Null":
+            return CondVerdict(V.MAYBE)  # the path below the organisation differs between class members
         if (
             not exact
             and values is not None

@@ -54,9 +54,20 @@ def normalize(raw_or_dict: RawPolicy | Mapping[str, Any], kind: PolicyKind | Non
     )
 
 
-def parse_and_normalize(text: str, *, source: str = "<policy>", kind: PolicyKind = "key") -> Policy:
-    """Parse, validate (raising PolicyParseError on any error) and normalise a policy document."""
-    return normalize(parse_policy(text, source=source, kind=kind))
+def parse_and_normalize(
+    text: str, *, source: str = "<policy>", kind: PolicyKind = "key", strict: bool = True
+) -> Policy:
+    """Parse, validate (raising PolicyParseError on any error) and normalise a policy document.
+
+    ``strict=False`` is for analysing policies AWS already accepted: a KMS action the catalogue does not
+    know (it then matches only itself, and wildcards as usual), duplicate Sids and a missing Version are
+    accepted (see ``parse_policy``); without a Version the policy is read as "2008-10-17", so policy
+    variables are not substituted. Anything else (not JSON, no Statement, ...) still raises."""
+    raw = parse_policy(text, source=source, kind=kind, strict=strict)
+    pol = normalize(raw)
+    if not strict and "Version" not in raw.data:
+        pol = replace(pol, version="2008-10-17")
+    return pol
 
 
 def _statement(index: int, st: Any, kind: PolicyKind) -> Statement:

@@ -17,7 +17,7 @@ import difflib
 import ipaddress
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from json.decoder import scanstring  # type: ignore[attr-defined]
@@ -223,9 +223,18 @@ def validate_policy(text: str, *, source: str = "<policy>", kind: PolicyKind = "
     return list(_validate(text, kind)[1])
 
 
-def parse_policy(text: str, *, source: str = "<policy>", kind: PolicyKind = "key") -> RawPolicy:
-    """Decode and validate; raise ``PolicyParseError`` (message ``source:line:col: ...``) on any error."""
+# Errors that AWS itself does not make (it accepted the policy), tolerated by a lenient parse.
+LENIENT_CODES = frozenset({"unknown-action", "duplicate-sid", "missing-version"})
+
+
+def parse_policy(text: str, *, source: str = "<policy>", kind: PolicyKind = "key", strict: bool = True) -> RawPolicy:
+    """Decode and validate; raise ``PolicyParseError`` (message ``source:line:col: ...``) on any error.
+
+    ``strict=False``: the errors in ``LENIENT_CODES`` (a KMS action not in the catalogue, duplicate Sids, a
+    missing Version) become warnings, for analysing a policy AWS accepted."""
     data, problems, positions = _validate(text, kind)
+    if not strict:
+        problems = [replace(p, severity="warning") if p.code in LENIENT_CODES else p for p in problems]
     errors = tuple(p for p in problems if p.severity == "error")
     if errors:
         first = errors[0]

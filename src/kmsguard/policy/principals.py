@@ -24,7 +24,9 @@ ORG_PATH_KEYS = frozenset({"aws:principalorgpaths"})
 ARN_KEYS = frozenset({"aws:principalarn"})
 # Set only when a service acts for a resource; an IAM principal's own request does not carry them.
 SOURCE_KEYS = frozenset({"aws:sourceaccount", "aws:sourcearn", "aws:sourceowner", "aws:sourceorgid"})
-IDENTITY_KEYS = ACCOUNT_KEYS | ORG_KEYS | ORG_PATH_KEYS | ARN_KEYS | SOURCE_KEYS
+# Always in the request: "true" for a service principal, "false" for an IAM principal.
+SERVICE_FLAG_KEYS = frozenset({"aws:principalisawsservice"})
+IDENTITY_KEYS = ACCOUNT_KEYS | ORG_KEYS | ORG_PATH_KEYS | ARN_KEYS | SOURCE_KEYS | SERVICE_FLAG_KEYS
 
 
 def is_account_id(value: str) -> bool:
@@ -63,6 +65,18 @@ def direct_forms(arn: str) -> tuple[str, ...]:
     return (arn,)
 
 
+def names_directly(element: str, principal: str) -> bool:
+    """Does an AWS Principal element (not "*", not an account root) name the request ``principal`` itself?
+
+    As the direct evaluator judges it: a role ARN names that role whatever its path and every session of
+    it (``arn:PARTITION:sts::ACCT:assumed-role/NAME/<any>``); any other ARN names exactly itself."""
+    from kmsguard.policy.evaluate import principal_token
+    from kmsguard.policy.normalize import principal_info
+
+    token = principal_token(Principal("AWS", element))
+    return token is not None and token in principal_info(principal).direct_tokens
+
+
 def principal_label(p: Principal) -> str:
     """How a principal element is shown to users: the ARN, "*", or "service:NAME"."""
     if p.kind == "AWS":
@@ -96,7 +110,7 @@ def mentioned_orgs(policy: Policy) -> set[str]:
             for v in c.values:
                 if c.key in ORG_KEYS and is_org_id(v):
                     out.add(v)
-                elif c.key in ORG_PATH_KEYS and v.startswith("o-"):
+                elif c.key in ORG_PATH_KEYS and is_org_id(v.split("/", 1)[0]):
                     out.add(v.split("/", 1)[0])
     return out
 
