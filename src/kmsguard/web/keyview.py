@@ -45,7 +45,7 @@ def key_view(row: KeyRow) -> KeyView:
         try:
             from kmsguard.policy.analyze import analyze_key_policy_cached
 
-            a = analyze_key_policy_cached(key.policy, key.account, (), ())
+            a = analyze_key_policy_cached(key.policy, key.account, (), (), key.key_spec, key.key_usage)
         except Exception as e:  # a policy the engine cannot read is shown as is, with the reason
             error = f"{type(e).__name__}: {e}"
         else:
