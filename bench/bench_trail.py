@@ -168,7 +168,9 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--dir", type=Path, default=None, help="where to generate (default: a temp dir)")
-    ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the generated files (a later run with the same --dir reuses them)"
+    )
     ap.add_argument("--skip", default="", help="comma-separated measurements to skip (e.g. duckdb_read_json)")
     ap.add_argument("--child", nargs=4, metavar=("MODE", "ROOT", "WORKERS", "CACHE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -184,11 +186,23 @@ def main() -> None:
     cache = base / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     t = time.perf_counter()
-    paths, nbytes = generate(root, args.events)
-    print(
-        f"generated {args.events:,} events in {len(paths)} files, {nbytes / 1e6:.0f} MB gzip "
-        f"({time.perf_counter() - t:.0f} s); workers={args.workers}"
-    )
+    marker = root / "generated.json"
+    try:
+        done = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        done = {}
+    if args.dir is not None and done.get("events") == args.events:  # --dir --keep: reuse the same logs
+        paths, nbytes = sorted(root.rglob("*.json.gz")), int(done["bytes"])
+        print(f"reusing {args.events:,} events in {len(paths)} files, {nbytes / 1e6:.0f} MB gzip")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+        paths, nbytes = generate(root, args.events)
+        marker.write_text(json.dumps({"events": args.events, "bytes": nbytes}))
+        print(
+            f"generated {args.events:,} events in {len(paths)} files, {nbytes / 1e6:.0f} MB gzip "
+            f"({time.perf_counter() - t:.0f} s)"
+        )
+    print(f"workers={args.workers}")
 
     def child(mode: str) -> dict[str, Any]:
         out = subprocess.run(

@@ -14,6 +14,7 @@ files and writes its own part, so rows never cross a process boundary.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import uuid
@@ -42,6 +43,12 @@ UNIT_BYTES = 24 * 1024 * 1024
 MAX_FILES_PER_UNIT = 2000
 # Below this much input, start no processes: spawning workers costs more than decoding a few MB.
 IN_PROCESS_BYTES = 8 * 1024 * 1024
+# zstd at its fastest level: about the size of the default level at a fraction of the cost; row groups as
+# large as a batch, so DuckDB reads few, long column chunks.
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
+ROW_GROUP = 1 << 20
+# Columns are turned into Arrow every this many rows (small files are gathered first: each conversion has a cost).
+CONVERT_ROWS = 1000
 
 Progress = Callable[[int], None]
 # Runs units of work elsewhere (Spark tasks): [(files, part path, aws)] -> each unit's file stats.
@@ -123,21 +130,30 @@ def _parse_time(text: str) -> datetime | None:
 
 def rows_to_table(rows: Sequence[Row], stats: dict[str, FileStats]) -> pa.Table:
     """Rows as an Arrow table in ARROW_SCHEMA; a row whose time cannot be read is dropped and counted."""
-    cols = list(zip(*rows, strict=True)) if rows else [() for _ in COLUMNS]
-    times = pa.array(cols[0], pa.string())
+    cols = decode.Columns()
+    if rows:
+        cols.cols = [list(c) for c in zip(*rows, strict=True)]
+    return columns_to_table(cols, stats)
+
+
+_TYPES = [ARROW_SCHEMA.field(name).type for name in COLUMNS[1:]]
+
+
+def columns_to_table(cols: decode.Columns, stats: dict[str, FileStats]) -> pa.Table:
+    """Columns as an Arrow table in ARROW_SCHEMA; a row whose time cannot be read is dropped and counted."""
+    data = cols.cols
+    times = pa.array(data[0], pa.string())
     ts = pc.strptime(times, format="%Y-%m-%dT%H:%M:%SZ", unit="us", error_is_null=True)
     if ts.null_count:
         fixed = [
             t if t is not None else _parse_time(s) if s is not None else None
-            for t, s in zip(ts.to_pylist(), cols[0], strict=True)
+            for t, s in zip(ts.to_pylist(), data[0], strict=True)
         ]
         ts = pa.array(fixed, pa.timestamp("us"))
     ts = ts.cast(pa.timestamp("us", tz="UTC"))
-    arrays: dict[str, pa.Array] = {"event_time": ts}
-    arrays["event_ts"] = pc.divide(ts.cast(pa.int64()), 1_000_000)
-    for i, name in enumerate(COLUMNS[1:], start=1):
-        arrays[name] = pa.array(cols[i], ARROW_SCHEMA.field(name).type)
-    table = pa.table([arrays[f.name] for f in ARROW_SCHEMA], schema=ARROW_SCHEMA)
+    arrays = [ts, pc.divide(ts.cast(pa.int64()), 1_000_000)]
+    arrays += [pa.array(col, typ) for col, typ in zip(data[1:], _TYPES, strict=True)]
+    table = pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
     if ts.null_count:
         bad = pc.is_null(ts)
         for f in table.filter(bad).column("file").to_pylist():
@@ -176,22 +192,48 @@ def _closing_chunks(fh: Any) -> Iterable[bytes]:
 
 def ingest_unit(files: list[LogFile], part_path: str | None, aws: AwsOptions | None) -> list[FileStats]:
     """Decode ``files`` and write their KMS events to ``part_path`` (no file when there are none)."""
+    # The cyclic GC would walk every string and list held in the pending columns again and again (a large
+    # share of the run); decoding creates no reference cycles, so it is off while a unit is decoded.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _ingest_unit(files, part_path, aws)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _ingest_unit(files: list[LogFile], part_path: str | None, aws: AwsOptions | None) -> list[FileStats]:
     stats_by_file: dict[str, FileStats] = {}
     writer: pq.ParquetWriter | None = None
-    pending: list[Row] = []
+    cols = decode.Columns()
+    tables: list[pa.Table] = []
+    pending = 0
+
+    def convert() -> None:
+        # Columns become Arrow right after their file is decoded, while its strings are still in the CPU
+        # cache: converting (and freeing) a whole batch of scattered strings later costs twice as much.
+        nonlocal pending
+        if len(cols):
+            table = columns_to_table(cols, stats_by_file)
+            cols.clear()
+            tables.append(table)
+            pending += table.num_rows
 
     def flush() -> None:
         nonlocal writer, pending
-        if not pending:
+        convert()
+        if not tables:
             return
-        table = rows_to_table(pending, stats_by_file)
-        pending = []
+        table = pa.concat_tables(tables)
+        tables.clear()
+        pending = 0
         if part_path is None or table.num_rows == 0:
             return
         if writer is None:
             Path(part_path).parent.mkdir(parents=True, exist_ok=True)
-            writer = pq.ParquetWriter(part_path + ".tmp", ARROW_SCHEMA, compression="zstd")
-        writer.write_table(table)
+            writer = pq.ParquetWriter(part_path + ".tmp", ARROW_SCHEMA, **PARQUET_OPTIONS)
+        writer.write_table(table, row_group_size=ROW_GROUP)
 
     for f in files:
         st = FileStats(f.uri, size=f.size)
@@ -199,19 +241,18 @@ def ingest_unit(files: list[LogFile], part_path: str | None, aws: AwsOptions | N
         try:
             data, chunks = _read_file(f, aws)
             if data is not None:
-                rows, _ = decode.decode_bytes(data, f.uri, st)
+                decode.decode_into(data, f.uri, st, cols)
                 del data
-                pending.extend(rows)
             elif chunks is not None:
-                for batch in decode.decode_stream(chunks, f.uri, st):
-                    pending.extend(batch)
-                    if len(pending) >= decode.BATCH_ROWS:
-                        flush()
+                for _ in decode.stream_into(chunks, f.uri, st, cols):
+                    flush()
         except (EOFError, OSError, ValueError) as e:  # truncated/corrupt gzip, unreadable file
             st.error = _file_error(e)
         except Exception as e:  # botocore errors and anything else: reported on the file, never fatal
             st.error = f"{type(e).__name__}: {e}"
-        if len(pending) >= decode.BATCH_ROWS:
+        if len(cols) >= CONVERT_ROWS:
+            convert()
+        if pending + len(cols) >= decode.BATCH_ROWS:
             flush()
     flush()
     if writer is not None and part_path is not None:
@@ -328,17 +369,16 @@ def write_records(records: Iterable[dict[str, Any]], name: str, cache_dir: Path)
     """Events that come as records rather than files (LookupEvents): decoded and written to their own part,
     replaced on every run (the API has no file identity to be incremental on)."""
     st = FileStats(name)
-    rows = decode._Rows(name, st)
-    rows.add(decode.records_from_objects(records, st))
-    data = rows.take()
-    table = rows_to_table(data, {name: st})
+    cols = decode.Columns()
+    decode._Rows(name, st, cols).add(decode.records_from_objects(records, st))
+    table = columns_to_table(cols, {name: st})
     safe = "".join(c if c.isalnum() else "_" for c in name)
     path = cache_dir / "lookup" / f"{safe}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     if table.num_rows == 0:
         path.unlink(missing_ok=True)
         return st, None
-    pq.write_table(table, path, compression="zstd")
+    pq.write_table(table, path, row_group_size=ROW_GROUP, **PARQUET_OPTIONS)
     return st, str(path)
 
 
@@ -356,4 +396,4 @@ def _remove_orphans(cache_dir: Path, keep: set[str]) -> None:
             p.unlink(missing_ok=True)
 
 
-__all__ = ["IngestReport", "Manifest", "ingest", "ingest_unit", "rows_to_table", "write_records"]
+__all__ = ["IngestReport", "Manifest", "columns_to_table", "ingest", "ingest_unit", "rows_to_table", "write_records"]

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import msgspec
 
-from kmsguard.trail.schema import CRYPTO_ACTIONS, KMS_SOURCE
+from kmsguard.trail.schema import COLUMNS, CRYPTO_ACTIONS, KMS_SOURCE
 
 _gzip: ModuleType
 _zlib_mod: ModuleType
@@ -106,6 +106,7 @@ class KmsResponse(msgspec.Struct, gc=False):
 _ENVELOPE = msgspec.json.Decoder(Envelope)
 _RECORD = msgspec.json.Decoder(Record)
 _PARAMS = msgspec.json.Decoder(KmsParams)
+_PARAMS_LIST = msgspec.json.Decoder(list[KmsParams | None])
 _RESPONSE = msgspec.json.Decoder(KmsResponse)
 _ANY = msgspec.json.Decoder()
 _ENCODE = msgspec.json.Encoder()
@@ -146,135 +147,198 @@ class FileStats:
         self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + n
 
 
+class Columns:
+    """KMS events column by column (``schema.COLUMNS`` order): one list per column, extended file after file.
+
+    Built with one list comprehension per column over a file's records rather than one tuple per row: no
+    per-event Python function call, no transposition, and lists that go straight into ``pa.array``."""
+
+    __slots__ = ("cols",)
+
+    def __init__(self) -> None:
+        self.cols: list[list[Any]] = [[] for _ in COLUMNS]
+
+    def __len__(self) -> int:
+        return len(self.cols[0])
+
+    def rows(self) -> list[Row]:
+        return list(zip(*self.cols, strict=True))
+
+    def clear(self) -> None:
+        self.cols = [[] for _ in COLUMNS]
+
+
 class _Rows:
-    """Turns Records into row tuples (see schema.COLUMNS) for one file."""
+    """Turns Records into columns (see schema.COLUMNS) for one file, with the file's accounting."""
 
-    __slots__ = ("file", "rows", "stats")
+    __slots__ = ("cols", "file", "stats")
 
-    def __init__(self, file: str, stats: FileStats) -> None:
+    def __init__(self, file: str, stats: FileStats, cols: Columns | None = None) -> None:
         self.file = file
         self.stats = stats
-        self.rows: list[Row] = []
+        self.cols = cols if cols is not None else Columns()
 
     def add(self, records: Iterable[Record]) -> None:
+        recs = records if isinstance(records, list) else list(records)
         stats = self.stats
-        append = self.rows.append
-        file = self.file
-        n = 0
-        for rec in records:
-            n += 1
-            if rec.eventSource != KMS_SOURCE:
-                if rec.eventSource is None and rec.eventName is None and rec.eventTime is None:
-                    stats.skip("not a CloudTrail record")
-                continue
-            name = rec.eventName
-            if name is None or rec.eventTime is None:
-                stats.skip("KMS record without eventName or eventTime")
-                continue
-            append(_row(rec, name, file))
-        stats.records += n
+        kept = [r for r in recs if r.eventSource == KMS_SOURCE and r.eventName is not None and r.eventTime is not None]
+        if len(kept) != len(recs):  # something to account for (other services, incomplete records)
+            kept = []
+            for rec in recs:
+                if rec.eventSource != KMS_SOURCE:
+                    if rec.eventSource is None and rec.eventName is None and rec.eventTime is None:
+                        stats.skip("not a CloudTrail record")
+                    continue
+                if rec.eventName is None or rec.eventTime is None:
+                    stats.skip("KMS record without eventName or eventTime")
+                    continue
+                kept.append(rec)
+        stats.records += len(recs)
+        stats.kms += len(kept)
+        if kept:
+            _extend(self.cols.cols, kept, self.file)
 
     def take(self) -> list[Row]:
-        rows, self.rows = self.rows, []
-        self.stats.kms += len(rows)
+        rows = self.cols.rows()
+        self.cols.clear()
         return rows
 
 
-_ACCOUNT_CACHE: dict[str, str | None] = {}
-
-
-def _key_account(key: str | None, fallback: str | None) -> str | None:
-    if key is None:
-        return fallback
-    hit = _ACCOUNT_CACHE.get(key, "")
-    if hit != "":
-        return hit
+def _account_of(key: str) -> str | None:
     parts = key.split(":", 5)
-    acct = parts[4] if len(parts) == 6 and parts[4] else fallback
-    if len(_ACCOUNT_CACHE) < 100_000:
-        _ACCOUNT_CACHE[key] = acct
-    return acct
+    return parts[4] if len(parts) == 6 and parts[4] else None
 
 
-def _row(rec: Record, name: str, file: str) -> Row:
-    ident = rec.userIdentity
-    if ident is not None:
-        ptype = ident.type
-        parn = ident.arn
-        pacct = ident.accountId
-        invoked = ident.invokedBy
-        if ptype == "AWSService":
-            principal: str | None = "service:" + (invoked or "unknown")
-        elif ptype == "AssumedRole" and ident.sessionContext is not None and ident.sessionContext.sessionIssuer:
-            principal = ident.sessionContext.sessionIssuer.arn or parn
-        elif parn is not None:
-            principal = parn
-        elif pacct is not None:
-            principal = "account:" + pacct  # AWSAccount callers (other accounts) are logged without an ARN
-        else:
-            principal = None
-    else:
-        ptype = parn = pacct = invoked = principal = None
+def _key_accounts(keys: list[str | None], recipients: list[str | None]) -> list[str | None]:
+    """The account in each key ARN, else the record's recipient account."""
+    acct: dict[str | None, str | None] = {k: _account_of(k) for k in set(keys) if k is not None}
+    acct[None] = None
+    return [acct[k] or fallback for k, fallback in zip(keys, recipients, strict=True)]
 
-    key: str | None = None
-    if rec.resources:
-        for r in rec.resources:
+
+def _principals(idents: list[UserIdentity | None]) -> list[str | None]:
+    """The stable identity of each caller: the role of an assumed-role session, ``service:NAME`` for AWS
+    services, ``account:ID`` for AWSAccount callers (other accounts are logged without an ARN)."""
+    return [
+        None
+        if i is None
+        else "service:" + (i.invokedBy or "unknown")
+        if i.type == "AWSService"
+        else (i.sessionContext.sessionIssuer.arn or i.arn)
+        if i.type == "AssumedRole" and i.sessionContext is not None and i.sessionContext.sessionIssuer
+        else i.arn
+        if i.arn is not None
+        else "account:" + i.accountId
+        if i.accountId is not None
+        else None
+        for i in idents
+    ]
+
+
+def _first_key(res: list[ResourceRef] | None) -> str | None:
+    if res:
+        for r in res:
             a = r.ARN
             if a is not None and ":key/" in a:
-                key = a
-                break
-    crypto = name in CRYPTO_ACTIONS
-    params_text: str | None = None
-    grantee = alias = context_arn = None
-    raw = rec.requestParameters
-    # Decode requestParameters only when something needs it: the key is not in resources, the event is an
-    # administrative one (its parameters are evidence), or the encryption context names a resource.
-    if raw and (key is None or not crypto or b"arn:" in bytes(raw)):
-        p = _params(raw)
-        if p is not None:
-            if key is None and p.keyId is not None:
-                key = _qualify(p.keyId, rec)
-            if p.encryptionContext:
-                for v in p.encryptionContext.values():
-                    if v.startswith("arn:"):
-                        # An S3 object: its bucket is the resource that carries tags (and keeps this small).
-                        context_arn = v.split("/", 1)[0] if v.startswith("arn:aws:s3:::") else v
-                        break
-            grantee = p.granteePrincipal
-            alias = p.aliasName
-        if not crypto:
-            text = bytes(raw).decode("utf-8", "replace")
-            params_text = None if text == "null" else text
-    if key is None and rec.responseElements and not crypto:
-        resp = _response(rec.responseElements)
-        if resp is not None:
-            key = (resp.keyMetadata.arn if resp.keyMetadata else None) or (
-                _qualify(resp.keyId, rec) if resp.keyId else None
-            )
-    recipient = rec.recipientAccountId
-    return (
-        rec.eventTime,
-        name,
-        rec.eventID,
-        rec.awsRegion,
-        recipient,
-        key,
-        _key_account(key, recipient),
-        principal,
-        parn,
-        ptype,
-        pacct,
-        invoked,
-        rec.sourceIPAddress,
-        rec.userAgent,
-        rec.errorCode,
-        crypto,
-        params_text,
-        grantee,
-        alias,
-        context_arn,
-        file,
-    )
+                return a
+    return None
+
+
+def _resource_keys(recs: list[Record]) -> list[str | None]:
+    """The first KMS key ARN in each record's resources (one resource, the key, is the common case)."""
+    res_lists = [r.resources for r in recs]
+    return [
+        a
+        if rs is not None and len(rs) == 1 and (a := rs[0].ARN) is not None and ":key/" in a
+        else _first_key(rs)
+        if rs
+        else None
+        for rs in res_lists
+    ]
+
+
+def _decode_params(raws: list[msgspec.Raw]) -> list[KmsParams | None]:
+    """requestParameters of many records in one decoder call; one by one (with cleaning) if any does not fit."""
+    try:
+        return _PARAMS_LIST.decode(b"[" + b",".join(raws) + b"]")
+    except msgspec.DecodeError:
+        return [_params(r) for r in raws]
+
+
+def _extend(cols: list[list[Any]], recs: list[Record], file: str) -> None:
+    """Append the columns of ``recs`` (KMS records with eventName and eventTime) to ``cols``."""
+    names: list[str] = [r.eventName for r in recs]  # type: ignore[misc]  # checked by the caller
+    regions = [r.awsRegion for r in recs]
+    recipients = [r.recipientAccountId for r in recs]
+    idents = [r.userIdentity for r in recs]
+    keys = _resource_keys(recs)
+    crypto = [n in CRYPTO_ACTIONS for n in names]
+    n = len(recs)
+    params_text: list[str | None] = [None] * n
+    grantee: list[str | None] = [None] * n
+    alias: list[str | None] = [None] * n
+    context: list[str | None] = [None] * n
+
+    # requestParameters are decoded (all at once) only where something needs them: the key is not in
+    # resources, the event is an administrative one (its parameters are evidence), or the encryption
+    # context may name a resource.
+    idx = [i for i, r in enumerate(recs) if r.requestParameters]
+    if idx:
+        raws = [recs[i].requestParameters for i in idx]
+        for i, raw, p in zip(idx, raws, _decode_params(raws), strict=True):
+            is_crypto = crypto[i]
+            if p is not None:
+                ctx_arn = None
+                if p.encryptionContext:
+                    for v in p.encryptionContext.values():
+                        if v.startswith("arn:"):
+                            # An S3 object: its bucket is the resource that carries tags (and keeps this small).
+                            ctx_arn = v.split("/", 1)[0] if v.startswith("arn:aws:s3:::") else v
+                            break
+                if keys[i] is None or not is_crypto or ctx_arn is not None:
+                    needed = True
+                elif p.granteePrincipal is not None or p.aliasName is not None:
+                    needed = b"arn:" in bytes(raw)  # rare: decide exactly as a per-record check would
+                else:
+                    needed = False  # a cryptographic call on a known key whose parameters name no resource
+                if needed:
+                    if keys[i] is None and p.keyId is not None:
+                        keys[i] = _qualify(p.keyId, recs[i])
+                    context[i] = ctx_arn
+                    grantee[i] = p.granteePrincipal
+                    alias[i] = p.aliasName
+            if not is_crypto:
+                text = bytes(raw).decode("utf-8", "replace")
+                params_text[i] = None if text == "null" else text
+    for i, rec in enumerate(recs):
+        if keys[i] is None and not crypto[i] and rec.responseElements:
+            resp = _response(rec.responseElements)
+            if resp is not None:
+                keys[i] = (resp.keyMetadata.arn if resp.keyMetadata else None) or (
+                    _qualify(resp.keyId, rec) if resp.keyId else None
+                )
+
+    cols[0] += [r.eventTime for r in recs]
+    cols[1] += names
+    cols[2] += [r.eventID for r in recs]
+    cols[3] += regions
+    cols[4] += recipients
+    cols[5] += keys
+    cols[6] += _key_accounts(keys, recipients)
+    cols[7] += _principals(idents)
+    cols[8] += [i.arn if i is not None else None for i in idents]
+    cols[9] += [i.type if i is not None else None for i in idents]
+    cols[10] += [i.accountId if i is not None else None for i in idents]
+    cols[11] += [i.invokedBy if i is not None else None for i in idents]
+    cols[12] += [r.sourceIPAddress for r in recs]
+    cols[13] += [r.userAgent for r in recs]
+    cols[14] += [r.errorCode for r in recs]
+    cols[15] += crypto
+    cols[16] += params_text
+    cols[17] += grantee
+    cols[18] += alias
+    cols[19] += context
+    cols[20] += [file] * n
 
 
 def _qualify(key_id: str, rec: Record) -> str:
@@ -442,24 +506,29 @@ def _lines(data: bytes, stats: FileStats, rows: _Rows) -> None:
 def decode_bytes(data: bytes, file: str, stats: FileStats | None = None) -> tuple[list[Row], FileStats]:
     """Rows of the KMS events in ``data`` (already decompressed), with the file's stats."""
     stats = stats or FileStats(file)
-    rows = _Rows(file, stats)
+    cols = Columns()
+    decode_into(data, file, stats, cols)
+    return cols.rows(), stats
+
+
+def decode_into(data: bytes, file: str, stats: FileStats, cols: Columns) -> None:
+    """Append the KMS events in ``data`` (already decompressed) to ``cols``; account for the file in ``stats``."""
+    rows = _Rows(file, stats, cols)
     try:
         env = _ENVELOPE.decode(data)
     except msgspec.ValidationError:
         env = None  # JSON, but not the typed shape: generic parse
     except msgspec.DecodeError:
-        env = None
         # Not one JSON document: JSON lines, or not JSON at all.
         if b"\n" in data.strip():
             _lines(data, stats, rows)
         else:
             stats.error = "not JSON"
-        return rows.take(), stats
+        return
     if env is not None and env.Records is not None:
         rows.add(env.Records)
     elif not _generic(data, stats, rows):  # pragma: no cover - data decoded once already
         stats.error = "not JSON"
-    return rows.take(), stats
 
 
 # --- reading: decompression and the streaming path for huge files ------------------------------------------
@@ -485,7 +554,17 @@ def gzip_isize(f: IO[bytes], size: int) -> int:
 
 def decode_stream(chunks: Iterable[bytes], file: str, stats: FileStats) -> Iterator[list[Row]]:
     """Stream a large file (gzip or plain chunks) record by record; yields row batches of ``BATCH_ROWS``."""
-    rows = _Rows(file, stats)
+    cols = Columns()
+    for _ in stream_into(chunks, file, stats, cols):
+        yield cols.rows()
+        cols.clear()
+    yield cols.rows()
+
+
+def stream_into(chunks: Iterable[bytes], file: str, stats: FileStats, cols: Columns) -> Iterator[None]:
+    """Stream a large file into ``cols``, yielding whenever ``cols`` holds ``BATCH_ROWS`` or more rows (the
+    caller empties it); what is left at the end stays in ``cols``."""
+    rows = _Rows(file, stats, cols)
     pending: list[Record] = []
     try:
         for raw_rec in split_records(_inflate(chunks)):
@@ -501,12 +580,11 @@ def decode_stream(chunks: Iterable[bytes], file: str, stats: FileStats) -> Itera
             if len(pending) >= 10_000:
                 rows.add(pending)
                 pending = []
-                if len(rows.rows) >= BATCH_ROWS:
-                    yield rows.take()
+                if len(cols) >= BATCH_ROWS:
+                    yield None
     except _READ_ERRORS as e:
         stats.error = f"truncated or corrupt gzip after {stats.records + len(pending)} records ({e})"
     rows.add(pending)
-    yield rows.take()
 
 
 def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:

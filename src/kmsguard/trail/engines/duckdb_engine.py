@@ -30,7 +30,9 @@ class DuckDBEngine:
         else:
             self.con.register("raw_events", self._empty)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE dup_ids AS {dup_ids_sql('raw_events')}")
-        self.con.execute(f"CREATE OR REPLACE VIEW events AS {events_view('raw_events', filters)}")
+        row = self.con.execute("SELECT count(*) FROM dup_ids").fetchone()
+        dups = bool(row and row[0])
+        self.con.execute(f"CREATE OR REPLACE VIEW events AS {events_view('raw_events', filters, dups)}")
 
     def register_hours(self, start: int, end: int) -> None:
         start -= start % 3600
