@@ -113,3 +113,30 @@ def test_bad_input_exit_2(aws) -> None:  # type: ignore[no-untyped-def]
     ):
         result = _run(aws.endpoint_url, *args)
         assert result.exit_code == 2 and text in result.output, (args, result.output)
+
+
+def test_an_existing_alarm_keeps_the_other_actions_it_notifies(aws, client) -> None:  # type: ignore[no-untyped-def]
+    _trail_to_logs(client)
+    sns = client("sns")
+    topic = sns.create_topic(Name="security-alerts")["TopicArn"]
+    pager = sns.create_topic(Name="pager")["TopicArn"]
+    cw = client("cloudwatch")
+    # The team already alarms on policy changes, paging on-call; the guide's threshold is off (2, not 1).
+    cw.put_metric_alarm(
+        AlarmName="KMS-Key-Policy-Changes",
+        Namespace="Security/KMS",
+        MetricName="KMSPolicyChanges",
+        Statistic="Sum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=2.0,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        AlarmActions=[pager],
+    )
+    result = _run(aws.endpoint_url, "--sns-topic", topic, "--apply", "--yes")
+    assert result.exit_code == 0, result.output
+    [alarm] = cw.describe_alarms(AlarmNames=["KMS-Key-Policy-Changes"])["MetricAlarms"]
+    assert alarm["Threshold"] == 1.0
+    assert set(alarm["AlarmActions"]) == {pager, topic}  # on-call is still paged
+    again = json.loads(_run(aws.endpoint_url, "--sns-topic", topic, "--format", "json").stdout)
+    assert [s for r in again["regions"] for s in r["steps"]] == []

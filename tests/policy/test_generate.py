@@ -65,3 +65,18 @@ def test_grants_limited_to_aws_resources() -> None:
 def test_bad_arguments_are_named(account: str, admins: list[str], users: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         generate_key_policy(account, admins, users)
+
+
+@pytest.mark.parametrize(
+    ("admins", "users"),
+    [
+        (["arn:aws:iam::999988887777:role/KeyAdmin"], [APP]),
+        ([ADMIN], ["arn:aws:iam::999988887777:role/app"]),
+    ],
+)
+def test_principals_of_another_account_are_refused_since_they_would_be_external(
+    admins: list[str], users: list[str]
+) -> None:
+    # Otherwise the "least-privilege" policy would grant an outside account and not analyse clean.
+    with pytest.raises(ValueError, match=f"not in account {K}"):
+        generate_key_policy(K, admins, users)

@@ -49,8 +49,14 @@ class Rotation:
             "rotation_period_days": st.get("RotationPeriodInDays") if enabled else None,
         }
 
+    @staticmethod
+    def _state(state: dict[str, Any]) -> tuple[bool, Any]:
+        enabled = bool(state.get("rotation_enabled"))
+        return enabled, state.get("rotation_period_days") if enabled else None
+
     def as_planned(self, current: dict[str, Any], a: ActionDict) -> bool:
-        return True  # turning rotation on (or shortening it) is right whatever happened meanwhile
+        # Someone may have changed rotation since the plan (a shorter period, say): never written over.
+        return self._state(current) == self._state(a["before"])
 
     def done(self, current: dict[str, Any], a: ActionDict) -> bool:
         return (

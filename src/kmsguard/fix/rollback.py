@@ -5,6 +5,10 @@ state is left alone, and one that someone changed after kmsguard did (it is neit
 prior state) is skipped with a message unless ``force``, for the same reason apply skips concurrent changes.
 After restoring, the state is read again and compared with the journal: a key policy must be the exact text
 GetKeyPolicy returned before the fix.
+
+A change whose result is ``failed`` normally left AWS in its prior state and is passed over; but an action of
+several calls (cancel_key_deletion: CancelKeyDeletion, then EnableKey) can fail half-way, so such an entry is
+restored too when the resource is no longer in its prior state.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ class Restored:
         }
 
 
+# Action kinds made of several AWS calls: when one fails after another succeeded, the change is partial.
+MULTI_CALL = frozenset({"cancel_key_deletion"})
+
+
 def _same(kind: str, prior: dict[str, Any], current: dict[str, Any]) -> bool:
     if kind == "cancel_key_deletion":  # KMS cannot be given a deletion date back, only a waiting period
         return bool(prior["key_state"] == current["key_state"])
@@ -52,8 +60,8 @@ def rollback(
 ) -> list[Restored]:
     out: list[Restored] = []
     for entry in reversed(entries):
-        result = _one(entry, sessions, force) if entry.status != "failed" else None
-        if result is None:  # the change itself failed: AWS kept the prior state
+        result = _one(entry, sessions, force)
+        if entry.status == "failed" and result.status == "unchanged":  # the change failed: AWS kept the prior state
             continue
         out.append(result)
         if on_result is not None:
@@ -71,7 +79,18 @@ def _one(entry: Entry, sessions: Sessions, force: bool) -> Restored:
         current = kind.read(a, entry.detail, session)
         if _same(kind_name, entry.prior, current):
             return Restored(entry, "unchanged", "already in its prior state")
-        if not kind.done(current, a) and not force:
+        if entry.status == "failed":
+            # A failed change may still have partly happened: an action of several calls (CancelKeyDeletion,
+            # then EnableKey) leaves the first one's effect behind. A single-call action that failed changed
+            # nothing, so a difference is someone else's change.
+            if kind_name not in MULTI_CALL and not force:
+                return Restored(
+                    entry,
+                    "skipped",
+                    "the change failed, yet the resource differs from its prior state (changed by someone else?); "
+                    "not overwritten (--force to restore anyway)",
+                )
+        elif not kind.done(current, a) and not force:
             return Restored(
                 entry, "skipped", "changed again after kmsguard applied it; not overwritten (--force to restore anyway)"
             )

@@ -35,7 +35,9 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        return not (self.still_failing or self.errors or any(not r["as_planned"] for r in self.reread))
+        return not (
+            self.still_failing or self.errors or self.unintended_loss or any(not r["as_planned"] for r in self.reread)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

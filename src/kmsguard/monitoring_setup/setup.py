@@ -228,6 +228,13 @@ def _plan_filters(out: RegionPlan, session: AccountSession, group: tuple[str, st
             "ActionsEnabled": True,
         }
         cur = alarms.get(alarm)
+        if cur is not None:
+            # PutMetricAlarm replaces the whole alarm: keep whom else it notifies (on-call, a ticketing topic).
+            have_actions = list(cur.get("AlarmActions") or [])
+            want["AlarmActions"] = have_actions + ([sns_topic] if sns_topic not in have_actions else [])
+            for k in ("OKActions", "InsufficientDataActions", "AlarmDescription"):
+                if cur.get(k):
+                    want[k] = cur[k]
         if cur is None or any(cur.get(k) != v for k, v in want.items()):
             out.steps.append(
                 Step(

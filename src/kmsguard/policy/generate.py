@@ -43,6 +43,9 @@ def _principals(kind: str, arns: Iterable[str], account: str) -> list[str]:
             raise ValueError(f"{kind} {arn!r} is an account root; name roles, never root (the guide's rule)")
         if "*" in arn or "?" in arn:
             raise ValueError(f"{kind} {arn!r} contains a wildcard; name each principal")
+        if account_of(arn) != account:
+            # A principal of another account is an external principal: the policy would not analyse clean.
+            raise ValueError(f"{kind} {arn!r} is not in account {account}; name principals of the key's account")
         out.append(arn)
     return sorted(dict.fromkeys(out))
 

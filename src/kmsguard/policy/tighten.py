@@ -267,8 +267,11 @@ class _Rewriter:
             if gone:
                 for arn in admins:
                     self.removals.append(Removal(arn, tuple(gone), f"{label}: administrators get no cryptographic use"))
-            out.append(self._copy(raw, admins, admin_actions, "KeyAdministration"))
-            self.changes.append(f"{label}: administrators {', '.join(admins)} get KeyAdministration actions only")
+            if admin_actions:
+                out.append(self._copy(raw, admins, admin_actions, "KeyAdministration"))
+                self.changes.append(f"{label}: administrators {', '.join(admins)} get KeyAdministration actions only")
+            else:  # only cryptographic use was granted here (administration comes from another statement)
+                self.changes.append(f"{label}: administrators {', '.join(admins)} lose its cryptographic use")
         if users:
             user_actions = [*USE_ACTIONS, "kms:DescribeKey"] if wildcard else _listify(raw.get("Action", []))
             if not user_actions:  # a NotAction statement: users get the guide's usage actions

@@ -1,0 +1,50 @@
+"""tighten_policy on realistic policies: the rewrite is valid, analyses clean and reports what it removes."""
+
+from __future__ import annotations
+
+import json
+
+from kmsguard.fix.simulate import lost_accesses, unintended
+from kmsguard.policy.analyze import analyze_key_policy
+from kmsguard.policy.parse import parse_policy
+from kmsguard.policy.tighten import TightenOptions, tighten_policy, to_text
+
+A = "123456789012"
+ROOT = f"arn:aws:iam::{A}:root"
+OPS = f"arn:aws:iam::{A}:role/ops"
+KEY = f"arn:aws:kms:us-east-1:{A}:key/k"
+
+
+def test_an_administrator_with_use_in_a_second_statement_loses_only_the_use() -> None:
+    # ops administers the key in one statement and uses it in another: the use statement has no
+    # administration actions to keep, so it must go, not become a statement with an empty Action.
+    text = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": OPS},
+                    "Action": ["kms:PutKeyPolicy", "kms:Describe*"],
+                    "Resource": "*",
+                },
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": OPS},
+                    "Action": ["kms:Encrypt", "kms:Decrypt"],
+                    "Resource": "*",
+                },
+            ],
+        }
+    )
+    result = tighten_policy(text, A, TightenOptions(trusted_accounts=frozenset({A})))
+    new = to_text(result.document)
+    parse_policy(new)  # valid: no statement with an empty Action
+    assert all(st.get("Action") != [] for st in result.document["Statement"])
+    analysis = analyze_key_policy(new, A)
+    assert not analysis.wildcard_statements and analysis.denies_insecure_transport
+    assert not tighten_policy(new, A, TightenOptions(trusted_accounts=frozenset({A}))).changed  # idempotent
+    losses = lost_accesses(text, new, KEY, A)
+    assert {(loss.principal, loss.action) for loss in losses} == {(OPS, "kms:Encrypt"), (OPS, "kms:Decrypt")}
+    assert unintended(losses, result.removals) == []
