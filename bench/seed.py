@@ -35,6 +35,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from kmsguard.monitoring_setup.setup import POLICY_CHANGES_PATTERN
+from kmsguard.policy.generate import ADMIN_ACTIONS as GENERATED_ADMIN_ACTIONS
+
 ACCOUNT = "123456789012"
 EXTERNAL_ACCOUNT = "210987654321"
 DEFAULT_REGIONS = ("us-east-1", "eu-west-1")
@@ -91,11 +94,7 @@ def _root_statement(condition: bool) -> dict[str, Any]:
     return st
 
 
-ADMIN_ACTIONS = [
-    "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*", "kms:Revoke*",
-    "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
-    "kms:TagResource", "kms:UntagResource",
-]  # fmt: skip
+ADMIN_ACTIONS = list(GENERATED_ADMIN_ACTIONS)  # the guide's administrator actions, from their one home
 USE_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
 
 
@@ -408,10 +407,7 @@ def seed_region_extras(
         CloudWatchLogsRoleArn=f"arn:aws:iam::{ACCOUNT}:role/CloudTrailToCloudWatch",
     )
     run(ct.start_logging, Name="bench-trail")
-    pattern = (
-        "{ ($.eventSource = kms.amazonaws.com) && (($.eventName = PutKeyPolicy) || "
-        "($.eventName = ScheduleKeyDeletion) || ($.eventName = DisableKey)) }"
-    )
+    pattern = POLICY_CHANGES_PATTERN
     run(
         logs.put_metric_filter,
         logGroupName="/bench/cloudtrail",

@@ -28,6 +28,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from kmsguard.monitoring_setup.setup import DECRYPT_FAILURES_PATTERN, POLICY_CHANGES_PATTERN
+from kmsguard.policy.generate import ADMIN_ACTIONS as GENERATED_ADMIN_ACTIONS
+
 MAIN_ACCOUNT = "123456789012"
 SANDBOX_ACCOUNT = "210987654321"
 EAST, WEST = "us-east-1", "eu-west-1"
@@ -66,27 +69,9 @@ SHOWCASED_CHECKS = frozenset(
     }
 )
 
-KEY_POLICY_CHANGES_PATTERN = (
-    "{ ($.eventSource = kms.amazonaws.com) && (($.eventName = PutKeyPolicy) || "
-    "($.eventName = ScheduleKeyDeletion) || ($.eventName = DisableKey)) }"
-)
-DECRYPT_FAILURES_PATTERN = '{ ($.eventSource = kms.amazonaws.com) && ($.eventName = Decrypt) && ($.errorCode = "*") }'
-ADMIN_ACTIONS = [
-    "kms:Create*",
-    "kms:Describe*",
-    "kms:Enable*",
-    "kms:List*",
-    "kms:Put*",
-    "kms:Update*",
-    "kms:Revoke*",
-    "kms:Disable*",
-    "kms:Get*",
-    "kms:Delete*",
-    "kms:ScheduleKeyDeletion",
-    "kms:CancelKeyDeletion",
-    "kms:TagResource",
-    "kms:UntagResource",
-]
+# The guide's administrator actions have one home (the policy generator), as its filter patterns have
+# (monitoring setup); the sample estate uses the same ones.
+ADMIN_ACTIONS = list(GENERATED_ADMIN_ACTIONS)
 USE_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
 ADMIN_ROLES = ["SecurityTeamLead", "KMSAdministrator", "BreakGlass"]
 APP_ROLES = ["OrdersService", "PaymentsService", "AnalyticsJob", "BatchWorker", "DevSandbox", "MarketingSite"]
@@ -1011,7 +996,7 @@ def _audit(s: _Seeder) -> None:
     ct.start_logging(Name="organization-audit")
     ex.trails["organization-audit"] = trail["TrailARN"]
     ex.expect_pass("cloudtrail_no_multi_region_trail", region_arn(a, "global"))
-    _metric_filter(s, EAST, audit_group, "KMSKeyPolicyChanges", KEY_POLICY_CHANGES_PATTERN, "KMSPolicyChanges")
+    _metric_filter(s, EAST, audit_group, "KMSKeyPolicyChanges", POLICY_CHANGES_PATTERN, "KMSPolicyChanges")
     _alarm(s, EAST, "KMS-Key-Policy-Changes", "KMSPolicyChanges", 1, "GreaterThanOrEqualToThreshold", [alerts])
     ex.expect_pass("alarm_missing_key_policy_changes", east_arn)
     ex.expect_fail("alarm_missing_decrypt_failures", east_arn)  # ... but no decrypt-failures filter
