@@ -80,6 +80,7 @@ def build_snapshot(n_keys: int, accounts: int = 2, regions: int = 5, seed_value:
         Snapshot,
         Trail,
     )
+    from kmsguard.monitoring_setup.setup import POLICY_CHANGES_PATTERN
 
     rng = random.Random(seed_value)
     region_names = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2", "ca-central-1"][:regions]
@@ -179,8 +180,7 @@ def build_snapshot(n_keys: int, accounts: int = 2, regions: int = 5, seed_value:
                         MetricFilter(
                             log_group_name="/trail",
                             name="KMSKeyPolicyChanges",
-                            pattern="{ ($.eventSource = kms.amazonaws.com) && (($.eventName = PutKeyPolicy) || "
-                            "($.eventName = ScheduleKeyDeletion) || ($.eventName = DisableKey)) }",
+                            pattern=POLICY_CHANGES_PATTERN,
                             metrics=[("Security/KMS", "KMSPolicyChanges")],
                         )
                     ]

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 
 from kmsguard.policy.evaluate import evaluate
+from kmsguard.policy.generate import ADMIN_ACTIONS
 from kmsguard.policy.model import Request
 from kmsguard.policy.normalize import parse_and_normalize, request
 
@@ -50,22 +51,7 @@ GUIDE_POLICY = {
             "Principal": {
                 "AWS": [f"arn:aws:iam::{ACCT}:role/{n}" for n in ("security-lead", "kms-admin", "break-glass")]
             },
-            "Action": [
-                "kms:Create*",
-                "kms:Describe*",
-                "kms:Enable*",
-                "kms:List*",
-                "kms:Put*",
-                "kms:Update*",
-                "kms:Revoke*",
-                "kms:Disable*",
-                "kms:Get*",
-                "kms:Delete*",
-                "kms:ScheduleKeyDeletion",
-                "kms:CancelKeyDeletion",
-                "kms:TagResource",
-                "kms:UntagResource",
-            ],
+            "Action": list(ADMIN_ACTIONS),  # the guide's administrator actions, from their one home
             "Resource": "*",
         },
         {
