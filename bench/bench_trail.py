@@ -37,6 +37,30 @@ ACTIONS = (("Decrypt", 0.55), ("GenerateDataKey", 0.3), ("Encrypt", 0.1), ("Desc
 EVENTS_PER_FILE = 2000  # a busy account's 5-minute delivery
 
 
+SPIKE_FILE = 600
+OUTSIDER = "arn:aws:sts::444455556666:assumed-role/partner/session"
+NEWCOMER = f"arn:aws:sts::{ACCOUNT}:assumed-role/app-new/session"
+
+
+def incidents(file_no: int, keys: list[str], t0: datetime) -> list[dict[str, Any]]:
+    """A few attacks spread over the logs (they replace ordinary events, so the count stays N): the detections
+    must find them, so the benchmark also pays for evidence queries and findings, as a real run does."""
+    from kmsguard.trail.synth import event
+
+    k = keys[file_no % len(keys)]
+    out: list[dict[str, Any]] = []
+    if file_no % 50 == 7:  # a failed-decrypt burst from another account
+        denied = "AccessDeniedException"
+        out += [event("Decrypt", k, OUTSIDER, t0 + timedelta(seconds=s), error=denied) for s in range(8)]
+    if file_no % 100 == 13:  # a destructive administrative call
+        name = "ScheduleKeyDeletion" if file_no % 200 == 13 else "DisableKey"
+        out.append(event(name, k, f"arn:aws:iam::{ACCOUNT}:user/user-0", t0 + timedelta(seconds=30)))
+    if file_no % 40 == 21 and file_no > 500:  # late in the logs: a new principal, and an outside account's use
+        out.append(event("Decrypt", k, NEWCOMER, t0 + timedelta(seconds=60)))
+        out.append(event("Decrypt", k, OUTSIDER, t0 + timedelta(seconds=90)))
+    return out
+
+
 def generate(root: Path, n_events: int, n_keys: int = 200, seed: int = 7) -> tuple[list[Path], int]:
     from kmsguard.trail.synth import event, key_arn
 
@@ -62,12 +86,16 @@ def generate(root: Path, n_events: int, n_keys: int = 200, seed: int = 7) -> tup
             k = keys[rng.randrange(n_keys)]
             p = principals[rng.randrange(len(principals))]
             name = rng.choices(names, weights)[0]
+            if file_no == SPIKE_FILE:  # one key hammered for five minutes: a usage spike
+                k, p, name = keys[0], principals[1], "Decrypt"
             t = t0 + timedelta(seconds=i * 300 / count)
             recs.append(
                 event(name, k, p, t, context_arn=f"arn:aws:s3:::bucket-{k[-4:]}/obj/{uuid.uuid4().hex[:12]}")
                 if name != "DescribeKey"
                 else event(name, k, p, t)
             )
+        inc = incidents(file_no, keys, t0)
+        recs[: len(inc)] = inc
         d = root / "AWSLogs" / ACCOUNT / "CloudTrail" / region / t0.strftime("%Y/%m/%d")
         d.mkdir(parents=True, exist_ok=True)
         path = d / f"{ACCOUNT}_CloudTrail_{region}_{t0.strftime('%Y%m%dT%H%MZ')}_{file_no:016d}.json.gz"

@@ -131,6 +131,50 @@ def test_s3_source_on_moto(aws, client, tmp_path: Path) -> None:  # type: ignore
     assert r2.ingest.files_read == 0 and r2.events == 12
 
 
+def test_s3_listing_is_pruned_by_account_region_and_day(aws, client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """With --since/--account/--region the AWSLogs tree is walked level by level and only the wanted days of the
+    wanted accounts and regions are listed: same files as listing everything and pruning, far fewer objects."""
+    s3 = client("s3")
+    s3.create_bucket(Bucket="org-trail")
+    other = "444455556666"
+    recs = [
+        event("Decrypt", key_arn(acct, region, 1), user("bob", acct), T0 + timedelta(days=d, hours=3))
+        for acct in (ACCT, other)
+        for region in ("us-east-1", "eu-west-1")
+        for d in range(30)
+    ]
+    logs = tmp_path / "logs"
+    for p in write_trail_files(logs, recs):
+        s3.put_object(Bucket="org-trail", Key="o-abc123def4/" + str(p.relative_to(logs)), Body=p.read_bytes())
+    s3.put_object(Bucket="org-trail", Key="o-abc123def4/README.txt.json", Body=b"{}")  # a stray object on the way
+    opts = AwsOptions(endpoint_url=aws.endpoint_url)
+    sources._CLIENTS.clear()
+    listed_keys: list[str] = []
+    sources.s3_client(opts).meta.events.register(
+        "after-call.s3.ListObjectsV2",
+        lambda parsed, **_: listed_keys.extend(o["Key"] for o in parsed.get("Contents", ())),
+    )
+    f = Filters(since=T0 + timedelta(days=20), accounts=frozenset({ACCT}), regions=frozenset({"eu-west-1"}))
+    src = "s3://org-trail/"
+    pruned = [x for x in list_sources([src], opts, f) if f.keeps(x)]
+    seen_by_pruned = len(listed_keys)
+    everything = [x for x in list_sources([src], opts) if f.keeps(x)]
+    assert [x.uri for x in pruned] == [x.uri for x in everything]
+    logs_kept = [x for x in pruned if x.account is not None]
+    assert len(logs_kept) == 10 and all(x.account == ACCT and x.region == "eu-west-1" for x in logs_kept)
+    assert {x.uri for x in pruned} - {x.uri for x in logs_kept} == {"s3://org-trail/o-abc123def4/README.txt.json"}
+    # The 10 wanted days (+ the slack day before) and the stray object: 12 of the bucket's 121 objects.
+    assert seen_by_pruned <= 12 and len(listed_keys) - seen_by_pruned == 121
+    for other_filter in (
+        Filters(until=T0 + timedelta(days=4)),
+        Filters(since=T0 + timedelta(days=10), until=T0 + timedelta(days=12)),
+        Filters(regions=frozenset({"us-east-1"})),
+        Filters(since=T0 + timedelta(days=400)),  # after every log: nothing
+    ):
+        got = [x.uri for x in list_sources([src], opts, other_filter) if other_filter.keeps(x)]
+        assert got == [x.uri for x in list_sources([src], opts) if other_filter.keeps(x)], other_filter
+
+
 def test_lookup_events_with_stubber(aws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """moto (5.2) does not implement cloudtrail:LookupEvents, so this path uses botocore's Stubber on a real
     client from the session factory; the paginated shape is AWS's."""

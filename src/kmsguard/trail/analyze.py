@@ -68,7 +68,9 @@ class TrailReport:
     window: dict[str, str | None]
     keys: list[KeyUsage]
     principals: dict[str, dict[str, int]]  # principal -> key -> calls
-    hourly: list[dict[str, Any]]  # key_arn, hour (epoch), calls: per-key use over time, for charts
+    # key_arn, hour (epoch), calls: cryptographic use over time of the busiest keys (detections.HOURLY_TOP_KEYS),
+    # ordered by key and hour, for charts
+    hourly: list[dict[str, Any]]
     findings: list[Finding]
     notes: list[str]
     engine: str
@@ -122,7 +124,7 @@ def analyze(
     filters = opts.filters
     detections.where_clause(filters)  # validates --account/--region before any work
     cache_dir = opts.cache_dir or default_cache_dir(sources + (["lookup"] if opts.lookup else []))
-    listed = list_sources(sources, opts.aws) if sources else []
+    listed = list_sources(sources, opts.aws, filters) if sources else []
     files = [f for f in listed if filters.keeps(f)]
     engine = make_engine(opts.engine, **opts.engine_options)
     try:
@@ -141,7 +143,7 @@ def analyze(
         if opts.lookup:
             parts += _lookup(opts, cache_dir, report)
         engine.load(parts, filters)
-        return _detect(engine, opts, snapshot, report)
+        return _detect(engine, opts, snapshot, report, progress)
     finally:
         engine.close()
 
@@ -161,16 +163,32 @@ def _lookup(opts: TrailOptions, cache_dir: Path, report: IngestReport) -> list[s
     return parts
 
 
-def _detect(engine: Any, opts: TrailOptions, snapshot: Snapshot | None, report: IngestReport) -> TrailReport:
+def _detect(
+    engine: Any, opts: TrailOptions, snapshot: Snapshot | None, report: IngestReport, progress: Any = None
+) -> TrailReport:
     p = opts.params
+    summaries = {name: sql for name, sql in detections.SUMMARIES.items() if name != "coverage"}
+    steps = 1 + len(detections.all_detections(p)) + len(summaries)
+
+    def tick() -> None:
+        if progress is not None:
+            progress.advance("queries", 1)
+
+    if progress is not None:
+        progress.add_total("queries", steps)
     cov = engine.query(detections.COVERAGE)[0]
     t0, t1 = cov["t0"], cov["t1"]
     if t0 is not None:
         engine.register_hours(int(t0), int(t1))
     else:
         engine.register_hours(0, 0)
-    rows = detections.run(engine, p)
-    summ = {name: engine.query(sql) for name, sql in detections.SUMMARIES.items() if name != "coverage"}
+    detections.prepare(engine)
+    tick()
+    rows = detections.run(engine, p, tick)
+    summ: dict[str, list[dict[str, Any]]] = {}
+    for name, sql in summaries.items():
+        summ[name] = engine.query(sql)
+        tick()
 
     ctx = findings.Context(p, opts.config, snapshot, principal_env=opts.principal_env)
     out: list[Finding] = []
@@ -215,7 +233,7 @@ def _detect(engine: Any, opts: TrailOptions, snapshot: Snapshot | None, report: 
         window=findings.window(t0, t1),
         keys=keys,
         principals={k: dict(sorted(v.items())) for k, v in sorted(principals.items())},
-        hourly=sorted(hourly, key=lambda h: (h["key_arn"], h["hour"])),
+        hourly=hourly,
         findings=out,
         notes=ctx.notes,
         engine=engine.name,

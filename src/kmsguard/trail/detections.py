@@ -13,7 +13,8 @@ scan rather than one query per finding.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kmsguard.trail.schema import ADMIN_EVENTS, ARROW_SCHEMA
@@ -58,6 +59,8 @@ class Params:
 class Engine(Protocol):
     name: str
 
+    def materialize(self, name: str, sql: str) -> None: ...
+
     def query(self, sql: str) -> list[dict[str, Any]]: ...
 
 
@@ -69,17 +72,24 @@ class Detection:
     keys: tuple[str, ...]  # columns of base and groups that identify a group
     ctes: str = ""  # extra CTEs between base and groups, ", name AS (...)" each
 
+    @property
+    def table(self) -> str:
+        """Where ``run`` materialises the groups, so that evidence joins them instead of recomputing them."""
+        return f"found_{self.name}"
+
     def groups_sql(self) -> str:
         return f"WITH base AS ({self.base}){self.ctes}, g AS ({self.groups}) SELECT * FROM g"
 
     def evidence_sql(self, cap: int) -> str:
+        """The first ``cap`` events of each group in ``self.table``."""
         on = " AND ".join(f"b.{k} = g.{k}" for k in self.keys)
         part = ", ".join(f"b.{k}" for k in self.keys)
         cols = ", ".join(f"b.{c}" for c in (*self.keys, *EVIDENCE_COLUMNS))
         return (
-            f"WITH base AS ({self.base}){self.ctes}, g AS ({self.groups}) "
+            f"WITH base AS ({self.base}) "
             f"SELECT * FROM (SELECT {_dedupe(cols)}, row_number() OVER (PARTITION BY {part} "
-            f"ORDER BY b.event_ts, b.event_id) AS rn FROM base b JOIN g ON {on}) t WHERE rn <= {int(cap)}"
+            f"ORDER BY b.event_ts, b.event_id) AS rn FROM base b JOIN {self.table} g ON {on}) t "
+            f"WHERE rn <= {int(cap)}"
         )
 
 
@@ -97,8 +107,14 @@ _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d")
 
 def dup_ids_sql(source: str) -> str:
     """Event ids delivered more than once (CloudTrail delivers some events in two files; the SANS sample has
-    them). Engines materialise this small table once, so deduplication costs one pass, not one per query."""
-    return f"SELECT event_id FROM {source} WHERE event_id IS NOT NULL GROUP BY event_id HAVING count(*) > 1"
+    them). Engines materialise this small table once, so deduplication costs one pass, not one per query.
+    The pass groups by a hash of the id (an integer: a fraction of the memory and time of grouping millions of
+    36-character strings); ids whose hash repeats are then grouped exactly, so a collision costs nothing."""
+    return (
+        f"SELECT event_id FROM {source} WHERE event_id IS NOT NULL AND hash(event_id) IN "
+        f"(SELECT hash(event_id) FROM {source} WHERE event_id IS NOT NULL GROUP BY hash(event_id) "
+        "HAVING count(*) > 1) GROUP BY event_id HAVING count(*) > 1"
+    )
 
 
 def events_view(source: str, f: Filters, dups: bool = True) -> str:
@@ -141,47 +157,85 @@ def where_clause(f: Filters) -> str:
     return " AND ".join(conds) if conds else "TRUE"
 
 
+# --- aggregates -----------------------------------------------------------------------------------------------
+
+# Most questions are about (key, principal, action) combinations, not single events. Each engine materialises
+# these two aggregates once per run (one pass over the events each); the summaries and most detections then
+# read thousands of aggregate rows instead of re-reading millions of events. Only filters that pick out few
+# events (administrative calls, errors, grants) and the evidence queries go back to ``events``.
+USAGE_AGG = f"""
+SELECT key_arn, key_account, principal, principal_type, principal_account, event_name, region,
+       coalesce(invoked_by, '') AS invoked_by, is_crypto, error_code IS NULL AS ok, {HUMAN} AS human,
+       count(*) AS n, min(event_ts) AS first_ts, max(event_ts) AS last_ts, min(principal_arn) AS principal_arn
+FROM events
+GROUP BY key_arn, key_account, principal, principal_type, principal_account, event_name, region,
+         coalesce(invoked_by, ''), is_crypto, error_code IS NULL
+"""
+
+HOURLY_AGG = f"""
+SELECT key_arn, event_name, event_ts - event_ts % 3600 AS hour, is_crypto, error_code IS NULL AS ok,
+       {HUMAN} AS human, count(*) AS n
+FROM events WHERE key_arn IS NOT NULL
+GROUP BY key_arn, event_name, event_ts - event_ts % 3600, is_crypto, error_code IS NULL, {HUMAN}
+"""
+
+AGGREGATES = {"usage_agg": USAGE_AGG, "hourly_agg": HOURLY_AGG}
+
+
+def prepare(engine: Engine) -> None:
+    """Build the aggregates every summary and most detections read (after ``events`` and ``hours`` exist)."""
+    for name, sql in AGGREGATES.items():
+        engine.materialize(name, sql)
+
+
 # --- summaries ------------------------------------------------------------------------------------------------
 
 COVERAGE = "SELECT count(*) AS events, min(event_ts) AS t0, max(event_ts) AS t1 FROM events"
 
+_ERRORS = "sum(CASE WHEN ok THEN 0 ELSE n END)"
+
 KEY_USAGE = f"""
-SELECT key_arn, min(key_account) AS key_account, count(*) AS calls,
-       sum(CASE WHEN is_crypto THEN 1 ELSE 0 END) AS crypto_calls,
-       sum(CASE WHEN error_code IS NOT NULL THEN 1 ELSE 0 END) AS errors,
-       count(DISTINCT CASE WHEN {HUMAN} THEN principal END) AS principals,
-       count(DISTINCT CASE WHEN {HUMAN} THEN principal_account END) AS accounts,
+SELECT key_arn, min(key_account) AS key_account, sum(n) AS calls,
+       sum(CASE WHEN is_crypto THEN n ELSE 0 END) AS crypto_calls,
+       {_ERRORS} AS errors,
+       count(DISTINCT CASE WHEN human THEN principal END) AS principals,
+       count(DISTINCT CASE WHEN human THEN principal_account END) AS accounts,
        count(DISTINCT region) AS regions,
-       min(event_ts) AS first_ts, max(event_ts) AS last_ts,
-       max(CASE WHEN is_crypto AND error_code IS NULL THEN event_ts END) AS last_crypto_ts
-FROM events WHERE key_arn IS NOT NULL GROUP BY key_arn
+       min(first_ts) AS first_ts, max(last_ts) AS last_ts,
+       max(CASE WHEN is_crypto AND ok THEN last_ts END) AS last_crypto_ts
+FROM usage_agg WHERE key_arn IS NOT NULL GROUP BY key_arn
 """
 
-KEY_ACTIONS = """
-SELECT key_arn, event_name, count(*) AS calls,
-       sum(CASE WHEN error_code IS NOT NULL THEN 1 ELSE 0 END) AS errors
-FROM events WHERE key_arn IS NOT NULL GROUP BY key_arn, event_name
+KEY_ACTIONS = f"""
+SELECT key_arn, event_name, sum(n) AS calls, {_ERRORS} AS errors
+FROM usage_agg WHERE key_arn IS NOT NULL GROUP BY key_arn, event_name
 """
 
-PRINCIPAL_KEYS = """
+PRINCIPAL_KEYS = f"""
 SELECT principal, min(principal_type) AS principal_type, min(principal_account) AS principal_account,
-       key_arn, count(*) AS calls, sum(CASE WHEN error_code IS NOT NULL THEN 1 ELSE 0 END) AS errors
-FROM events WHERE key_arn IS NOT NULL AND principal IS NOT NULL GROUP BY principal, key_arn
+       key_arn, sum(n) AS calls, {_ERRORS} AS errors
+FROM usage_agg WHERE key_arn IS NOT NULL AND principal IS NOT NULL GROUP BY principal, key_arn
 """
 
-HOURLY = """
-SELECT key_arn, event_ts - event_ts % 3600 AS hour, count(*) AS calls
-FROM events WHERE key_arn IS NOT NULL AND is_crypto GROUP BY key_arn, event_ts - event_ts % 3600
+# Hourly cryptographic calls of the busiest keys, for the usage charts. Bounded: every key of a large estate
+# would be hundreds of thousands of rows, and turning rows into Python objects is the slow part of a query.
+HOURLY_TOP_KEYS = 25
+HOURLY = f"""
+WITH k AS (SELECT key_arn, sum(n) AS total FROM hourly_agg WHERE is_crypto GROUP BY key_arn),
+top AS (SELECT key_arn FROM (SELECT key_arn, row_number() OVER (ORDER BY total DESC, key_arn) AS rk FROM k) r
+        WHERE rk <= {HOURLY_TOP_KEYS})
+SELECT h.key_arn, h.hour, sum(h.n) AS calls FROM hourly_agg h JOIN top t ON h.key_arn = t.key_arn
+WHERE h.is_crypto GROUP BY h.key_arn, h.hour ORDER BY h.key_arn, h.hour
 """
 
 # Distinct (key, principal, action, via) of successful human use: the policy engine judges each once.
-USE_PAIRS = f"""
+USE_PAIRS = """
 SELECT key_arn, principal, min(principal_arn) AS principal_arn, min(principal_type) AS principal_type,
-       min(principal_account) AS principal_account, event_name, coalesce(invoked_by, '') AS invoked_by,
-       count(*) AS calls, min(event_ts) AS first_ts, max(event_ts) AS last_ts
-FROM events
-WHERE error_code IS NULL AND key_arn LIKE 'arn:%' AND {HUMAN} AND principal IS NOT NULL AND is_crypto
-GROUP BY key_arn, principal, event_name, coalesce(invoked_by, '')
+       min(principal_account) AS principal_account, event_name, invoked_by,
+       sum(n) AS calls, min(first_ts) AS first_ts, max(last_ts) AS last_ts
+FROM usage_agg
+WHERE ok AND key_arn LIKE 'arn:%' AND human AND principal IS NOT NULL AND is_crypto
+GROUP BY key_arn, principal, event_name, invoked_by
 """
 
 CONTEXT_USE = """
@@ -246,8 +300,8 @@ def spikes(p: Params) -> Detection:
         base="SELECT *, event_ts - event_ts % 3600 AS hour FROM events "
         f"WHERE is_crypto AND error_code IS NULL AND key_arn IS NOT NULL AND {HUMAN}",
         ctes=(
-            ", hourly AS (SELECT key_arn, event_name, hour, count(*) AS n FROM base "
-            "GROUP BY key_arn, event_name, hour)"
+            ", hourly AS (SELECT key_arn, event_name, hour, sum(n) AS n FROM hourly_agg "
+            "WHERE is_crypto AND ok AND human GROUP BY key_arn, event_name, hour)"
             ", span AS (SELECT key_arn, event_name, min(hour) AS first_hour FROM hourly GROUP BY key_arn, event_name)"
             ", filled AS (SELECT s.key_arn, s.event_name, c.hour, coalesce(h.n, 0) AS n FROM span s "
             "JOIN hours c ON c.hour >= s.first_hour LEFT JOIN hourly h ON h.key_arn = s.key_arn "
@@ -268,7 +322,9 @@ def spikes(p: Params) -> Detection:
 
 # Each key learns its own users: the learning window starts when the logs first show the key (a key created
 # after the logs begin has its own first days to learn in, so its first users are not all "new").
-_KEY_T0 = ", t AS (SELECT key_arn AS tk, min(event_ts) AS t0 FROM events WHERE key_arn IS NOT NULL GROUP BY key_arn)"
+_KEY_T0 = ", t AS (SELECT key_arn AS tk, min(first_ts) AS t0 FROM usage_agg WHERE key_arn IS NOT NULL GROUP BY key_arn)"
+# Successful calls by a principal (not AWS on its own) on a known key: the rows newcomers are judged on.
+_HUMAN_USE = "b.key_arn IS NOT NULL AND b.ok AND b.human"
 
 
 def new_principals(p: Params) -> Detection:
@@ -278,9 +334,10 @@ def new_principals(p: Params) -> Detection:
         base=f"SELECT * FROM events WHERE key_arn IS NOT NULL AND error_code IS NULL AND {HUMAN} "
         "AND principal IS NOT NULL",
         ctes=_KEY_T0,
-        groups="SELECT b.key_arn, b.principal, min(b.principal_account) AS account, min(b.event_ts) AS first_ts, "
-        "min(t.t0) AS key_t0, count(*) AS calls FROM base b JOIN t ON b.key_arn = t.tk "
-        f"GROUP BY b.key_arn, b.principal HAVING min(b.event_ts) >= min(t.t0) + {learn}",
+        groups="SELECT b.key_arn, b.principal, min(b.principal_account) AS account, min(b.first_ts) AS first_ts, "
+        "min(t.t0) AS key_t0, sum(b.n) AS calls FROM usage_agg b JOIN t ON b.key_arn = t.tk "
+        f"WHERE {_HUMAN_USE} AND b.principal IS NOT NULL "
+        f"GROUP BY b.key_arn, b.principal HAVING min(b.first_ts) >= min(t.t0) + {learn}",
         keys=("key_arn", "principal"),
     )
 
@@ -292,9 +349,10 @@ def new_accounts(p: Params) -> Detection:
         base=f"SELECT * FROM events WHERE key_arn IS NOT NULL AND error_code IS NULL AND {HUMAN} "
         "AND principal_account IS NOT NULL",
         ctes=_KEY_T0,
-        groups="SELECT b.key_arn, b.principal_account, min(b.event_ts) AS first_ts, count(*) AS calls, "
-        "min(t.t0) AS key_t0, count(DISTINCT b.principal) AS principals FROM base b JOIN t ON b.key_arn = t.tk "
-        f"GROUP BY b.key_arn, b.principal_account HAVING min(b.event_ts) >= min(t.t0) + {learn}",
+        groups="SELECT b.key_arn, b.principal_account, min(b.first_ts) AS first_ts, sum(b.n) AS calls, "
+        "min(t.t0) AS key_t0, count(DISTINCT b.principal) AS principals FROM usage_agg b JOIN t ON b.key_arn = t.tk "
+        f"WHERE {_HUMAN_USE} AND b.principal_account IS NOT NULL "
+        f"GROUP BY b.key_arn, b.principal_account HAVING min(b.first_ts) >= min(t.t0) + {learn}",
         keys=("key_arn", "principal_account"),
     )
 
@@ -303,9 +361,10 @@ CROSS_ACCOUNT = Detection(
     "cross_account",
     base=f"SELECT * FROM events WHERE key_arn IS NOT NULL AND error_code IS NULL AND {HUMAN} "
     "AND principal_account IS NOT NULL AND key_account IS NOT NULL AND principal_account <> key_account",
-    groups="SELECT key_arn, principal_account, min(key_account) AS key_account, count(*) AS calls, "
-    "count(DISTINCT principal) AS principals, min(event_ts) AS first_ts, max(event_ts) AS last_ts "
-    "FROM base GROUP BY key_arn, principal_account",
+    groups="SELECT b.key_arn, b.principal_account, min(b.key_account) AS key_account, sum(b.n) AS calls, "
+    "count(DISTINCT b.principal) AS principals, min(b.first_ts) AS first_ts, max(b.last_ts) AS last_ts "
+    f"FROM usage_agg b WHERE {_HUMAN_USE} AND b.principal_account IS NOT NULL AND b.key_account IS NOT NULL "
+    "AND b.principal_account <> b.key_account GROUP BY b.key_arn, b.principal_account",
     keys=("key_arn", "principal_account"),
 )
 
@@ -318,19 +377,28 @@ def all_detections(p: Params) -> list[Detection]:
 class DetectionRows:
     groups: list[dict[str, Any]]
     evidence: list[dict[str, Any]]
+    _index: dict[tuple[str, ...], dict[tuple[Any, ...], list[dict[str, Any]]]] = field(default_factory=dict)
 
     def evidence_for(self, keys: tuple[str, ...], group: dict[str, Any]) -> list[dict[str, Any]]:
-        want = tuple(group[k] for k in keys)
-        return [e for e in self.evidence if tuple(e[k] for k in keys) == want]
+        # Indexed once per key set: thousands of groups each scanning every evidence row would be quadratic.
+        index = self._index.get(keys)
+        if index is None:
+            index = self._index[keys] = {}
+            for e in self.evidence:
+                index.setdefault(tuple(e[k] for k in keys), []).append(e)
+        return list(index.get(tuple(group[k] for k in keys), ()))
 
 
-def run(engine: Engine, p: Params) -> dict[str, DetectionRows]:
-    """Every detection's groups, and evidence for the ones that found something."""
+def run(engine: Engine, p: Params, tick: Callable[[], None] | None = None) -> dict[str, DetectionRows]:
+    """Every detection's groups, and evidence for the ones that found something; ``tick`` after each."""
     out: dict[str, DetectionRows] = {}
     for d in all_detections(p):
-        groups = engine.query(d.groups_sql())
+        engine.materialize(d.table, d.groups_sql())
+        groups = engine.query(f"SELECT * FROM {d.table}")
         evidence = engine.query(d.evidence_sql(p.cap)) if groups else []
         out[d.name] = DetectionRows(groups, evidence)
+        if tick is not None:
+            tick()
     return out
 
 

@@ -127,24 +127,104 @@ def split_s3(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def list_s3(uri: str, aws: AwsOptions) -> list[LogFile]:
+def list_s3(uri: str, aws: AwsOptions, filters: Filters | None = None) -> list[LogFile]:
+    """The log files under an S3 prefix. With filters, the ``AWSLogs/`` tree is walked a level at a time and
+    only the wanted accounts, regions and days are listed: a bucket of years of logs is not listed object by
+    object to read last week's."""
     bucket, prefix = split_s3(uri)
     s3 = s3_client(aws)
     out: list[LogFile] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", ()):
-            key = obj["Key"]
-            if _skip_dir(key) or not _looks_like_log(key.rsplit("/", 1)[-1]):
-                continue
-            out.append(make_file(f"s3://{bucket}/{key}", int(obj["Size"]), obj["LastModified"].timestamp()))
+    wanted = filters is not None and bool(filters.since or filters.accounts or filters.regions)
+    prefixes = _pruned_prefixes(s3, bucket, prefix, filters, out) if wanted and filters else [prefix]
+    for p in prefixes:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=p):
+            for obj in page.get("Contents", ()):
+                _add_object(bucket, obj, out)
     return out
 
 
-def list_sources(sources: list[str], aws: AwsOptions | None = None) -> list[LogFile]:
-    """Every log file the sources name, de-duplicated, in a stable order."""
+def _add_object(bucket: str, obj: dict[str, Any], out: list[LogFile]) -> None:
+    key = obj["Key"]
+    if _skip_dir(key) or not _looks_like_log(key.rsplit("/", 1)[-1]):
+        return
+    out.append(make_file(f"s3://{bucket}/{key}", int(obj["Size"]), obj["LastModified"].timestamp()))
+
+
+_ACCOUNT_DIR = re.compile(r"(?:^|/)AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/$")
+_REGION_DIR = re.compile(r"(?:^|/)AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/CloudTrail/([a-z0-9-]+)/$")
+# How deep to look for the AWSLogs layout before listing a subtree whole.
+_MAX_DEPTH = 8
+
+
+def _pruned_prefixes(s3: Any, bucket: str, prefix: str, f: Filters, out: list[LogFile], depth: int = 0) -> list[str]:
+    """The prefixes to list in full: the wanted region directories, or their wanted days when --since/--until
+    bound them. Objects met on the way down are added to ``out`` directly."""
+    region_dir = _REGION_DIR.search(prefix)
+    if region_dir:
+        account, region = region_dir.groups()
+        if (f.accounts and account not in f.accounts) or (f.regions and region not in f.regions):
+            return []
+        if f.since is None and f.until is None:
+            return [prefix]
+        return _date_prefixes(s3, bucket, prefix, f, out)
+    account_dir = _ACCOUNT_DIR.search(prefix)
+    if (account_dir and f.accounts and account_dir.group(1) not in f.accounts) or _skip_dir(prefix):
+        return []
+    if depth >= _MAX_DEPTH:
+        return [prefix]
+    found: list[str] = []
+    for sub in _subdirs(s3, bucket, prefix, out):
+        found += _pruned_prefixes(s3, bucket, sub, f, out, depth + 1)
+    return found
+
+
+def _subdirs(s3: Any, bucket: str, prefix: str, out: list[LogFile]) -> list[str]:
+    """One level of the tree under ``prefix``; the objects at that level go to ``out``."""
+    subs: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        for obj in page.get("Contents", ()):
+            _add_object(bucket, obj, out)
+        subs += [cp["Prefix"] for cp in page.get("CommonPrefixes", ())]
+    return subs
+
+
+def _date_prefixes(
+    s3: Any, bucket: str, prefix: str, f: Filters, out: list[LogFile], parents: tuple[int, ...] = ()
+) -> list[str]:
+    """Under a region directory: the ``YYYY/``, ``YYYY/MM/`` then ``YYYY/MM/DD/`` directories whose span can
+    hold events in [since, until] (with the path slack), a level at a time; anything else is listed whole."""
+    lo = f.since - PATH_TIME_SLACK if f.since is not None else None
+    hi = f.until + PATH_TIME_SLACK if f.until is not None else None
+    found: list[str] = []
+    for sub in _subdirs(s3, bucket, prefix, out):
+        part = sub[len(prefix) :].rstrip("/")
+        span = _span((*parents, int(part))) if part.isdigit() and len(part) == (4 if not parents else 2) else None
+        if span is None:
+            found.append(sub)  # not the date layout: keep it, whole
+            continue
+        start, end = span
+        if (lo is not None and end <= lo) or (hi is not None and start > hi):
+            continue
+        found += [sub] if len(parents) == 2 else _date_prefixes(s3, bucket, sub, f, out, (*parents, int(part)))
+    return found
+
+
+def _span(ymd: tuple[int, ...]) -> tuple[datetime, datetime] | None:
+    """The [start, end) of a year, month or day directory (1, 2 or 3 numbers), or None if it names none."""
+    try:
+        if len(ymd) == 1:
+            return datetime(ymd[0], 1, 1, tzinfo=UTC), datetime(ymd[0] + 1, 1, 1, tzinfo=UTC)
+        start = datetime(ymd[0], ymd[1], ymd[2] if len(ymd) == 3 else 1, tzinfo=UTC)
+    except ValueError:
+        return None
+    return start, start + timedelta(days=1) if len(ymd) == 3 else (start + timedelta(days=32)).replace(day=1)
+
+
+def list_sources(sources: list[str], aws: AwsOptions | None = None, filters: Filters | None = None) -> list[LogFile]:
+    """Every log file the sources name, de-duplicated, in a stable order (S3 listings pruned by ``filters``)."""
     seen: dict[str, LogFile] = {}
     for src in sources:
-        files = list_s3(src, aws or AwsOptions()) if src.startswith("s3://") else list_local(src)
+        files = list_s3(src, aws or AwsOptions(), filters) if src.startswith("s3://") else list_local(src)
         for f in files:
             seen.setdefault(f.uri, f)
     return [seen[k] for k in sorted(seen)]

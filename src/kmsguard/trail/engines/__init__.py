@@ -1,7 +1,8 @@
 """Where the detections run: DuckDB embedded (the default) or Spark (``--engine spark``).
 
 Both expose the same small surface: load the cache's parts as a view ``events`` (with the run's filters),
-build the ``hours`` calendar, and run a query returning rows as dicts. The SQL is shared (detections.py).
+build the ``hours`` calendar, materialise a query as a table, and run a query returning rows as dicts.
+The SQL is shared (detections.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ class Engine(Protocol):
     def load(self, parts: list[str], filters: Filters) -> None: ...
 
     def register_hours(self, start: int, end: int) -> None: ...
+
+    def materialize(self, name: str, sql: str) -> None: ...
 
     def query(self, sql: str) -> list[dict[str, Any]]: ...
 

@@ -40,6 +40,9 @@ class DuckDBEngine:
             f"CREATE OR REPLACE TABLE hours AS SELECT range AS hour FROM range({int(start)}, {int(end) + 1}, 3600)"
         )
 
+    def materialize(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         cur = self.con.execute(sql)
         cols = [d[0] for d in cur.description or ()]

@@ -81,6 +81,10 @@ class SparkEngine:
             f"CAST({int(end)} AS BIGINT), CAST(3600 AS BIGINT))) AS hour"
         )
 
+    def materialize(self, name: str, sql: str) -> None:
+        self.spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
+        self.spark.sql(f"CACHE TABLE {name} AS {sql}")
+
     def query(self, sql: str) -> list[dict[str, Any]]:
         return [r.asDict() for r in self.spark.sql(sql).collect()]
 
