@@ -108,3 +108,60 @@ def test_stream_gzip_matches_whole_file_and_reports_truncation() -> None:
     rows = [r for b in decode_stream([gz[: len(gz) // 2]], "cut", st) for r in b]
     assert st.error is not None and "truncated" in st.error
     assert 0 < len(rows) < 50  # the records before the cut are kept
+
+
+def _stream_rows(data: bytes, chunk: int, st: decode.FileStats, compress: bool = True) -> list[tuple]:
+    raw = gzip.compress(data) if compress else data
+    return [r for b in decode_stream([raw[i : i + chunk] for i in range(0, len(raw), chunk)], "big", st) for r in b]
+
+
+@pytest.mark.parametrize("piece", [200, 1500, 10**9])
+def test_streamed_pieces_equal_the_whole_file_parse(monkeypatch: pytest.MonkeyPatch, piece: int) -> None:
+    """Cut into pieces at record boundaries (piece sizes from smaller than a record to the whole file) the
+    streamed rows are exactly the whole-file rows, with the same accounting; the devguide sample mixes
+    services and record shapes."""
+    monkeypatch.setattr(decode, "PIECE_BYTES", piece)
+    data = (SAMPLES / "kms_devguide_examples.json").read_bytes()
+    whole, st_whole = decode_bytes(data, "big")
+    st = decode.FileStats("big")
+    assert _stream_rows(data, 777, st) == whole
+    assert (st.records, st.kms, st.skipped) == (st_whole.records, st_whole.kms, st_whole.skipped)
+
+
+def test_a_record_boundary_lookalike_inside_a_record_costs_time_not_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``}, {"eventVersion"`` inside a nested array is not a record boundary: a cut there does not parse, and
+    the file is finished by the exact splitter with every record intact."""
+    monkeypatch.setattr(decode, "PIECE_BYTES", 300)
+    recs = _records(30)
+    recs[10]["requestParameters"]["nested"] = [{"a": 1}, {"eventVersion": "decoy", "b": [{"eventVersion": 2}]}]
+    data = json.dumps({"Records": recs}, separators=(",", ":")).encode()
+    exact_runs: list[int | None] = []
+    real_exact = decode._exact_into
+
+    def spy(chunks, rows, base, error=None):  # type: ignore[no-untyped-def]
+        exact_runs.append(base)
+        return real_exact(chunks, rows, base, error)
+
+    monkeypatch.setattr(decode, "_exact_into", spy)
+    st = decode.FileStats("big")
+    rows = _stream_rows(data, 50, st, compress=False)  # small plain chunks: a cut is tried inside record 10
+    assert exact_runs == [1]  # the decoy was taken for a boundary, and the exact splitter took over
+    assert rows == decode_bytes(data, "big")[0] and len(rows) == 30 and st.error is None
+
+
+def test_stream_of_another_layout_goes_record_by_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not ``{"Records": [...`` at the start (another member first; a bare array): the exact splitter reads it."""
+    monkeypatch.setattr(decode, "PIECE_BYTES", 300)
+    recs = _records(12)
+    for doc in ({"Meta": {"x": [1, {"y": 2}]}, "Records": recs}, recs):
+        st = decode.FileStats("big")
+        assert len(_stream_rows(json.dumps(doc).encode(), 50, st)) == 12 and st.error is None
+
+
+def test_truncated_stream_keeps_whole_records_before_the_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode, "PIECE_BYTES", 2000)
+    gz = gzip.compress(json.dumps({"Records": _records(200)}).encode())
+    st = decode.FileStats("cut")
+    rows = [r for b in decode_stream([gz[i : i + 500] for i in range(0, len(gz) * 3 // 4, 500)], "cut", st) for r in b]
+    assert st.error is not None and "truncated" in st.error
+    assert 100 < len(rows) < 200 and st.records == len(rows)

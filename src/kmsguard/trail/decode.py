@@ -563,11 +563,117 @@ def decode_stream(chunks: Iterable[bytes], file: str, stats: FileStats) -> Itera
 
 def stream_into(chunks: Iterable[bytes], file: str, stats: FileStats, cols: Columns) -> Iterator[None]:
     """Stream a large file into ``cols``, yielding whenever ``cols`` holds ``BATCH_ROWS`` or more rows (the
-    caller empties it); what is left at the end stays in ``cols``."""
+    caller empties it); what is left at the end stays in ``cols``.
+
+    A trail file is cut into pieces of about ``PIECE_BYTES`` at record boundaries found by a byte search (a
+    record's ``}`` then ``,`` then the next record's ``{"eventVersion"``), and each piece is decoded as a
+    whole document by the fast path. A boundary the search gets wrong (the pattern inside a nested array)
+    leaves a piece with unbalanced braces, which does not parse: from there on the file goes through the
+    exact, slower record splitter, so a wrong guess costs time, never events."""
     rows = _Rows(file, stats, cols)
+    stream = _inflate(chunks)
+    buf = b""
+    try:
+        buf = _take_head(stream)
+        for chunk in stream:
+            buf += chunk
+            if len(buf) < PIECE_BYTES:
+                continue
+            cut = _last_boundary(buf)
+            if cut is None:
+                if len(buf) > 4 * PIECE_BYTES:  # no record boundary in sight: not CloudTrail's own layout
+                    raise _Exact(buf)
+                continue
+            end, start = cut
+            if not _decode_piece(buf[:end], rows):
+                raise _Exact(buf)
+            buf = buf[start:]
+            if len(cols) >= BATCH_ROWS:
+                yield None
+        tail = _TAIL.search(buf)
+        if tail is None or not _decode_piece(buf[: tail.start() + 1], rows):
+            raise _Exact(buf)
+    except _Exact as rest:
+        # ``rest.data`` is the document's start, or whole records from a record's start on; the rest of the
+        # stream follows it.
+        yield from _exact_into(_chain(rest.data, stream), rows, base=rest.base)
+    except _READ_ERRORS as e:
+        # Truncated: the whole records already in the buffer are kept; the exact splitter finds them.
+        yield from _exact_into(iter((buf,)), rows, base=1, error=e)
+
+
+class _Exact(Exception):
+    """Leave the fast piece-wise path: ``data`` still has to be read, from a record's start (base 1) or from
+    the document's start (base None: the splitter finds the layout)."""
+
+    def __init__(self, data: bytes, base: int | None = 1) -> None:
+        self.data = data
+        self.base = base
+
+
+# Where a trail file's records begin, and where the last record ends.
+_HEAD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[\s*')
+_TAIL = re.compile(rb"\}\s*\]\s*\}\s*$")
+_BETWEEN = re.compile(rb"\}\s*,\s*$")
+_NEXT_RECORD = b'{"eventVersion"'
+# Decompressed bytes per piece of a streamed file (a few tens of thousands of records).
+PIECE_BYTES = 32 * 1024 * 1024
+
+
+def _take_head(stream: Iterator[bytes]) -> bytes:
+    """The stream's first bytes after ``{"Records": [``; raises _Exact if it does not start that way."""
+    head = b""
+    for chunk in stream:
+        head += chunk
+        if len(head) >= 64:
+            break
+    m = _HEAD.match(head)
+    if m is None:
+        raise _Exact(head, base=None)
+    return head[m.end() :]
+
+
+def _last_boundary(buf: bytes) -> tuple[int, int] | None:
+    """(end of the piece, start of the next) at the last apparent record boundary in ``buf``."""
+    i = buf.rfind(_NEXT_RECORD)
+    while i > 0:
+        m = _BETWEEN.search(buf, max(0, i - 64), i)
+        if m is not None:
+            return m.start() + 1, i
+        i = buf.rfind(_NEXT_RECORD, 0, i)
+    return None
+
+
+def _decode_piece(piece: bytes, rows: _Rows) -> bool:
+    """Decode a run of whole records as a trail document; False when it does not parse (a wrong cut)."""
+    doc = b'{"Records":[' + piece + b"]}"
+    try:
+        env = _ENVELOPE.decode(doc)
+    except msgspec.ValidationError:
+        env = None  # JSON, but not the typed shape
+    except msgspec.DecodeError:
+        return False
+    if env is not None and env.Records is not None:
+        rows.add(env.Records)
+    else:
+        _generic(doc, rows.stats, rows)
+    return True
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _exact_into(
+    chunks: Iterator[bytes], rows: _Rows, base: int | None, error: BaseException | None = None
+) -> Iterator[None]:
+    """Record by record with the exact splitter (any layout, any nesting): the slow, sure path."""
+    stats = rows.stats
     pending: list[Record] = []
     try:
-        for raw_rec in split_records(_inflate(chunks)):
+        for raw_rec in split_records(chunks, base):
             try:
                 pending.append(_RECORD.decode(raw_rec))
             except msgspec.ValidationError:
@@ -580,11 +686,13 @@ def stream_into(chunks: Iterable[bytes], file: str, stats: FileStats, cols: Colu
             if len(pending) >= 10_000:
                 rows.add(pending)
                 pending = []
-                if len(cols) >= BATCH_ROWS:
+                if len(rows.cols) >= BATCH_ROWS:
                     yield None
     except _READ_ERRORS as e:
-        stats.error = f"truncated or corrupt gzip after {stats.records + len(pending)} records ({e})"
+        error = e
     rows.add(pending)
+    if error is not None:
+        stats.error = f"truncated or corrupt gzip after {stats.records} records ({error})"
 
 
 def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -618,13 +726,15 @@ def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*(")?|[{}]', re.DOTALL)
 
 
-def split_records(chunks: Iterable[bytes]) -> Iterator[bytes]:
+def split_records(chunks: Iterable[bytes], base: int | None = None) -> Iterator[bytes]:
     """The objects at depth 2 of a stream like ``{"Records": [{...}, {...}]}`` (also a bare array's
-    objects, or JSON lines' objects at depth 1 ... see ``base``), one bytes slice each."""
+    objects, or JSON lines' objects at depth 1 ... see ``base``), one bytes slice each. ``base`` is the depth
+    of the records when the caller knows it (1: the stream starts at a record); else the start decides."""
     buf = b""
     depth = 0
     start = -1
-    base = -1  # depth at which records live: 2 under {"Records": [...]}, 1 for a bare array or JSON lines
+    # depth at which records live: 2 under {"Records": [...]}, 1 for a bare array or JSON lines
+    base = -1 if base is None else base
     for chunk in _at_least(chunks, 64):
         buf += chunk
         cut = len(buf)
