@@ -49,8 +49,11 @@ def test_every_setting_is_read_and_applied(tmp_path: Path) -> None:
     assert cfg.severity_overrides == {"key_no_alias": Severity.INFO}
     assert not cfg.enabled("config_rule_deletion_missing")
     slow = key(rotation_period_days=365, tags={})  # within 400 globally, too long for the per-check 180
-    result = judge(snapshot(keys=[slow]), cfg, only=["key_rotation_period_too_long", "key_missing_tags",
-                                                     "config_rule_deletion_missing"])
+    result = judge(
+        snapshot(keys=[slow]),
+        cfg,
+        only=["key_rotation_period_too_long", "key_missing_tags", "config_rule_deletion_missing"],
+    )
     by_check = {f.check_id: f for f in result.findings}
     assert by_check["key_rotation_period_too_long"].status is Status.FAIL
     assert by_check["key_rotation_period_too_long"].severity is Severity.HIGH
@@ -69,8 +72,12 @@ def test_every_setting_is_read_and_applied(tmp_path: Path) -> None:
         ("trusted_accounts: [12345]\n", 1, ["trusted_accounts"]),
         ("checks:\n  key_no_alias:\n    enabled: true\n    colour: red\n", 4, ["checks.key_no_alias.colour"]),
         ("checks:\n  key_no_alais: {enabled: false}\n", 2, ["unknown check id 'key_no_alais'"]),
-        ("mutes:\n  - check: key_no_alias\n    reason: ok\n  - check: key_disabled\n    expires: someday\n"
-         "    reason: x\n", 5, ["mutes[1].expires"]),
+        (
+            "mutes:\n  - check: key_no_alias\n    reason: ok\n  - check: key_disabled\n    expires: someday\n"
+            "    reason: x\n",
+            5,
+            ["mutes[1].expires"],
+        ),
         ("mutes:\n  - check: key_no_alias\n", 2, ["mutes[0].reason", "required"]),
         ("severity_overrides:\n  key_no_alias: urgent\n", 2, ["severity_overrides.key_no_alias"]),
         ("required_tags: [a\n", 2, ["not valid YAML"]),

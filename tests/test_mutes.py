@@ -22,9 +22,18 @@ REASON = "Legacy keys retire in Q3 | SEC-42"
 
 
 def _f(check: str, status: Status, arn: str = KEY, region: str = "us-east-1") -> Finding:
-    return Finding(check_id=check, status=status, severity=Severity.MEDIUM, account=ACCT, region=region,
-                   resource_type="AWS::KMS::Key", resource_arn=arn, message=f"{check} on {arn}",
-                   remediation="do it", compliance={"cmmc-l2": ["SC.L2-3.13.10"]})
+    return Finding(
+        check_id=check,
+        status=status,
+        severity=Severity.MEDIUM,
+        account=ACCT,
+        region=region,
+        resource_type="AWS::KMS::Key",
+        resource_arn=arn,
+        message=f"{check} on {arn}",
+        remediation="do it",
+        compliance={"cmmc-l2": ["SC.L2-3.13.10"]},
+    )
 
 
 def test_a_mute_covers_matching_fails_only() -> None:
@@ -71,8 +80,13 @@ def muted_result() -> ScanResult:
         [Mute(check="key_rotation_disabled", reason=REASON)],
         date(2026, 1, 1),
     ).findings
-    return ScanResult(kmsguard_version="0.1.0", scanned_at=datetime(2026, 1, 1, tzinfo=UTC), accounts=[ACCT],
-                      regions=["eu-west-1", "us-east-1"], findings=findings)
+    return ScanResult(
+        kmsguard_version="0.1.0",
+        scanned_at=datetime(2026, 1, 1, tzinfo=UTC),
+        accounts=[ACCT],
+        regions=["eu-west-1", "us-east-1"],
+        findings=findings,
+    )
 
 
 def test_muted_shows_with_its_reason_in_every_format(muted_result: ScanResult) -> None:

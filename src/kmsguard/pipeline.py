@@ -48,9 +48,7 @@ def judge(
         if spec.id in config.checks:
             findings.extend(run_checks(snapshot, config.for_check(spec.id), [spec]))
     only_set, skip_set = set(only or ()), set(skip or ())
-    findings.extend(
-        f for f in extra if (not only_set or f.check_id in only_set) and f.check_id not in skip_set
-    )
+    findings.extend(f for f in extra if (not only_set or f.check_id in only_set) and f.check_id not in skip_set)
     outcome = apply_mutes(findings, config.mutes, today or datetime.now(UTC).date())
     for message in outcome.warnings:
         warn(message)

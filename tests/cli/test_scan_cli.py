@@ -21,8 +21,13 @@ runner = CliRunner()
 PUBLIC_POLICY = {
     "Version": "2012-10-17",
     "Statement": [
-        {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
-         "Action": "kms:*", "Resource": "*"},
+        {
+            "Sid": "Root",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
         {"Sid": "Everyone", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"},
     ],
 }
@@ -53,25 +58,93 @@ def test_json_report_has_the_contract_and_exit_code_follows_fail_on(estate, tmp_
     public = [f for f in doc["findings"] if f["check_id"] == "key_policy_public" and f["status"] == "FAIL"]
     assert [f["resource_arn"] for f in public] == [estate["public"]]
     assert public[0]["severity"] == "critical"
-    assert set(public[0]) == {"check_id", "status", "severity", "account", "region", "resource_type",
-                              "resource_arn", "message", "evidence", "remediation", "compliance"}
+    assert set(public[0]) == {
+        "check_id",
+        "status",
+        "severity",
+        "account",
+        "region",
+        "resource_type",
+        "resource_arn",
+        "message",
+        "evidence",
+        "remediation",
+        "compliance",
+    }
     rotation = {f["resource_arn"]: f["status"] for f in doc["findings"] if f["check_id"] == "key_rotation_disabled"}
     assert rotation == {estate["public"]: "FAIL", estate["good"]: "PASS"}
 
-    assert scan("--endpoint-url", estate["endpoint"], "--regions", "us-east-1", "-f", "json", "-o", str(out),
-                "-q", "--fail-on", "never").exit_code == 0
+    assert (
+        scan(
+            "--endpoint-url",
+            estate["endpoint"],
+            "--regions",
+            "us-east-1",
+            "-f",
+            "json",
+            "-o",
+            str(out),
+            "-q",
+            "--fail-on",
+            "never",
+        ).exit_code
+        == 0
+    )
     # Only the public-policy check, and its finding is critical: --fail-on critical still fails ...
-    assert scan("--endpoint-url", estate["endpoint"], "--regions", "us-east-1", "-f", "json", "-o", str(out),
-                "-q", "--fail-on", "critical", "--checks", "key_policy_public").exit_code == 1
+    assert (
+        scan(
+            "--endpoint-url",
+            estate["endpoint"],
+            "--regions",
+            "us-east-1",
+            "-f",
+            "json",
+            "-o",
+            str(out),
+            "-q",
+            "--fail-on",
+            "critical",
+            "--checks",
+            "key_policy_public",
+        ).exit_code
+        == 1
+    )
     # ... while a check that only finds medium problems passes at --fail-on high.
-    assert scan("--endpoint-url", estate["endpoint"], "--regions", "us-east-1", "-f", "json", "-o", str(out),
-                "-q", "--fail-on", "high", "--checks", "key_rotation_disabled").exit_code == 0
+    assert (
+        scan(
+            "--endpoint-url",
+            estate["endpoint"],
+            "--regions",
+            "us-east-1",
+            "-f",
+            "json",
+            "-o",
+            str(out),
+            "-q",
+            "--fail-on",
+            "high",
+            "--checks",
+            "key_rotation_disabled",
+        ).exit_code
+        == 0
+    )
 
 
 def test_snapshot_round_trip_gives_the_same_findings(estate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     snap, live, offline = tmp_path / "s.json.gz", tmp_path / "live.json", tmp_path / "offline.json"
-    scan("--endpoint-url", estate["endpoint"], "--regions", "us-east-1", "-f", "json", "-o", str(live), "-q",
-         "--snapshot-out", str(snap))
+    scan(
+        "--endpoint-url",
+        estate["endpoint"],
+        "--regions",
+        "us-east-1",
+        "-f",
+        "json",
+        "-o",
+        str(live),
+        "-q",
+        "--snapshot-out",
+        str(snap),
+    )
     res = scan("--from-snapshot", str(snap), "-f", "json", "-o", str(offline))
     assert res.exit_code == 1
     assert json.loads(live.read_text()) == json.loads(offline.read_text())
@@ -96,9 +169,11 @@ def _write(path: Path, text: str) -> Path:
         ("{not json", "not JSON at line 1"),
         ('{"Records": []}', "not a kmsguard snapshot"),
         ('{"schema_version": 99, "accounts": []}', "schema_version 99"),
-        ('{"schema_version": 1, "kmsguard_version": "x", "collected_at": "2026-01-01T00:00:00Z", '
-         '"accounts": [{"account_id": "1", "regions": [{"region": "us-east-1", "keys": [{"arn": 5}]}]}]}',
-         "accounts.0.regions.0.keys.0"),
+        (
+            '{"schema_version": 1, "kmsguard_version": "x", "collected_at": "2026-01-01T00:00:00Z", '
+            '"accounts": [{"account_id": "1", "regions": [{"region": "us-east-1", "keys": [{"arn": 5}]}]}]}',
+            "accounts.0.regions.0.keys.0",
+        ),
     ],
 )
 def test_bad_snapshot_files_are_named_and_exit_2(tmp_path: Path, content: str, expected: str) -> None:
@@ -145,8 +220,21 @@ def test_config_file_error_names_the_line(tmp_path: Path, aws) -> None:  # type:
 def test_config_file_settings_are_used(estate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = _write(tmp_path / "kmsguard.yaml", "required_tags: [Team]\n")
     out = tmp_path / "r.json"
-    scan("--endpoint-url", estate["endpoint"], "--regions", "us-east-1", "--config", str(cfg), "-q",
-         "-f", "json", "-o", str(out), "--checks", "key_missing_tags")
+    scan(
+        "--endpoint-url",
+        estate["endpoint"],
+        "--regions",
+        "us-east-1",
+        "--config",
+        str(cfg),
+        "-q",
+        "-f",
+        "json",
+        "-o",
+        str(out),
+        "--checks",
+        "key_missing_tags",
+    )
     evidence = [f["evidence"] for f in json.loads(out.read_text())["findings"] if f["status"] == "FAIL"]
     assert evidence and all("Team" in json.dumps(e) for e in evidence)
 
@@ -155,10 +243,22 @@ def _run_cli(args: list[str], env_extra: dict[str, str], tmp_path: Path) -> subp
     """Run the real `kmsguard` entry point in a clean environment (no ~/.aws, no inherited credentials)."""
     empty = tmp_path / "empty"
     empty.write_text("")
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_CONFIG_FILE": str(empty),
-           "AWS_SHARED_CREDENTIALS_FILE": str(empty), "AWS_EC2_METADATA_DISABLED": "true", **env_extra}
-    return subprocess.run([sys.executable, "-m", "kmsguard.cli.main", *args], capture_output=True, text=True,
-                          env=env, timeout=120, check=False)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(empty),
+        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        **env_extra,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "kmsguard.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_no_credentials_exits_3_with_a_clear_message(tmp_path: Path, aws) -> None:  # type: ignore[no-untyped-def]
@@ -173,3 +273,34 @@ def test_unreachable_endpoint_exits_3_naming_it(tmp_path: Path) -> None:
     res = _run_cli(["scan", "--endpoint-url", "http://127.0.0.1:9", "--regions", "us-east-1"], creds, tmp_path)
     assert res.returncode == 3, res.stderr
     assert "http://127.0.0.1:9" in res.stderr
+
+
+def test_scan_with_trail_merges_findings_and_keeps_the_usage(  # type: ignore[no-untyped-def]
+    estate, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kmsguard.trail.synth import event, write_trail_files
+    from kmsguard.trail.usage import TrailUsage
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the trail cache, out of the user's home
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    role = "arn:aws:sts::123456789012:assumed-role/app/s1"
+    records = [event("Decrypt", estate["public"], role, t0 + timedelta(hours=h)) for h in range(30)]
+    records.append(event("ScheduleKeyDeletion", estate["good"], role, t0 + timedelta(hours=2)))
+    write_trail_files(tmp_path / "logs", records)
+    out = tmp_path / "r.json"
+    base = ("--endpoint-url", estate["endpoint"], "--regions", "us-east-1", "-f", "json", "-o", str(out), "-q")
+    res = scan(*base, "--trail", str(tmp_path / "logs"))
+    assert res.exit_code == 1, res.output
+    doc = json.loads(out.read_text())
+    deletion = [f["resource_arn"] for f in doc["findings"] if f["check_id"] == "trail_key_deletion_scheduled"]
+    assert deletion == [estate["good"]]
+    usage = TrailUsage.model_validate(doc["trail_usage"])
+    top = usage.top_keys[0]
+    assert (top.key_arn, top.alias, top.calls) == (estate["public"], "alias/public", 30)  # alias from the scan
+    assert usage.series_for(estate["public"]).calls == [24, 6]  # type: ignore[union-attr]
+    # Without --trail the JSON is exactly the old contract.
+    assert scan(*base).exit_code == 1 and "trail_usage" not in json.loads(out.read_text())
+    bad = scan(*base, "--trail", str(tmp_path / "nowhere"))
+    assert bad.exit_code == 2 and "--trail" in bad.output

@@ -69,8 +69,17 @@ def test_pdf_without_chromium_names_the_package(snapshot_file: Path, monkeypatch
 def test_export_securityhub_round_trip(snapshot_file: Path, aws: Emulator, demo_snapshot: Snapshot) -> None:
     res = CliRunner().invoke(
         _app(),
-        ["export", "securityhub", "--from-snapshot", str(snapshot_file), "--region", "eu-west-1",
-         "--endpoint-url", aws.endpoint_url, "--include-passed"],
+        [
+            "export",
+            "securityhub",
+            "--from-snapshot",
+            str(snapshot_file),
+            "--region",
+            "eu-west-1",
+            "--endpoint-url",
+            aws.endpoint_url,
+            "--include-passed",
+        ],
     )
     assert res.exit_code == 0, res.output
     sh = boto3.client("securityhub", region_name="eu-west-1", endpoint_url=aws.endpoint_url)
@@ -89,3 +98,25 @@ def test_export_securityhub_round_trip(snapshot_file: Path, aws: Emulator, demo_
         assert g["Compliance"]["Status"] == {"FAIL": "FAILED", "PASS": "PASSED"}[f.status.value]
         assert g["AwsAccountId"] == f.account
         assert g["Description"] == f.message[:1024]
+
+
+def test_report_with_trail_has_the_usage_section(
+    snapshot_file: Path, demo_snapshot: Snapshot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from kmsguard.trail.synth import event, write_trail_files
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    key = next(k for k in demo_snapshot.all_keys() if k.aliases and k.key_manager == "CUSTOMER")
+    role = f"arn:aws:sts::{key.account}:assumed-role/app/s1"
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    write_trail_files(tmp_path / "logs", [event("Decrypt", key.arn, role, t0 + timedelta(hours=h)) for h in range(5)])
+    out = tmp_path / "r.html"
+    args = ["report", "--framework", "cmmc-l2", "--from-snapshot", str(snapshot_file), "-o", str(out)]
+    res = CliRunner().invoke(_app(), [*args, "--trail", str(tmp_path / "logs")])
+    assert res.exit_code == 0, res.output
+    html = out.read_text(encoding="utf-8")
+    section = html[html.index('id="trail-usage"') : html.index("<h2>Evidence per control")]
+    assert key.arn in section and key.aliases[0] in section and "peak 5/day" in section
+    assert CliRunner().invoke(_app(), args).exit_code == 0 and "Key usage" not in out.read_text(encoding="utf-8")

@@ -78,3 +78,27 @@ def test_html_is_self_contained(demo_result: ScanResult) -> None:
     assert "url(" not in html and "@import" not in html
     assert "default-src 'none'" in html
     assert html.count("<svg") == 4  # the four charts, inline
+
+
+def test_pdf_shows_the_key_usage(demo_result: ScanResult, demo_snapshot: Snapshot, tmp_path: Path) -> None:
+    """`report --trail`: the usage section prints, its SVG chart text included."""
+    from datetime import UTC, datetime, timedelta
+
+    from kmsguard.trail.analyze import TrailOptions, analyze
+    from kmsguard.trail.synth import event, write_trail_files
+    from kmsguard.trail.usage import summarise
+
+    key = next(k for k in demo_snapshot.all_keys() if k.aliases and k.key_manager == "CUSTOMER")
+    role = f"arn:aws:sts::{key.account}:assumed-role/app/s1"
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    write_trail_files(tmp_path / "logs", [event("Decrypt", key.arn, role, t0 + timedelta(hours=h)) for h in range(72)])
+    report = analyze([str(tmp_path / "logs")], demo_snapshot, TrailOptions(cache_dir=tmp_path / "c", workers=1))
+    result = demo_result.model_copy(update={"trail_usage": summarise(report, demo_snapshot)})
+    html = render_report_html(assess(result, "cmmc-l2", demo_snapshot))
+    pdf = tmp_path / "usage.pdf"
+    pdf.write_bytes(html_to_pdf(html))
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    flat = re.sub(r"\s+", " ", text)
+    assert "Key usage (CloudTrail)" in flat and "72 KMS event(s) analysed" in flat
+    assert key.aliases[0] in flat  # the chart labels the key by its alias, as text
+    assert "peak 24/day" in flat

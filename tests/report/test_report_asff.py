@@ -47,8 +47,18 @@ def test_batch_import_round_trip_in_batches_of_100(aws: Emulator, client: Any) -
     assert set(got) == {s["Id"] for s in sent}
     for s in sent:
         g = got[s["Id"]]
-        for k in ("ProductArn", "GeneratorId", "AwsAccountId", "Title", "Description", "Severity", "Resources",
-                  "Compliance", "Workflow", "Types"):
+        for k in (
+            "ProductArn",
+            "GeneratorId",
+            "AwsAccountId",
+            "Title",
+            "Description",
+            "Severity",
+            "Resources",
+            "Compliance",
+            "Workflow",
+            "Types",
+        ):
             assert g[k] == s[k], k
 
 

@@ -119,7 +119,8 @@ def test_real_samples(tmp_path: Path) -> None:
     # KMS's own scheduled work (AwsServiceEvent: RotateKey, DeleteKey after the waiting period, invoked by
     # "AWS Internal" with no userIdentity.type) is not a principal: never a "new principal" finding.
     assert not [
-        f for f in r.findings
+        f
+        for f in r.findings
         if f.check_id == "trail_new_principal"
         and any(e.get("invoked_by") == "AWS Internal" for e in f.evidence.get("events", []))
     ]

@@ -11,6 +11,8 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +80,17 @@ def estate(aws: Emulator, client: Callable[..., Any]) -> dict[str, str]:
 
 @pytest.fixture
 def dashboard(aws: Emulator, estate: dict[str, str], db_url: str) -> Iterator[str]:
-    import uvicorn
-
     options = AwsOptions(endpoint_url=aws.endpoint_url, regions=[REGION], max_workers=4)
     Monitor(MonitorSettings(db_url=db_url, options=options)).full_cycle()
+    with serving(db_url) as base:
+        yield base
+
+
+@contextmanager
+def serving(db_url: str) -> Iterator[str]:
+    """`kmsguard serve` on the store, on a free port, until the block ends."""
+    import uvicorn
+
     store = open_store(db_url)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(store, TOKEN), host="127.0.0.1", port=port, log_level="error"))
@@ -94,10 +103,12 @@ def dashboard(aws: Emulator, estate: dict[str, str], db_url: str) -> Iterator[st
             break
         except OSError:
             time.sleep(0.1)
-    yield base
-    server.should_exit = True
-    thread.join(10)
-    store.close()
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +196,82 @@ def test_forms_refuse_a_missing_csrf_value(dashboard: str, estate: dict[str, str
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 403
+
+
+# -- CloudTrail usage (monitor --trail) ---------------------------------------------------------------------
+
+T0 = datetime(2025, 2, 1, tzinfo=UTC)
+ORDERS_ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/Orders/s1"
+FOREIGN_KEY = "arn:aws:kms:us-east-1:444455556666:key/9999ffff-0000-0000-0000-000000000009"
+
+
+def _login(page: Any, base: str) -> None:
+    page.goto(base + "/login")
+    page.fill("input[name=token]", TOKEN)
+    page.click("button[type=submit]")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_key_usage_from_monitor_trail(
+    browser: Any,
+    aws: Emulator,
+    estate: dict[str, str],
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The public key is used for three days (once a day also by its alias, with no resources block), the
+    tidy key never, and a key of another account shows up in the logs: chart, sentences and top lists."""
+    from kmsguard.trail.synth import event, write_trail_files
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    records = [
+        event("Decrypt", estate["public"], ORDERS_ROLE, T0 + timedelta(days=d, hours=h))
+        for d, per_day in enumerate((10, 4, 20))
+        for h in range(per_day)
+    ]
+    records += [
+        event(
+            "Encrypt",
+            "alias/payments",
+            ORDERS_ROLE,
+            T0 + timedelta(days=d, hours=22),
+            recipient=ACCOUNT,
+            with_resources=False,
+        )
+        for d in range(3)
+    ]
+    records += [event("Decrypt", FOREIGN_KEY, ORDERS_ROLE, T0 + timedelta(days=1, minutes=m)) for m in range(2)]
+    write_trail_files(tmp_path / "logs", records)
+    options = AwsOptions(endpoint_url=aws.endpoint_url, regions=[REGION], max_workers=4)
+    Monitor(MonitorSettings(db_url=db_url, options=options, trail=[str(tmp_path / "logs")])).full_cycle()
+
+    with serving(db_url) as base:
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        _login(page, base)
+
+        page.goto(base + "/")
+        section = page.locator("#trail-usage")
+        assert "Key usage (CloudTrail)" in section.inner_text()
+        top_keys = page.locator("#top-keys tr")
+        assert "alias/payments" in top_keys.nth(1).inner_text() and "37" in top_keys.nth(1).inner_text()
+        assert "(not in this scan)" in page.locator("#top-keys").inner_text()  # the other account's key
+        orders = page.locator("#top-principals tr", has_text="role/Orders (123456789012)").locator("td")
+        assert [orders.nth(i).inner_text() for i in range(3)] == ["role/Orders (123456789012)", "39", "2"]
+        assert page.locator("#top-keys tr", has_text="alias/payments").locator("td").nth(2).inner_text() == "37"
+        assert page.locator("svg.chart polyline").count() == 2  # the trend chart is still the only line chart
+
+        page.click("#top-keys >> text=alias/payments")
+        assert page.inner_text("h1") == "alias/payments"
+        chart = page.locator("#usage svg.usage")
+        assert chart.count() == 1 and chart.locator("rect").count() == 3  # one column per day with calls
+        assert chart.bounding_box()["height"] > 60  # drawn, not collapsed
+        assert page.inner_text("#usage-message") == "37 cryptographic call(s) from 2025-02-01 to 2025-02-03."
+        totals = page.inner_text("#usage-totals")
+        assert "37" in totals and "Errors" in totals
+        page.screenshot(path=str(tmp_path / "key-usage.png"), full_page=True)
+
+        page.goto(base + "/keys/" + estate["tidy"])
+        assert page.inner_text("#usage-message") == "No call to this key in the CloudTrail logs analysed."
+        assert page.locator("#usage svg").count() == 0
+        page.close()

@@ -15,7 +15,7 @@ from kmsguard.cli.common import EXIT_AWS, EXIT_OK, aws_options, fail
 from kmsguard.monitor.channels import Channel, SlackChannel, SmtpChannel, SnsChannel, WebhookChannel, parse_smtp
 from kmsguard.monitor.events import SqsEvents, queue_region, queue_url
 from kmsguard.monitor.schedule import parse_schedule
-from kmsguard.monitor.service import AWS_ERRORS, DB_ERRORS, Monitor, MonitorSettings
+from kmsguard.monitor.service import AWS_ERRORS, DB_ERRORS, Monitor, MonitorSettings, TrailError
 from kmsguard.store.db import StoreError, open_store
 
 
@@ -46,6 +46,11 @@ def monitor(
     smtp_from: str | None = typer.Option(None, "--smtp-from", help="Sender address of alert e-mails."),
     smtp_to: list[str] | None = typer.Option(None, "--smtp-to", help="Recipient of alert e-mails (repeatable)."),
     dashboard_url: str | None = typer.Option(None, "--dashboard-url", help="Link alerts to this `kmsguard serve`."),
+    trail: list[str] | None = typer.Option(
+        None,
+        "--trail",
+        help="CloudTrail logs to analyse each full cycle (file, directory or s3://bucket/prefix; repeatable).",
+    ),
     event_wait: int = typer.Option(5, "--event-wait", help="Seconds each SQS long poll waits (1-20)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Log warnings and errors only."),
 ) -> None:
@@ -60,13 +65,19 @@ def monitor(
         queue = queue_url(events) if events else None
     except ValueError as e:
         fail(str(e))
-    options = aws_options(
-        profile, (region or []) + ([regions] if regions else []), endpoint_url, org, role_name, accounts
-    )
+    region_list = (region or []) + ([regions] if regions else [])
+    options = aws_options(profile, region_list, endpoint_url, org, role_name, accounts)
+    for source in trail or ():
+        if not source.startswith("s3://") and not Path(source).exists():
+            fail(f"--trail: {source}: no such file or directory")
     cfg = _load_config(config)
     channels = _channels(sns_topic, slack_webhook, webhook, smtp, smtp_from, smtp_to, profile, endpoint_url)
     stop = threading.Event()
     settings = MonitorSettings(db_url=db, options=options, config=cfg, dashboard_url=dashboard_url)
+    if trail:
+        # S3 sources are read as `scan --trail` reads them: the caller's credentials, never --org.
+        settings.trail = list(trail)
+        settings.trail_aws = aws_options(profile, region_list, endpoint_url, False, role_name, None)
     if once:
         settings.retry_attempts = 3
         try:
@@ -81,6 +92,8 @@ def monitor(
             fail(f"cannot scan AWS: {e}", EXIT_AWS)
         except DB_ERRORS as e:
             fail(f"the store became unavailable: {str(e).splitlines()[0]}")
+        except TrailError as e:
+            fail(str(e))
         typer.echo(
             f"scan {cycle.scan_id}: {cycle.failing} failing, {len(cycle.drift)} changes, "
             f"{'1 alert' if cycle.alert_id else 'no alert'}"

@@ -37,6 +37,7 @@ def report(
     trusted_accounts: list[str] | None = src.TRUSTED,
     trusted_org_id: list[str] | None = src.TRUSTED_ORG,
     rotation_max_days: int | None = src.ROTATION,
+    trail: list[str] | None = src.TRAIL,
     quiet: bool = src.QUIET,
 ) -> None:
     """Compliance evidence per control: status, checks, resources, what is wrong, the fix, the evidence."""
@@ -54,7 +55,7 @@ def report(
     region_list = (region or []) + ([regions] if regions else [])
     source = src.Source(profile, region_list, endpoint_url, org, role_name, accounts, from_snapshot, quiet)
     snapshot, result = src.judged(
-        source, config, checks, skip_checks, trusted_accounts, trusted_org_id, rotation_max_days
+        source, config, checks, skip_checks, trusted_accounts, trusted_org_id, rotation_max_days, trail
     )
     rep = assess(result, framework, snapshot)
     if fmt in ("html", "pdf"):

@@ -26,6 +26,7 @@ from kmsguard.model.snapshot import Snapshot
 from kmsguard.pipeline import judge
 from kmsguard.report import FORMATS, render
 from kmsguard.snapshot_io import save_snapshot
+from kmsguard.trail.usage import TrailUsage
 
 FAIL_ON = ["info", "low", "medium", "high", "critical", "never"]
 
@@ -97,21 +98,31 @@ def scan(
         except OSError as e:
             fail(f"cannot write snapshot {snapshot_out}: {e.strerror or e}")
 
-    extra = _trail_findings(trail, snapshot, cfg, profile, region_list, endpoint_url, role_name) if trail else []
+    extra, usage = trail_analysis(trail, snapshot, cfg, profile, region_list, endpoint_url, role_name)
     try:
         result = judge(snapshot, cfg, split_csv(checks), split_csv(skip_checks), extra=extra)
     except ValueError as e:
         fail(str(e))
+    result.trail_usage = usage
     emit(result, fmt, output)
     raise typer.Exit(exit_code(result, fail_on))
 
 
-def _trail_findings(
-    sources: list[str], snapshot: Snapshot, cfg: ScanConfig, profile: str | None, regions: list[str],
-    endpoint_url: str | None, role_name: str,
-) -> list[Finding]:
-    """`scan --trail`: the CloudTrail detections, joined with this scan's snapshot."""
-    from kmsguard.trail.analyze import TrailOptions, trail_findings
+def trail_analysis(
+    sources: list[str] | None,
+    snapshot: Snapshot,
+    cfg: ScanConfig,
+    profile: str | None,
+    regions: list[str],
+    endpoint_url: str | None,
+    role_name: str,
+) -> tuple[list[Finding], TrailUsage | None]:
+    """`--trail` (scan and report): the CloudTrail detections joined with this scan's snapshot, and the key
+    usage summary the result keeps; nothing without sources."""
+    if not sources:
+        return [], None
+    from kmsguard.trail.analyze import TrailOptions
+    from kmsguard.trail.usage import analyze_usage
 
     for source in sources:
         if not source.startswith("s3://") and not Path(source).exists():
@@ -119,7 +130,7 @@ def _trail_findings(
     # S3 sources are read with the scan's credentials and endpoint (one bucket: never --org).
     trail_aws = aws_options(profile, regions, endpoint_url, False, role_name, None)
     try:
-        return trail_findings(sources, snapshot, TrailOptions(config=cfg, aws=trail_aws))
+        return analyze_usage(sources, snapshot, TrailOptions(config=cfg, aws=trail_aws))
     except (OSError, ValueError) as e:
         fail(f"--trail: {e}")
 
@@ -149,4 +160,4 @@ def exit_code(result: ScanResult, fail_on: str) -> int:
     return EXIT_FINDINGS if worst is not None and worst.rank >= threshold else EXIT_OK
 
 
-__all__ = ["EXIT_USAGE", "emit", "exit_code", "scan"]
+__all__ = ["EXIT_USAGE", "emit", "exit_code", "scan", "trail_analysis"]

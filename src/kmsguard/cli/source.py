@@ -35,6 +35,9 @@ TRUSTED = typer.Option(None, "--trusted-accounts", help="Accounts whose principa
 TRUSTED_ORG = typer.Option(None, "--trusted-org-id", help="Organizations (o-...) whose principals are not external.")
 ROTATION = typer.Option(None, "--rotation-max-days", help="Longest acceptable rotation period (default 365).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+TRAIL = typer.Option(
+    None, "--trail", help="CloudTrail logs to analyse too (file, directory or s3://bucket/prefix; repeatable)."
+)
 
 
 @dataclass
@@ -65,10 +68,20 @@ def judged(
     trusted_accounts: list[str] | None,
     trusted_org_id: list[str] | None,
     rotation_max_days: int | None,
+    trail: list[str] | None = None,
 ) -> tuple[Snapshot, ScanResult]:
+    """The snapshot and its judged result; with ``trail``, the CloudTrail findings merged and the key usage
+    kept, exactly as `scan --trail` does."""
+    from kmsguard.cli.scan import trail_analysis
+
     cfg = scan_config(config, trusted_accounts, trusted_org_id, rotation_max_days)
     snapshot = source.snapshot()
+    extra, usage = trail_analysis(
+        trail, snapshot, cfg, source.profile, source.regions, source.endpoint_url, source.role_name
+    )
     try:
-        return snapshot, judge(snapshot, cfg, split_csv(checks), split_csv(skip_checks))
+        result = judge(snapshot, cfg, split_csv(checks), split_csv(skip_checks), extra=extra)
     except ValueError as e:
         fail(str(e))
+    result.trail_usage = usage
+    return snapshot, result

@@ -69,6 +69,7 @@ def analyze_cmd(
     from kmsguard.cli.scan import FAIL_ON, emit, exit_code
     from kmsguard.trail.analyze import TrailOptions, analyze
     from kmsguard.trail.detections import Params
+    from kmsguard.trail.usage import summarise
 
     srcs = list(sources or [])
     if not srcs and not lookup:
@@ -142,6 +143,7 @@ def analyze_cmd(
         accounts=sorted({f.account for f in report.findings}),
         regions=sorted({f.region for f in report.findings}),
         findings=report.findings,
+        trail_usage=summarise(report, snap),
     )
     if fmt == "table":
         _print_usage(report)

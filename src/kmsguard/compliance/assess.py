@@ -34,6 +34,7 @@ from kmsguard.model.finding import Finding, Severity, Status
 from kmsguard.model.result import ScanResult, finding_sort_key
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.report._common import is_region_arn
+from kmsguard.trail.usage import TrailUsage
 
 
 class ControlStatus(StrEnum):
@@ -82,6 +83,7 @@ class FrameworkReport:
     accounts: list[str]
     regions: list[str]
     controls: list[ControlAssessment]
+    trail_usage: TrailUsage | None = None  # the scan's CloudTrail key usage, shown beside the controls
 
     def counts(self) -> dict[str, int]:
         c = Counter(a.status for a in self.controls)
@@ -167,6 +169,7 @@ def assess(
         accounts=result.accounts,
         regions=result.regions,
         controls=controls,
+        trail_usage=result.trail_usage,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from kmsguard.model.finding import Finding, Severity, Status
+from kmsguard.trail.usage import TrailUsage
 
 
 def finding_sort_key(f: Finding) -> tuple[int, str, str, str, str, str, str]:
@@ -32,6 +33,9 @@ class ScanResult(BaseModel):
     accounts: list[str]
     regions: list[str]
     findings: list[Finding]
+    # CloudTrail key usage when the scan analysed logs (`scan --trail`, `trail analyze`, `monitor --trail`).
+    # Optional with a default: a scan JSON written before the field existed still validates.
+    trail_usage: TrailUsage | None = None
 
     def summary(self) -> dict[str, Any]:
         by_status = Counter(f.status.value for f in self.findings)
@@ -56,13 +60,14 @@ class ScanResult(BaseModel):
         """The stable JSON contract of `kmsguard scan --format json` (findings in ``finding_sort_key`` order).
 
         Keys come out in the order written here and in Finding's field order; ``mute_reason`` is present only
-        on findings that carry one (MUTED), so unmuted findings have exactly the documented keys.
+        on findings that carry one (MUTED), so unmuted findings have exactly the documented keys. ``trail_usage``
+        is present only when the scan analysed CloudTrail logs, so a scan without them reads as before.
         """
         findings: list[dict[str, Any]] = _FINDINGS.dump_python(self.sorted_findings(), mode="json")
         for f in findings:
             if f["mute_reason"] is None:
                 del f["mute_reason"]
-        return {
+        out: dict[str, Any] = {
             "kmsguard_version": self.kmsguard_version,
             "scanned_at": self.scanned_at.isoformat(),
             "accounts": self.accounts,
@@ -70,3 +75,6 @@ class ScanResult(BaseModel):
             "summary": self.summary(),
             "findings": findings,
         }
+        if self.trail_usage is not None:
+            out["trail_usage"] = self.trail_usage.model_dump(mode="json")
+        return out

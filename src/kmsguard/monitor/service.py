@@ -1,7 +1,9 @@
 """The monitor: full scans on a schedule, one-key scans on events, drift, alerts through the outbox.
 
 One thread does everything in turn (scan, store, alert, poll events), so there is no locking and a stop
-request (SIGTERM) is honoured between steps: the loop waits on ``stop`` rather than sleeping.
+request (SIGTERM) is honoured between steps: the loop waits on ``stop`` rather than sleeping. With ``trail``
+sources, each full cycle also analyses CloudTrail logs: their findings join the scan's (drift and alerts
+treat them like any other) and the key usage summary is stored with the scan for the dashboard.
 
 Faults:
 - AWS unreachable (AwsUnavailable) or a failing call: retried with exponential back-off; a cycle that still
@@ -32,6 +34,7 @@ from kmsguard.aws.options import AwsOptions
 from kmsguard.aws.session import SessionFactory
 from kmsguard.collect.single_key import collect_key
 from kmsguard.config import ScanConfig
+from kmsguard.model.finding import Finding
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.monitor.alerts import deliver_pending, plan_alert
 from kmsguard.monitor.channels import Channel
@@ -43,12 +46,19 @@ from kmsguard.store.drift import DriftItem, compute_drift
 from kmsguard.store.queries import latest_scan
 from kmsguard.store.schema import DriftRow, SnapshotRow
 from kmsguard.store.writer import insert_full_scan, insert_key_scan
+from kmsguard.trail.usage import TrailUsage
 
 log = logging.getLogger("kmsguard.monitor")
 T = TypeVar("T")
 DB_ERRORS = (OperationalError, DBAPIError, StoreError)
 AWS_ERRORS: tuple[type[BaseException], ...] = (AwsUnavailable, *AWS_CALL_ERRORS)
-RECOVERABLE: tuple[type[BaseException], ...] = (*AWS_ERRORS, *DB_ERRORS)
+
+
+class TrailError(Exception):
+    """The cycle's trail analysis could not read its logs (a source gone, a bad file set): the cycle is skipped."""
+
+
+RECOVERABLE: tuple[type[BaseException], ...] = (*AWS_ERRORS, *DB_ERRORS, TrailError)
 
 
 @dataclass
@@ -66,6 +76,10 @@ class MonitorSettings:
     options: AwsOptions
     config: ScanConfig = field(default_factory=ScanConfig)
     dashboard_url: str | None = None
+    # `--trail`: CloudTrail logs analysed each full cycle (their findings merged, their usage stored);
+    # ``trail_aws`` reads s3:// sources (one bucket: never the Organization's accounts).
+    trail: list[str] = field(default_factory=list)
+    trail_aws: AwsOptions | None = None
     retry_attempts: int = 5
     retry_base: float = 2.0  # seconds; doubles each attempt
     retry_max: float = 300.0
@@ -164,7 +178,9 @@ class Monitor:
         from kmsguard.pipeline import judge
 
         snapshot = self._retry("the scan", lambda: collect_snapshot(self.settings.options), AWS_ERRORS)
-        result = judge(snapshot, self.settings.config)
+        extra, usage = self._trail(snapshot) if self.settings.trail else ([], None)
+        result = judge(snapshot, self.settings.config, extra=extra)
+        result.trail_usage = usage
 
         def write(s: Any) -> tuple[int, int | None, str | None]:
             prev = latest_scan(s)
@@ -182,6 +198,22 @@ class Monitor:
         )
         self.deliver()
         return cycle
+
+    def _trail(self, snapshot: Snapshot) -> tuple[list[Finding], TrailUsage]:
+        """The trail analysis of a full cycle, joined with its snapshot. The cache makes each cycle read only
+        the log files that are new since the last one. Unreadable S3 is retried like the scan; a local error
+        (a source gone, bad --trail options) fails the cycle rather than storing a scan without the trail
+        findings, which would report them resolved and alert on them again next time."""
+        from kmsguard.trail.analyze import TrailOptions
+        from kmsguard.trail.usage import analyze_usage
+
+        opts = TrailOptions(config=self.settings.config, aws=self.settings.trail_aws)
+        try:
+            return self._retry(
+                "the trail analysis", lambda: analyze_usage(self.settings.trail, snapshot, opts), AWS_ERRORS
+            )
+        except (OSError, ValueError) as e:
+            raise TrailError(f"--trail: {e}") from e
 
     def key_cycle(self, ev: KeyEvent) -> Cycle | None:
         """Re-read and re-judge only the key ``ev`` names; store a derived scan; diff and alert that key."""

@@ -114,8 +114,11 @@ def asff_finding(f: Finding, result: ScanResult, region: str | None = None) -> d
     if f.remediation:
         out["Remediation"] = {"Recommendation": {"Text": _cut(f.remediation, 512)}}
     if f.status is Status.MUTED:
-        out["Note"] = {"Text": _cut(f"muted: {f.mute_reason or 'no reason given'}", 512), "UpdatedBy": "kmsguard",
-                       "UpdatedAt": when}
+        out["Note"] = {
+            "Text": _cut(f"muted: {f.mute_reason or 'no reason given'}", 512),
+            "UpdatedBy": "kmsguard",
+            "UpdatedAt": when,
+        }
     return out
 
 

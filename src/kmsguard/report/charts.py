@@ -1,4 +1,5 @@
-"""Inline SVG bar charts for the HTML report: no JavaScript, no fonts or images to fetch, print as vectors.
+"""Inline SVG charts for the HTML report and the dashboard: no JavaScript, no fonts or images to fetch, print
+as vectors.
 
 Every bar carries its number as text and every series is named in a legend, so a chart reads in greyscale
 print and to a screen reader (``role="img"`` with a ``<title>``); colour is never the only carrier.
@@ -7,6 +8,7 @@ print and to a screen reader (``role="img"`` with a ``<title>``); colour is neve
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date
 from html import escape
 
 ROW_H = 22
@@ -53,11 +55,68 @@ def stacked_bars(
                 f"<title>{escape(label)}: {n} {escape(s)}</title></rect>"
             )
             if w >= 18:
-                parts.append(
-                    f'<text x="{x0 + w / 2:.1f}" y="{y + 15}" text-anchor="middle" class="in">{n}</text>'
-                )
+                parts.append(f'<text x="{x0 + w / 2:.1f}" y="{y + 15}" text-anchor="middle" class="in">{n}</text>')
             x0 += w
             total += n
         parts.append(f'<text x="{x0 + 5:.1f}" y="{y + 15}" class="total">{total}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+STRIP_H = 36
+USAGE_COLOUR = "#3b6ea5"
+
+
+def daily_strips(
+    title: str,
+    days: Sequence[date],
+    rows: Sequence[tuple[str, Sequence[int]]],
+    *,
+    strip_h: int = STRIP_H,
+    label_w: int = LABEL_W,
+    plot_w: int = BAR_W,
+) -> str:
+    """Calls per day as small multiples: one strip of columns per row, all on the same day axis.
+
+    Each strip is scaled to its own peak (written at its end, with the total), so a quiet key's pattern shows
+    as clearly as the busiest key's: on one shared scale every key but the first would be a flat line. Every
+    column carries its day and count as a ``<title>``; the first and last day label the axis.
+    """
+    n = len(days)
+    axis_h = 16
+    height = PAD * 2 + strip_h * max(len(rows), 1) + axis_h
+    width = label_w + plot_w + 150
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart usage" role="img" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+    ]
+    if not rows or not n:
+        parts.append(f'<text x="{label_w}" y="{PAD + 15}">nothing to show</text></svg>')
+        return "".join(parts)
+    col = plot_w / n
+    for r, (label, calls) in enumerate(rows):
+        top = PAD + r * strip_h
+        base = top + strip_h - 4
+        peak = max(calls, default=0) or 1
+        short = label if len(label) <= 34 else label[:33] + "…"
+        parts.append(f'<text x="{label_w - 6}" y="{base - 4}" text-anchor="end">{escape(short)}</text>')
+        parts.append(
+            f'<line x1="{label_w}" y1="{base}" x2="{label_w + plot_w}" y2="{base}" stroke="#9e9e9e" stroke-width="1"/>'
+        )
+        for i, c in enumerate(calls):
+            if not c:
+                continue
+            h = max((strip_h - 8) * c / peak, 1.0)
+            parts.append(
+                f'<rect x="{label_w + i * col:.1f}" y="{base - h:.1f}" width="{max(col - 1, 1):.1f}" height="{h:.1f}" '
+                f'fill="{USAGE_COLOUR}"><title>{escape(label)}: {c} calls on {days[i].isoformat()}</title></rect>'
+            )
+        parts.append(
+            f'<text x="{label_w + plot_w + 6}" y="{base - 4}" class="total">peak {max(calls, default=0)}/day · '
+            f"{sum(calls)} in all</text>"
+        )
+    y = PAD + strip_h * len(rows) + 12
+    parts.append(f'<text x="{label_w}" y="{y}">{days[0].isoformat()}</text>')
+    parts.append(f'<text x="{label_w + plot_w}" y="{y}" text-anchor="end">{days[-1].isoformat()}</text>')
     parts.append("</svg>")
     return "".join(parts)

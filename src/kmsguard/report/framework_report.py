@@ -1,7 +1,8 @@
 """`kmsguard report --framework ...`: a FrameworkReport as JSON, CSV or Markdown (HTML and PDF: html.py, pdf.py).
 
 - **json**: the whole report -- framework, scan, summary (score, counts, chart data) and per control its
-  status, reason, checks, and every finding behind it with its evidence, facts and `kmsguard fix` command.
+  status, reason, checks, and every finding behind it with its evidence, facts and `kmsguard fix` command;
+  `trail_usage` (the scan's ``TrailUsage``) when the scan analysed CloudTrail logs (`report --trail`).
 - **csv**: one row per control and finding (a control with no finding gets one row), so a spreadsheet can
   filter by control, status, account or resource; cells defused against formula injection as in csv_out.
 - **markdown**: summary tables, then one section per control: status, checks, what is wrong (each failing
@@ -57,7 +58,7 @@ def summary_dict(rep: FrameworkReport) -> dict[str, Any]:
 
 
 def report_dict(rep: FrameworkReport) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "framework": {"id": rep.framework, "name": rep.name, "version": rep.version},
         "kmsguard_version": rep.kmsguard_version,
         "scanned_at": iso_z(rep.scanned_at),
@@ -66,6 +67,9 @@ def report_dict(rep: FrameworkReport) -> dict[str, Any]:
         "summary": summary_dict(rep),
         "controls": [_control_dict(a) for a in rep.controls],
     }
+    if rep.trail_usage is not None:
+        out["trail_usage"] = rep.trail_usage.model_dump(mode="json")
+    return out
 
 
 def _control_dict(a: ControlAssessment) -> dict[str, Any]:
@@ -118,15 +122,27 @@ def render_report_csv(rep: FrameworkReport) -> str:
         head = [rep.framework, a.control.id, a.control.title, a.family, a.status.value]
         rows = [*a.failing, *a.muted, *a.errors, *a.passing]
         if not rows:
-            w.writerow([defuse(c) for c in [*head, ", ".join(a.checks), "", "", "", "", "", a.reason, "", "", ""]]
-                       + [scanned])
+            w.writerow(
+                [defuse(c) for c in [*head, ", ".join(a.checks), "", "", "", "", "", a.reason, "", "", ""]] + [scanned]
+            )
             continue
         for e in rows:
             f = e.finding
             fix = e.fix_command if f.status.value in ("FAIL", "MUTED") else ""
-            cells = [*head, f.check_id, f.status.value, f.severity.value, f.account, f.region, f.resource_arn,
-                     f.message, compact_json({**f.evidence, **({"facts": e.facts} if e.facts else {})}), fix,
-                     f.mute_reason or "", scanned]
+            cells = [
+                *head,
+                f.check_id,
+                f.status.value,
+                f.severity.value,
+                f.account,
+                f.region,
+                f.resource_arn,
+                f.message,
+                compact_json({**f.evidence, **({"facts": e.facts} if e.facts else {})}),
+                fix,
+                f.mute_reason or "",
+                scanned,
+            ]
             w.writerow([defuse(c) for c in cells])
     return buf.getvalue()
 

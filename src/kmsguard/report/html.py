@@ -12,13 +12,15 @@ policy fragments, messages) is HTML-escaped.
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
 from typing import Any
 
 from kmsguard.compliance.assess import STATUS_ORDER, ControlAssessment, ControlStatus, Evidence, FrameworkReport
 from kmsguard.report._common import compact_json, short_resource
 from kmsguard.report._time import iso_z
-from kmsguard.report.charts import stacked_bars
+from kmsguard.report.charts import USAGE_COLOUR, daily_strips, stacked_bars
+from kmsguard.trail.usage import TrailUsage
 
 STATUS_COLOURS = {
     ControlStatus.NOT_MET.value: "#c62828",
@@ -29,6 +31,7 @@ STATUS_COLOURS = {
 SEVERITY_COLOURS = {"critical": "#8e0000", "high": "#c62828", "medium": "#ef8f00", "low": "#1565c0", "info": "#9e9e9e"}
 FINDING_COLOURS = {"FAIL": "#c62828", "MUTED": "#7e57c2", "ERROR": "#6d4c41", "PASS": "#2e7d32"}
 MAX_PASSING_LISTED = 40
+USAGE_SHOWN = 10  # keys and principals in the usage section (the JSON report has the summary's 25)
 
 CSS = """
 :root{--fg:#1b1b1b;--muted:#555;--line:#d0d0d0;--bg:#fff}
@@ -67,7 +70,7 @@ svg.chart text{fill:#1b1b1b}svg.chart text.in{fill:#fff;font-weight:600}svg.char
 @media print{
  body{max-width:none;padding:0;font-size:11px}
  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
- .summary{break-after:page}
+ .summary,.usage{break-after:page}
  .control{break-inside:auto}
  .control header,tr{break-inside:avoid}
  h2{break-after:avoid}
@@ -153,6 +156,76 @@ def _figure(caption: str, svg: str) -> str:
     return f"<figure><figcaption><b>{escape(caption)}</b></figcaption>{svg}</figure>"
 
 
+def _when(t: datetime | None) -> str:
+    return iso_z(t, seconds=True) if t is not None else "—"
+
+
+def _usage_section(u: TrailUsage | None) -> str:
+    """The scan's CloudTrail key usage: calls per day of the busiest keys, top keys and top principals.
+
+    Charts are inline SVG from report/charts.py, not trail/charts.py's PNGs as data: URIs: vectors print
+    sharp in the PDF, their text (key names, counts) stays selectable and searchable, the file stays small,
+    and rendering a report does not import matplotlib.
+    """
+    if u is None:
+        return ""
+    head = (
+        '<section class="usage" id="trail-usage"><h2>Key usage (CloudTrail)</h2>'
+        f'<p class="meta">{u.events} KMS event(s) analysed, {_when(u.window_start)} to {_when(u.window_end)}; '
+        f"{u.keys_seen} key(s), {u.principals_seen} principal(s).</p>"
+    )
+    if not u.events:
+        return head + "<p>No KMS events in the analysed logs.</p></section>"
+    parts = [head]
+    if u.daily and u.days:
+        span = f"{u.days[0].isoformat()} to {u.days[-1].isoformat()}"
+        rows = [(s.label, s.calls) for s in u.daily[:USAGE_SHOWN]]
+        parts.append(
+            _figure(f"Cryptographic calls per UTC day, busiest keys ({span})", daily_strips(span, u.days, rows))
+        )
+    else:
+        parts.append("<p>No cryptographic calls in the last days of the window.</p>")
+    keys = u.top_keys[:USAGE_SHOWN]
+    principals = u.top_principals[:USAGE_SHOWN]
+    parts.append(
+        _figure("Top keys by calls", stacked_bars("Top keys", [(k.label, {"calls": k.calls}) for k in keys], _CALLS))
+    )
+    parts.append(
+        "<table><thead><tr><th>Key</th><th>Calls</th><th>Cryptographic</th><th>Errors</th>"
+        "<th>Principals</th><th>Last use</th></tr></thead><tbody>"
+        + "".join(
+            f'<tr><td><span class="mono">{escape(k.key_arn)}</span>{_alias(k.alias)}</td><td class="num">{k.calls}'
+            f'</td><td class="num">{k.crypto_calls}</td><td class="num">{k.errors}</td><td class="num">'
+            f"{k.principals}</td><td>{escape(_when(k.last_use))}</td></tr>"
+            for k in keys
+        )
+        + "</tbody></table>"
+    )
+    bars = [(p.label, {"calls": p.calls}) for p in principals]
+    parts.append(_figure("Top principals by calls", stacked_bars("Top principals", bars, _CALLS)))
+    parts.append(
+        "<table><thead><tr><th>Principal</th><th>Calls</th><th>Keys</th></tr></thead><tbody>"
+        + "".join(
+            f'<tr><td><span class="mono">{escape(p.principal)}</span></td><td class="num">{p.calls}</td>'
+            f'<td class="num">{p.keys}</td></tr>'
+            for p in principals
+        )
+        + "</tbody></table>"
+    )
+    parts.append(
+        '<p class="small">Principals: the role of an assumed-role session; <code>service:…</code> is an AWS service '
+        "acting on its own (CloudTrail encrypting its logs), listed but not counted in a key's principals.</p>"
+    )
+    return "".join(parts) + "</section>"
+
+
+_CALLS = {"calls": USAGE_COLOUR}
+
+
+def _alias(alias: str | None) -> str:
+    return f"<br>{escape(alias)}" if alias else ""
+
+
 def render_report_html(rep: FrameworkReport) -> str:
     counts = rep.counts()
     score = rep.score()
@@ -161,18 +234,14 @@ def render_report_html(rep: FrameworkReport) -> str:
     kpis = "".join(
         f'<div class="kpi">{_badge(s)}<b>{counts[s]}</b>controls</div>' for s in (st.value for st in STATUS_ORDER)
     )
-    status_chart = stacked_bars(
-        "Controls by status", [("controls", counts)], STATUS_COLOURS
-    )
+    status_chart = stacked_bars("Controls by status", [("controls", counts)], STATUS_COLOURS)
     sev_chart = stacked_bars(
         "Failing findings by severity",
         [(s, {s: n}) for s, n in rep.failing_by_severity().items()],
         SEVERITY_COLOURS,
     )
     family_chart = stacked_bars("Controls by family and status", list(rep.by_family().items()), STATUS_COLOURS)
-    acct_chart = stacked_bars(
-        "Findings by account and region", list(rep.by_account_region().items()), FINDING_COLOURS
-    )
+    acct_chart = stacked_bars("Findings by account and region", list(rep.by_account_region().items()), FINDING_COLOURS)
     overview = "".join(
         f'<tr><td class="id"><a href="#control-{escape(a.control.id)}">{escape(a.control.id)}</a></td>'
         f"<td>{escape(a.control.title)}</td><td>{escape(a.family)}</td><td>{_badge(a.status.value)}</td>"
@@ -202,6 +271,7 @@ assessed. Controls not assessed are never counted as passing.</p>
 <table><thead><tr><th>Control</th><th>Title</th><th>Family</th><th>Status</th><th>Failing</th><th>Muted</th>
 <th>Passing</th></tr></thead><tbody>{overview}</tbody></table>
 </div>
+{_usage_section(rep.trail_usage)}
 <h2>Evidence per control</h2>
 {"".join(_control(a) for a in rep.controls)}
 <p class="small">Status rules: <b>not met</b> = a high or critical failure, or failures and nothing passing;

@@ -1,4 +1,5 @@
-"""``--format json``: exactly ``ScanResult.to_json_dict()``, the documented contract.
+"""``--format json``: exactly ``ScanResult.to_json_dict()``, the documented contract (``trail_usage`` last, only
+when the scan analysed CloudTrail logs).
 
 Layout: the top level and the summary are indented; each finding is one line (keys in contract order), so
 the report diffs and greps finding by finding.
@@ -23,6 +24,10 @@ from kmsguard.report._common import dumps_pretty
 # default=str did.
 _ENCODER = msgspec.json.Encoder(enc_hook=str)
 _PLACEHOLDER = "__kmsguard_findings__"
+_USAGE_PLACEHOLDER = "__kmsguard_trail_usage__"
+# The usage summary: one line per key series and per top entry (so it diffs like the findings do), and the
+# day axis on one line rather than 90.
+_USAGE_LISTS = frozenset({"daily", "top_keys", "top_principals"})
 
 
 def _finding_fields(f: Finding) -> dict[str, Any]:
@@ -42,10 +47,17 @@ def render_json(result: ScanResult) -> str:
         "summary": result.summary(),
         "findings": _PLACEHOLDER,
     }
+    if result.trail_usage is not None:
+        head["trail_usage"] = _USAGE_PLACEHOLDER
     text = dumps_pretty(head, inline_depth=3)
+    # Each placeholder is replaced once, the later one first: text from the logs (a key id as logged) that
+    # happens to spell a placeholder can then never be mistaken for it.
+    if result.trail_usage is not None:
+        usage = dumps_pretty(result.trail_usage.model_dump(mode="json"), 1, _USAGE_LISTS).rstrip("\n")
+        text = text.replace(f'"{_USAGE_PLACEHOLDER}"', usage.replace("\n", "\n  "), 1)
     findings = result.sorted_findings()
     if not findings:
-        return text.replace(f'"{_PLACEHOLDER}"', "[]")
+        return text.replace(f'"{_PLACEHOLDER}"', "[]", 1)
     pad = "\n    "
     body = pad + ("," + pad).join(_ENCODER.encode(_finding_fields(f)).decode() for f in findings) + "\n  "
-    return text.replace(f'"{_PLACEHOLDER}"', "[" + body + "]")
+    return text.replace(f'"{_PLACEHOLDER}"', "[" + body + "]", 1)

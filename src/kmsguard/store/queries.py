@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from kmsguard.store.schema import DriftRow, FindingRow, KeyRow, MuteRow, ScanRow
+from kmsguard.store.schema import DriftRow, FindingRow, KeyRow, MuteRow, ScanRow, TrailUsageRow
+from kmsguard.trail.usage import TrailUsage
 
 PAGE_SIZE = 50
 
@@ -236,3 +237,28 @@ def recent_drift(s: Session, limit: int = 20) -> list[tuple[DriftRow, datetime]]
         .limit(limit)
     )
     return [(r[0], r[1]) for r in s.execute(q)]
+
+
+@dataclass
+class StoredUsage:
+    scan_id: int  # the scan that analysed the logs (the one shown, or an earlier one)
+    usage: TrailUsage
+
+
+def trail_usage(s: Session, scan_id: int) -> StoredUsage | None:
+    """The latest CloudTrail usage summary stored at or before ``scan_id``: key-event scans analyse no logs,
+    so the page of a scan derived from a full one shows the full one's usage."""
+    row = s.execute(
+        select(TrailUsageRow.scan_id, TrailUsageRow.data)
+        .where(TrailUsageRow.scan_id <= scan_id)
+        .order_by(TrailUsageRow.scan_id.desc())
+        .limit(1)
+    ).first()
+    return StoredUsage(int(row[0]), TrailUsage.model_validate_json(row[1])) if row is not None else None
+
+
+def keys_in_scan(s: Session, scan_id: int, arns: list[str]) -> set[str]:
+    """Which of ``arns`` are keys of the scan (so a page can link them)."""
+    if not arns:
+        return set()
+    return set(s.scalars(select(KeyRow.arn).where(KeyRow.scan_id == scan_id, KeyRow.arn.in_(arns))))

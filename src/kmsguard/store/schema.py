@@ -1,8 +1,9 @@
 """The store's tables (SQLAlchemy 2 Core/ORM metadata). Migrations in ``migrate.py`` create and evolve them.
 
-One row per scan; per scan, one row per key (its KMS state as collected) and one per finding. A scan is
-always complete: a key-event cycle writes a new scan derived from the previous one with that key's rows
-replaced, so "the latest scan" is the estate's current state and drift is always between consecutive scans.
+One row per scan; per scan, one row per key (its KMS state as collected), one per finding, and the CloudTrail
+usage summary when the scan analysed logs. A scan is always complete: a key-event cycle writes a new scan
+derived from the previous one with that key's rows replaced, so "the latest scan" is the estate's current
+state and drift is always between consecutive scans.
 """
 
 from __future__ import annotations
@@ -118,6 +119,23 @@ class FindingRow(Base):
     remediation: Mapped[str] = mapped_column(Text)
     compliance: Mapped[dict[str, list[str]]] = mapped_column(JSON)
     mute_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class TrailUsageRow(Base):
+    """The CloudTrail key usage summary of a full scan run with ``monitor --trail`` (a ``TrailUsage`` as JSON).
+
+    One row per scan that analysed logs, not one per key: the summary is capped (see ``trail.usage``), and the
+    dashboard reads one key's series out of it. Key-event scans have none; readers take the latest row at or
+    before the scan they show.
+    """
+
+    __tablename__ = "trail_usage"
+
+    scan_id: Mapped[int] = mapped_column(ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True)
+    window_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    window_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    events: Mapped[int] = mapped_column(Integer)
+    data: Mapped[str] = mapped_column(Text)
 
 
 class DriftRow(Base):

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from kmsguard.model.finding import Finding, Severity, Status
 from kmsguard.model.result import ScanResult
 from kmsguard.model.snapshot import Key, Snapshot
-from kmsguard.store.schema import FindingRow, KeyRow, ScanRow, SnapshotRow
+from kmsguard.store.schema import FindingRow, KeyRow, ScanRow, SnapshotRow, TrailUsageRow
+from kmsguard.trail.usage import TrailUsage
 
 KEY_TYPE = "AWS::KMS::Key"
 # Score weights: a critical failure costs ten times a low one; info findings do not move the score.
@@ -91,7 +92,8 @@ def insert_full_scan(
     *,
     keep_snapshot: bool = True,
 ) -> int:
-    """Store a whole scan: the scan row, its snapshot (compressed), one row per key and per finding."""
+    """Store a whole scan: the scan row, its snapshot (compressed), one row per key and per finding, and the
+    trail usage summary when the result has one."""
     scan_id = _new_scan(
         s,
         started_at=snapshot.collected_at,
@@ -115,8 +117,22 @@ def insert_full_scan(
         s.execute(insert(cast(Table, KeyRow.__table__)), [key_values(scan_id, k, by_key.get(k.arn, ())) for k in keys])
     if result.findings:
         s.execute(insert(cast(Table, FindingRow.__table__)), [finding_values(scan_id, f) for f in result.findings])
+    if result.trail_usage is not None:
+        insert_trail_usage(s, scan_id, result.trail_usage)
     summarise(s, scan_id)
     return scan_id
+
+
+def insert_trail_usage(s: Session, scan_id: int, usage: TrailUsage) -> None:
+    s.add(
+        TrailUsageRow(
+            scan_id=scan_id,
+            window_start=usage.window_start,
+            window_end=usage.window_end,
+            events=usage.events,
+            data=usage.model_dump_json(),
+        )
+    )
 
 
 def insert_key_scan(

@@ -1,7 +1,7 @@
 """The trail pipeline: list and prune sources -> ingest into the cache -> SQL detections -> Findings.
 
-``analyze`` returns everything ``kmsguard trail analyze`` prints; ``trail_findings`` is the entry point
-``kmsguard scan --trail`` uses to merge trail findings into a scan.
+``analyze`` returns everything ``kmsguard trail analyze`` prints; ``trail.usage.analyze_usage`` is the entry
+point ``kmsguard scan/report/monitor --trail`` use (findings to merge, and the usage summary to keep).
 """
 
 from __future__ import annotations
@@ -238,12 +238,3 @@ def _detect(
         notes=ctx.notes,
         engine=engine.name,
     )
-
-
-def trail_findings(
-    sources: list[str],
-    snapshot: Snapshot | None,
-    options: TrailOptions | None = None,
-) -> list[Finding]:
-    """The findings ``kmsguard scan --trail SOURCE`` merges into a scan (the scan's snapshot joins them)."""
-    return analyze(sources, snapshot, options).findings

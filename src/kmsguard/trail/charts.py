@@ -1,7 +1,9 @@
-"""Charts of key usage as PNG (matplotlib, Agg backend: no display needed) and an HTML page embedding them.
+"""Charts of key usage as PNG (matplotlib, Agg backend: no display needed) and an HTML page embedding them,
+for `kmsguard trail analyze --charts DIR`.
 
 ``usage_over_time``: hourly cryptographic calls of the busiest keys; ``top_keys`` and ``top_principals``:
-horizontal bars. ``png_data_uri`` lets the HTML report and the dashboard embed a chart without a file.
+horizontal bars. ``png_data_uri`` embeds a chart in a page without a file. The HTML report and the dashboard
+draw the same views as inline SVG from the scan's ``trail.usage.TrailUsage`` instead (report/charts.py).
 """
 
 from __future__ import annotations

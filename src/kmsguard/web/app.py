@@ -28,17 +28,20 @@ from kmsguard.store.queries import (
     key_drift,
     key_findings,
     key_row,
+    keys_in_scan,
     latest_scan,
     list_findings,
     list_keys,
     recent_drift,
     status_by_check,
+    trail_usage,
     trend,
 )
 from kmsguard.store.schema import FindingRow, KeyRow, ScanRow
 from kmsguard.web.auth import COOKIE, Auth, form
 from kmsguard.web.charts import TrendPoint, trend_svg
 from kmsguard.web.keyview import key_view
+from kmsguard.web.usage import overview_usage
 
 TEMPLATES = Path(__file__).parent / "templates"
 SEVERITIES = ["critical", "high", "medium", "low", "info"]
@@ -100,6 +103,9 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
                 "drift": recent_drift(s, 15),
                 "severities": SEVERITIES,
             }
+            stored = trail_usage(s, scan.id)
+            top = [k.key_arn for k in stored.usage.top_keys] if stored else []
+            ctx["usage"] = overview_usage(stored, keys_in_scan(s, scan.id, top))
         return render(request, "overview.html", **ctx)
 
     @app.get("/keys", response_class=HTMLResponse)
@@ -147,7 +153,8 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
             mutes = {f.check_id: mutes_for(s, f.check_id, arn) for f, _ in findings}
             history = finding_history(s, arn)
             drift = key_drift(s, arn)
-        view = key_view(row)
+            stored = trail_usage(s, scan.id)
+        view = key_view(row, stored)
         return render(
             request,
             "key.html",

@@ -1,6 +1,6 @@
 """What the key page shows about one key: metadata, its policy statement by statement with the risky ones
 marked (the reasons come from the policy engine's analysis, never re-derived here), who can decrypt and
-who can administer it, and trail usage when the trail module can provide it."""
+who can administer it, and its CloudTrail usage from the latest stored usage summary (web/usage.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kmsguard.model.snapshot import Key
+from kmsguard.store.queries import StoredUsage
 from kmsguard.store.schema import KeyRow
+from kmsguard.web.usage import KeyUsageView, key_usage
 
 
 @dataclass
@@ -29,10 +31,10 @@ class KeyView:
     analysis_error: str | None
     public: bool
     external: list[str]
-    usage: list[tuple[str, int]] | None
+    usage: KeyUsageView | None  # None: no trail data
 
 
-def key_view(row: KeyRow) -> KeyView:
+def key_view(row: KeyRow, stored_usage: StoredUsage | None = None) -> KeyView:
     key = Key.model_validate_json(row.data)
     statements: list[StatementView] = []
     decrypt: list[str] = []
@@ -62,7 +64,8 @@ def key_view(row: KeyRow) -> KeyView:
                 st.risks = marks.get(st.index, [])
             decrypt = _who(a.who_can.get("kms:Decrypt", []))
             administer = sorted(set(a.admins) | set(_who(a.who_can.get("kms:PutKeyPolicy", []))))
-    return KeyView(key, statements, decrypt, administer, error, public, external, trail_usage(key.arn))
+    usage = key_usage(stored_usage, key)
+    return KeyView(key, statements, decrypt, administer, error, public, external, usage)
 
 
 def _statements(policy: str) -> list[dict[str, Any]]:
@@ -83,21 +86,3 @@ def _who(entries: list[Any]) -> list[str]:
         if label not in out:
             out.append(label)
     return out
-
-
-def trail_usage(key_arn: str) -> list[tuple[str, int]] | None:
-    """Daily call counts of the key from CloudTrail analytics, or None when there is no trail data.
-
-    The trail module is optional and still taking shape: it is used when it offers
-    ``kmsguard.trail.usage.daily_key_usage(key_arn) -> list[(day, count)]``."""
-    try:
-        from kmsguard.trail import usage  # type: ignore[attr-defined]
-    except Exception:
-        return None
-    fn = getattr(usage, "daily_key_usage", None)
-    if fn is None:
-        return None
-    try:
-        return list(fn(key_arn)) or None
-    except Exception:
-        return None
