@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kmsguard.aws.options import AwsOptions
-from kmsguard.trail import decode
+from kmsguard.trail import decode, fastpath
 from kmsguard.trail.decode import FileStats, Row
 from kmsguard.trail.schema import ARROW_SCHEMA, COLUMNS
 from kmsguard.trail.sources import LogFile, open_s3
@@ -57,6 +57,10 @@ PARQUET_OPTIONS: dict[str, Any] = {
 ROW_GROUP = 1 << 20
 # Columns are turned into Arrow every this many rows (small files are gathered first: each conversion has a cost).
 CONVERT_ROWS = 1000
+# Decompressed bytes of files handed to the native scanner in one call, and the size of an event for guessing
+# how many rows they hold.
+FAST_BATCH_BYTES = 8 * 1024 * 1024
+APPROX_EVENT_BYTES = 1400
 
 Progress = Callable[[int], None]
 # Runs units of work elsewhere (Spark tasks): [(files, part path, aws)] -> each unit's file stats.
@@ -217,6 +221,8 @@ def _ingest_unit(files: list[LogFile], part_path: str | None, aws: AwsOptions | 
     cols = decode.Columns()
     tables: list[pa.Table] = []
     pending = 0
+    gathered: list[tuple[bytes, str, FileStats]] = []  # decompressed files waiting for the native fast path
+    gathered_bytes = 0
 
     def convert() -> None:
         # Columns become Arrow right after their file is decoded, while its strings are still in the CPU
@@ -228,8 +234,38 @@ def _ingest_unit(files: list[LogFile], part_path: str | None, aws: AwsOptions | 
             tables.append(table)
             pending += table.num_rows
 
+    def add_table(table: pa.Table) -> None:
+        nonlocal pending
+        if table.num_rows:
+            tables.append(table)
+            pending += table.num_rows
+
+    def decode_gathered() -> None:
+        # The native scanner takes many files per call (its fixed cost per call is more than msgspec spends
+        # on a small file); what it does not take goes through msgspec, file by file.
+        nonlocal gathered_bytes
+        if not gathered:
+            return
+        table, taken = fastpath.decode_tables(gathered)
+        add_table(table)
+        for (data, name, st), ok in zip(gathered, taken, strict=True):
+            if not ok:
+                decode.decode_into(data, name, st, cols)
+        gathered.clear()
+        gathered_bytes = 0
+        if len(cols) >= CONVERT_ROWS:
+            convert()
+
+    def fast_piece(doc: bytes, name: str, st: FileStats) -> bool:
+        table = fastpath.decode_table(doc, name, st)
+        if table is None:
+            return False
+        add_table(table)
+        return True
+
     def flush() -> None:
         nonlocal writer, pending
+        decode_gathered()
         convert()
         if not tables:
             return
@@ -248,19 +284,26 @@ def _ingest_unit(files: list[LogFile], part_path: str | None, aws: AwsOptions | 
         stats_by_file[f.uri] = st
         try:
             data, chunks = _read_file(f, aws)
-            if data is not None:
+            if data is not None and fastpath.AVAILABLE:
+                gathered.append((data, f.uri, st))
+                gathered_bytes += len(data)
+                if gathered_bytes >= FAST_BATCH_BYTES:
+                    decode_gathered()
+            elif data is not None:
                 decode.decode_into(data, f.uri, st, cols)
-                del data
             elif chunks is not None:
-                for _ in decode.stream_into(chunks, f.uri, st, cols):
-                    flush()
+                fast = fast_piece if fastpath.AVAILABLE else None
+                for _ in decode.stream_into(chunks, f.uri, st, cols, fast):
+                    if pending + len(cols) >= decode.BATCH_ROWS:
+                        flush()
+            del data
         except (EOFError, OSError, ValueError) as e:  # truncated/corrupt gzip, unreadable file
             st.error = _file_error(e)
         except Exception as e:  # botocore errors and anything else: reported on the file, never fatal
             st.error = f"{type(e).__name__}: {e}"
         if len(cols) >= CONVERT_ROWS:
             convert()
-        if pending + len(cols) >= decode.BATCH_ROWS:
+        if pending + len(cols) + gathered_bytes // APPROX_EVENT_BYTES >= decode.BATCH_ROWS:
             flush()
     flush()
     if writer is not None and part_path is not None:

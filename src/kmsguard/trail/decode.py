@@ -553,17 +553,24 @@ def gzip_isize(f: IO[bytes], size: int) -> int:
 
 
 def decode_stream(chunks: Iterable[bytes], file: str, stats: FileStats) -> Iterator[list[Row]]:
-    """Stream a large file (gzip or plain chunks) record by record; yields row batches of ``BATCH_ROWS``."""
+    """Stream a large file (gzip or plain chunks); yields its rows in batches."""
     cols = Columns()
     for _ in stream_into(chunks, file, stats, cols):
-        yield cols.rows()
-        cols.clear()
+        if len(cols) >= BATCH_ROWS:
+            yield cols.rows()
+            cols.clear()
     yield cols.rows()
 
 
-def stream_into(chunks: Iterable[bytes], file: str, stats: FileStats, cols: Columns) -> Iterator[None]:
-    """Stream a large file into ``cols``, yielding whenever ``cols`` holds ``BATCH_ROWS`` or more rows (the
-    caller empties it); what is left at the end stays in ``cols``.
+# Decodes a whole trail document some faster way and keeps its rows itself; False leaves it to msgspec.
+FastDecode = Callable[[bytes, str, FileStats], bool]
+
+
+def stream_into(
+    chunks: Iterable[bytes], file: str, stats: FileStats, cols: Columns, fast: FastDecode | None = None
+) -> Iterator[None]:
+    """Stream a large file into ``cols`` (or through ``fast``), yielding after every piece so the caller can
+    write out what has gathered; what is left at the end stays in ``cols``.
 
     A trail file is cut into pieces of about ``PIECE_BYTES`` at record boundaries found by a byte search (a
     record's ``}`` then ``,`` then the next record's ``{"eventVersion"``), and each piece is decoded as a
@@ -575,23 +582,25 @@ def stream_into(chunks: Iterable[bytes], file: str, stats: FileStats, cols: Colu
     buf = b""
     try:
         buf = _take_head(stream)
-        for chunk in stream:
-            buf += chunk
-            if len(buf) < PIECE_BYTES:
-                continue
-            cut = _last_boundary(buf)
-            if cut is None:
-                if len(buf) > 4 * PIECE_BYTES:  # no record boundary in sight: not CloudTrail's own layout
+        while True:
+            # A chunk may inflate to many pieces: cut each at the last boundary within its first PIECE_BYTES.
+            while len(buf) >= PIECE_BYTES:
+                cut = _last_boundary(buf, PIECE_BYTES)
+                if cut is None:
+                    if len(buf) > 4 * PIECE_BYTES:  # no record boundary in sight: not CloudTrail's own layout
+                        raise _Exact(buf)
+                    break
+                end, start = cut
+                if not _decode_piece(buf[:end], rows, fast):
                     raise _Exact(buf)
-                continue
-            end, start = cut
-            if not _decode_piece(buf[:end], rows):
-                raise _Exact(buf)
-            buf = buf[start:]
-            if len(cols) >= BATCH_ROWS:
+                buf = buf[start:]
                 yield None
+            chunk = next(stream, None)
+            if chunk is None:
+                break
+            buf += chunk
         tail = _TAIL.search(buf)
-        if tail is None or not _decode_piece(buf[: tail.start() + 1], rows):
+        if tail is None or not _decode_piece(buf[: tail.start() + 1], rows, fast):
             raise _Exact(buf)
     except _Exact as rest:
         # ``rest.data`` is the document's start, or whole records from a record's start on; the rest of the
@@ -633,20 +642,33 @@ def _take_head(stream: Iterator[bytes]) -> bytes:
     return head[m.end() :]
 
 
-def _last_boundary(buf: bytes) -> tuple[int, int] | None:
-    """(end of the piece, start of the next) at the last apparent record boundary in ``buf``."""
-    i = buf.rfind(_NEXT_RECORD)
+def _last_boundary(buf: bytes, limit: int) -> tuple[int, int] | None:
+    """(end of the piece, start of the next) at the last apparent record boundary before ``limit``, else (a
+    record larger than a piece) at the first one after it."""
+    i = buf.rfind(_NEXT_RECORD, 0, limit)
     while i > 0:
-        m = _BETWEEN.search(buf, max(0, i - 64), i)
-        if m is not None:
-            return m.start() + 1, i
+        if cut := _boundary_at(buf, i):
+            return cut
         i = buf.rfind(_NEXT_RECORD, 0, i)
+    i = buf.find(_NEXT_RECORD, limit)
+    while i > 0:
+        if cut := _boundary_at(buf, i):
+            return cut
+        i = buf.find(_NEXT_RECORD, i + 1)
     return None
 
 
-def _decode_piece(piece: bytes, rows: _Rows) -> bool:
+def _boundary_at(buf: bytes, i: int) -> tuple[int, int] | None:
+    """When ``buf[i:]`` starts a record right after a ``},``: (end of the previous record, i)."""
+    m = _BETWEEN.search(buf, max(0, i - 64), i)
+    return (m.start() + 1, i) if m else None
+
+
+def _decode_piece(piece: bytes, rows: _Rows, fast: FastDecode | None) -> bool:
     """Decode a run of whole records as a trail document; False when it does not parse (a wrong cut)."""
     doc = b'{"Records":[' + piece + b"]}"
+    if fast is not None and fast(doc, rows.file, rows.stats):
+        return True
     try:
         env = _ENVELOPE.decode(doc)
     except msgspec.ValidationError:
@@ -686,8 +708,7 @@ def _exact_into(
             if len(pending) >= 10_000:
                 rows.add(pending)
                 pending = []
-                if len(rows.cols) >= BATCH_ROWS:
-                    yield None
+                yield None
     except _READ_ERRORS as e:
         error = e
     rows.add(pending)

@@ -67,26 +67,35 @@ class Engine(Protocol):
 @dataclass(frozen=True)
 class Detection:
     name: str
-    base: str  # SELECT ... FROM events ... (derived columns and the rows that matter)
+    base: str  # SELECT ... FROM {events} ... (derived columns and the rows that matter)
     groups: str  # SELECT ... FROM base (or later CTEs) ... GROUP BY
     keys: tuple[str, ...]  # columns of base and groups that identify a group
     ctes: str = ""  # extra CTEs between base and groups, ", name AS (...)" each
+    # The relation {events} stands for: RARE (prepared) for detections of rare events; "events" for the
+    # others, whose evidence then comes from EVIDENCE (the events of the keys with findings).
+    source: str = "events"
 
     @property
     def table(self) -> str:
         """Where ``run`` materialises the groups, so that evidence joins them instead of recomputing them."""
         return f"found_{self.name}"
 
+    @property
+    def evidence_source(self) -> str:
+        return self.source if self.source == RARE else EVIDENCE
+
     def groups_sql(self) -> str:
-        return f"WITH base AS ({self.base}){self.ctes}, g AS ({self.groups}) SELECT * FROM g"
+        base = self.base.replace("{events}", self.source)
+        return f"WITH base AS ({base}){self.ctes}, g AS ({self.groups}) SELECT * FROM g"
 
     def evidence_sql(self, cap: int) -> str:
         """The first ``cap`` events of each group in ``self.table``."""
         on = " AND ".join(f"b.{k} = g.{k}" for k in self.keys)
         part = ", ".join(f"b.{k}" for k in self.keys)
         cols = ", ".join(f"b.{c}" for c in (*self.keys, *EVIDENCE_COLUMNS))
+        base = self.base.replace("{events}", self.evidence_source)
         return (
-            f"WITH base AS ({self.base}) "
+            f"WITH base AS ({base}) "
             f"SELECT * FROM (SELECT {_dedupe(cols)}, row_number() OVER (PARTITION BY {part} "
             f"ORDER BY b.event_ts, b.event_id) AS rn FROM base b JOIN {self.table} g ON {on}) t "
             f"WHERE rn <= {int(cap)}"
@@ -179,7 +188,15 @@ FROM events WHERE key_arn IS NOT NULL
 GROUP BY key_arn, event_name, event_ts - event_ts % 3600, is_crypto, error_code IS NULL, {HUMAN}
 """
 
-AGGREGATES = {"usage_agg": USAGE_AGG, "hourly_agg": HOURLY_AGG}
+# Events that are rare by nature (failed calls, administrative and policy changes): the detections about them
+# and their evidence read this small table instead of scanning every event again.
+RARE = "rare_events"
+_RARE_NAMES = ", ".join(f"'{n}'" for n in sorted({*ADMIN_EVENTS, "CreateGrant", "PutKeyPolicy", "CreateKey"}))
+RARE_EVENTS = f"SELECT * FROM events WHERE error_code IS NOT NULL OR event_name IN ({_RARE_NAMES})"
+# The events of the keys that some usage detection found something on: their evidence comes from here.
+EVIDENCE = "evidence_events"
+
+AGGREGATES = {"usage_agg": USAGE_AGG, "hourly_agg": HOURLY_AGG, RARE: RARE_EVENTS}
 
 
 def prepare(engine: Engine) -> None:
@@ -251,30 +268,32 @@ _ADMIN_NAMES = ", ".join(f"'{n}'" for n in sorted(ADMIN_EVENTS))
 
 ADMIN = Detection(
     "admin",
-    base=f"SELECT *, {KEY_GROUP} AS kgroup FROM events WHERE error_code IS NULL AND event_name IN ({_ADMIN_NAMES})",
+    base=f"SELECT *, {KEY_GROUP} AS kgroup FROM {{events}} WHERE error_code IS NULL AND event_name IN ({_ADMIN_NAMES})",
     groups="SELECT kgroup, event_name, count(*) AS calls, min(event_ts) AS first_ts, max(event_ts) AS last_ts, "
     "min(alias_name) AS alias_name, max(alias_name) AS alias_name_max FROM base GROUP BY kgroup, event_name",
     keys=("kgroup", "event_name"),
+    source=RARE,
 )
 
 # Policy changes and key creations, in time order: the findings stage diffs consecutive policies per key.
 POLICY_EVENTS = """
 SELECT key_arn, key_account, event_name, event_time, event_ts, event_id, params, principal, principal_arn,
        source_ip, region, file
-FROM events
+FROM rare_events
 WHERE error_code IS NULL AND event_name IN ('PutKeyPolicy', 'CreateKey') AND params IS NOT NULL
 ORDER BY event_ts, event_id
 """
 
 GRANTS = Detection(
     "grant_external",
-    base=f"SELECT *, {KEY_GROUP} AS kgroup, {GRANTEE_ACCOUNT} AS grantee_account FROM events "
+    base=f"SELECT *, {KEY_GROUP} AS kgroup, {GRANTEE_ACCOUNT} AS grantee_account FROM {{events}} "
     f"WHERE error_code IS NULL AND event_name = 'CreateGrant'",
     groups="SELECT kgroup, grantee_account, min(key_account) AS key_account, count(*) AS calls, "
     "min(grantee) AS grantee, max(grantee) AS grantee_max, min(event_ts) AS first_ts, max(event_ts) AS last_ts "
     "FROM base WHERE grantee_account <> '' AND grantee_account <> coalesce(key_account, '') "
     "GROUP BY kgroup, grantee_account",
     keys=("kgroup", "grantee_account"),
+    source=RARE,
 )
 
 
@@ -282,13 +301,14 @@ def bursts(p: Params) -> Detection:
     w = int(p.burst_window)
     return Detection(
         "failure_burst",
-        base=f"SELECT *, {KEY_GROUP} AS kgroup, event_ts - event_ts % {w} AS wstart FROM events "
+        base=f"SELECT *, {KEY_GROUP} AS kgroup, event_ts - event_ts % {w} AS wstart FROM {{events}} "
         "WHERE error_code IS NOT NULL",
         groups="SELECT kgroup, wstart, count(*) AS errors, count(DISTINCT principal) AS principals, "
         "min(error_code) AS error_code, max(error_code) AS error_code_max, min(recipient_account) AS account, "
         "min(region) AS region, min(event_ts) AS first_ts, max(event_ts) AS last_ts "
         f"FROM base GROUP BY kgroup, wstart HAVING count(*) > {int(p.burst_threshold)}",
         keys=("kgroup", "wstart"),
+        source=RARE,
     )
 
 
@@ -297,7 +317,7 @@ def spikes(p: Params) -> Detection:
     from the key's first use to the end of the logs, quiet hours counted as zero)."""
     return Detection(
         "usage_spike",
-        base="SELECT *, event_ts - event_ts % 3600 AS hour FROM events "
+        base="SELECT *, event_ts - event_ts % 3600 AS hour FROM {events} "
         f"WHERE is_crypto AND error_code IS NULL AND key_arn IS NOT NULL AND {HUMAN}",
         ctes=(
             ", hourly AS (SELECT key_arn, event_name, hour, sum(n) AS n FROM hourly_agg "
@@ -331,7 +351,7 @@ def new_principals(p: Params) -> Detection:
     learn = int(p.learn_days * 86400)
     return Detection(
         "new_principal",
-        base=f"SELECT * FROM events WHERE key_arn IS NOT NULL AND error_code IS NULL AND {HUMAN} "
+        base=f"SELECT * FROM {{events}} WHERE key_arn IS NOT NULL AND error_code IS NULL AND {HUMAN} "
         "AND principal IS NOT NULL",
         ctes=_KEY_T0,
         groups="SELECT b.key_arn, b.principal, min(b.principal_account) AS account, min(b.first_ts) AS first_ts, "
@@ -346,7 +366,7 @@ def new_accounts(p: Params) -> Detection:
     learn = int(p.learn_days * 86400)
     return Detection(
         "new_account",
-        base=f"SELECT * FROM events WHERE key_arn IS NOT NULL AND error_code IS NULL AND {HUMAN} "
+        base=f"SELECT * FROM {{events}} WHERE key_arn IS NOT NULL AND error_code IS NULL AND {HUMAN} "
         "AND principal_account IS NOT NULL",
         ctes=_KEY_T0,
         groups="SELECT b.key_arn, b.principal_account, min(b.first_ts) AS first_ts, sum(b.n) AS calls, "
@@ -359,7 +379,7 @@ def new_accounts(p: Params) -> Detection:
 
 CROSS_ACCOUNT = Detection(
     "cross_account",
-    base=f"SELECT * FROM events WHERE key_arn IS NOT NULL AND error_code IS NULL AND {HUMAN} "
+    base=f"SELECT * FROM {{events}} WHERE key_arn IS NOT NULL AND error_code IS NULL AND {HUMAN} "
     "AND principal_account IS NOT NULL AND key_account IS NOT NULL AND principal_account <> key_account",
     groups="SELECT b.key_arn, b.principal_account, min(b.key_account) AS key_account, sum(b.n) AS calls, "
     "count(DISTINCT b.principal) AS principals, min(b.first_ts) AS first_ts, max(b.last_ts) AS last_ts "
@@ -391,12 +411,20 @@ class DetectionRows:
 
 def run(engine: Engine, p: Params, tick: Callable[[], None] | None = None) -> dict[str, DetectionRows]:
     """Every detection's groups, and evidence for the ones that found something; ``tick`` after each."""
-    out: dict[str, DetectionRows] = {}
-    for d in all_detections(p):
+    found: dict[str, list[dict[str, Any]]] = {}
+    dets = all_detections(p)
+    for d in dets:
         engine.materialize(d.table, d.groups_sql())
-        groups = engine.query(f"SELECT * FROM {d.table}")
-        evidence = engine.query(d.evidence_sql(p.cap)) if groups else []
-        out[d.name] = DetectionRows(groups, evidence)
+        found[d.name] = engine.query(f"SELECT * FROM {d.table}")
+    keyed = [d for d in dets if d.evidence_source == EVIDENCE and found[d.name]]
+    if keyed:
+        # One more pass over the events, for the keys with findings only; every evidence query reads that.
+        keys = " UNION ".join(f"SELECT key_arn FROM {d.table}" for d in keyed)
+        engine.materialize(EVIDENCE, f"SELECT * FROM events WHERE key_arn IN ({keys})")
+    out: dict[str, DetectionRows] = {}
+    for d in dets:
+        evidence = engine.query(d.evidence_sql(p.cap)) if found[d.name] else []
+        out[d.name] = DetectionRows(found[d.name], evidence)
         if tick is not None:
             tick()
     return out
