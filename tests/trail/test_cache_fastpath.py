@@ -57,7 +57,13 @@ def test_mixed_logs_same_cache_either_way(tmp_path: Path, monkeypatch: pytest.Mo
     (logs / "other.json").write_text('{"foo": 1}')
     (logs / "cut.json.gz").write_bytes(gzip.compress(json.dumps({"Records": recs[:20]}).encode())[:-30])
     (logs / "export.jsonl").write_text("\n".join(json.dumps(r) for r in recs[:7]))
+    # Invalid UTF-8 in a typed field: msgspec raises; that file fails with its reason, the others are read.
+    (logs / "badutf8.json").write_bytes(json.dumps({"Records": recs[:3]}).encode().replace(b"aws-sdk", b"\xffsdk"))
     _both(logs, tmp_path, monkeypatch)
+    stats = _ingest(logs, tmp_path / "again")[1]
+    bad = next(v for k, v in stats.items() if k.endswith("badutf8.json"))
+    assert bad[3] is not None and "UnicodeDecodeError" in bad[3]
+    assert sum(v[1] for v in stats.values()) > 300  # every other file's events were read
 
 
 def test_streamed_huge_file_same_cache_either_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

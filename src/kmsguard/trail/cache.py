@@ -250,7 +250,7 @@ def _ingest_unit(files: list[LogFile], part_path: str | None, aws: AwsOptions | 
         add_table(table)
         for (data, name, st), ok in zip(gathered, taken, strict=True):
             if not ok:
-                decode.decode_into(data, name, st, cols)
+                _decode_file(data, name, st, cols)
         gathered.clear()
         gathered_bytes = 0
         if len(cols) >= CONVERT_ROWS:
@@ -290,7 +290,7 @@ def _ingest_unit(files: list[LogFile], part_path: str | None, aws: AwsOptions | 
                 if gathered_bytes >= FAST_BATCH_BYTES:
                     decode_gathered()
             elif data is not None:
-                decode.decode_into(data, f.uri, st, cols)
+                _decode_file(data, f.uri, st, cols)
             elif chunks is not None:
                 fast = fast_piece if fastpath.AVAILABLE else None
                 for _ in decode.stream_into(chunks, f.uri, st, cols, fast):
@@ -310,6 +310,15 @@ def _ingest_unit(files: list[LogFile], part_path: str | None, aws: AwsOptions | 
         writer.close()
         os.replace(part_path + ".tmp", part_path)
     return list(stats_by_file.values())
+
+
+def _decode_file(data: bytes, name: str, st: FileStats, cols: decode.Columns) -> None:
+    """The msgspec decoder on one file; what it raises (invalid UTF-8 in a field, nesting too deep for the
+    generic parser) fails that file, with its reason, and no other."""
+    try:
+        decode.decode_into(data, name, st, cols)
+    except (ValueError, RecursionError) as e:
+        st.error = f"corrupt or unreadable ({type(e).__name__}: {e})"
 
 
 def _file_error(e: BaseException) -> str:
