@@ -167,7 +167,9 @@ def _detect(
     engine: Any, opts: TrailOptions, snapshot: Snapshot | None, report: IngestReport, progress: Any = None
 ) -> TrailReport:
     p = opts.params
-    summaries = {name: sql for name, sql in detections.SUMMARIES.items() if name != "coverage"}
+    # Policy conformance and environments are judged against a snapshot: without one, their rows go unused.
+    unused = {"coverage"} | (set() if snapshot is not None else {"use_pairs", "context_use"})
+    summaries = {name: sql for name, sql in detections.SUMMARIES.items() if name not in unused}
     steps = 1 + len(detections.all_detections(p)) + len(summaries)
 
     def tick() -> None:
