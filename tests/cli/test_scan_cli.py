@@ -74,77 +74,21 @@ def test_json_report_has_the_contract_and_exit_code_follows_fail_on(estate, tmp_
     rotation = {f["resource_arn"]: f["status"] for f in doc["findings"] if f["check_id"] == "key_rotation_disabled"}
     assert rotation == {estate["public"]: "FAIL", estate["good"]: "PASS"}
 
-    assert (
-        scan(
-            "--endpoint-url",
-            estate["endpoint"],
-            "--regions",
-            "us-east-1",
-            "-f",
-            "json",
-            "-o",
-            str(out),
-            "-q",
-            "--fail-on",
-            "never",
-        ).exit_code
-        == 0
-    )
+    def exit_code(*options: str) -> int:
+        live = ("--endpoint-url", estate["endpoint"], "--regions", "us-east-1", "-f", "json", "-o", str(out), "-q")
+        return scan(*live, *options).exit_code
+
+    assert exit_code("--fail-on", "never") == 0
     # Only the public-policy check, and its finding is critical: --fail-on critical still fails ...
-    assert (
-        scan(
-            "--endpoint-url",
-            estate["endpoint"],
-            "--regions",
-            "us-east-1",
-            "-f",
-            "json",
-            "-o",
-            str(out),
-            "-q",
-            "--fail-on",
-            "critical",
-            "--checks",
-            "key_policy_public",
-        ).exit_code
-        == 1
-    )
+    assert exit_code("--fail-on", "critical", "--checks", "key_policy_public") == 1
     # ... while a check that only finds medium problems passes at --fail-on high.
-    assert (
-        scan(
-            "--endpoint-url",
-            estate["endpoint"],
-            "--regions",
-            "us-east-1",
-            "-f",
-            "json",
-            "-o",
-            str(out),
-            "-q",
-            "--fail-on",
-            "high",
-            "--checks",
-            "key_rotation_disabled",
-        ).exit_code
-        == 0
-    )
+    assert exit_code("--fail-on", "high", "--checks", "key_rotation_disabled") == 0
 
 
 def test_snapshot_round_trip_gives_the_same_findings(estate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     snap, live, offline = tmp_path / "s.json.gz", tmp_path / "live.json", tmp_path / "offline.json"
-    scan(
-        "--endpoint-url",
-        estate["endpoint"],
-        "--regions",
-        "us-east-1",
-        "-f",
-        "json",
-        "-o",
-        str(live),
-        "-q",
-        "--snapshot-out",
-        str(snap),
-    )
+    endpoint = ("--endpoint-url", estate["endpoint"], "--regions", "us-east-1")
+    scan(*endpoint, "-f", "json", "-o", str(live), "-q", "--snapshot-out", str(snap))
     res = scan("--from-snapshot", str(snap), "-f", "json", "-o", str(offline))
     assert res.exit_code == 1
     assert json.loads(live.read_text()) == json.loads(offline.read_text())
