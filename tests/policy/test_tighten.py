@@ -48,3 +48,63 @@ def test_an_administrator_with_use_in_a_second_statement_loses_only_the_use() ->
     losses = lost_accesses(text, new, KEY, A)
     assert {(loss.principal, loss.action) for loss in losses} == {(OPS, "kms:Encrypt"), (OPS, "kms:Decrypt")}
     assert unintended(losses, result.removals) == []
+
+
+def test_a_service_given_a_wildcard_gets_the_usage_actions_and_keeps_its_conditions() -> None:
+    trail = "cloudtrail.amazonaws.com"
+    cond = {"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": f"arn:aws:cloudtrail:*:{A}:trail/*"}}
+    text = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+                {
+                    "Sid": "Trail",
+                    "Effect": "Allow",
+                    "Principal": {"Service": trail, "AWS": f"arn:aws:iam::{A}:role/app"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                    "Condition": cond,
+                },
+            ],
+        }
+    )
+    result = tighten_policy(text, A, TightenOptions(trusted_accounts=frozenset({A})))
+    new = to_text(result.document)
+    parse_policy(new)
+    assert not analyze_key_policy(new, A).wildcard_statements
+    service = [st for st in result.document["Statement"] if st["Principal"] == {"Service": trail}]
+    assert len(service) == 1 and service[0]["Sid"] == "Trail" and service[0]["Condition"] == cond
+    assert set(service[0]["Action"]) == {
+        "kms:Encrypt",
+        "kms:Decrypt",
+        "kms:ReEncrypt*",
+        "kms:GenerateDataKey*",
+        "kms:DescribeKey",
+    }
+    # The plan says what the service loses: administration, never its cryptographic use.
+    lost = {a for r in result.removals if r.principal == trail for a in r.actions}
+    assert "kms:PutKeyPolicy" in lost and "kms:ScheduleKeyDeletion" in lost and "kms:Decrypt" not in lost
+    # The role in the same statement is split out as a user, as before.
+    assert any(st["Principal"] == {"AWS": f"arn:aws:iam::{A}:role/app"} for st in result.document["Statement"])
+    assert not tighten_policy(new, A, TightenOptions(trusted_accounts=frozenset({A}))).changed  # idempotent
+
+
+def test_a_service_with_named_actions_is_left_alone() -> None:
+    text = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "logs.amazonaws.com"},
+                    "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                    "Resource": "*",
+                },
+            ],
+        }
+    )
+    result = tighten_policy(text, A, TightenOptions(trusted_accounts=frozenset({A})))
+    assert result.document["Statement"][1] == json.loads(text)["Statement"][1]
+    assert not [r for r in result.removals if r.principal == "logs.amazonaws.com"]

@@ -246,7 +246,10 @@ class _Rewriter:
         actions = covered(st.actions, st.not_actions)
         wildcard = st.index in self.a.wildcard_statements
         named = [(k, v) for k, v in kept if k == "AWS" and not is_root(_norm_principal(v))]
-        others = [(k, v) for k, v in kept if (k, v) not in named]
+        # An AWS service given a wildcard gets the usage actions too: services encrypt and decrypt (CloudTrail,
+        # CloudWatch Logs, SNS ...); none needs to administer the key through its policy.
+        services = [v for k, v in kept if k == "Service"] if wildcard else []
+        others = [(k, v) for k, v in kept if (k, v) not in named and v not in services]
         admins = [v for _, v in named if v in self.admin_set]
         users = [v for _, v in named if v not in self.admin_set]
         admin_uses = bool(admins) and bool(actions & CRYPTOGRAPHIC_ACTIONS)
@@ -272,6 +275,13 @@ class _Rewriter:
                 self.changes.append(f"{label}: administrators {', '.join(admins)} get KeyAdministration actions only")
             else:  # only cryptographic use was granted here (administration comes from another statement)
                 self.changes.append(f"{label}: administrators {', '.join(admins)} lose its cryptographic use")
+        if services:
+            service_actions = [*USE_ACTIONS, "kms:DescribeKey"]
+            gone = sorted(canonical_action(a) for a in actions - _expand(service_actions))
+            for svc in services:
+                self.removals.append(Removal(svc, tuple(gone), f"{label}: a service gets the usage actions"))
+            out.append(self._copy(raw, services, service_actions, "ServiceUsage", kind="Service"))
+            self.changes.append(f"{label}: services {', '.join(services)} get the usage actions instead of a wildcard")
         if users:
             user_actions = [*USE_ACTIONS, "kms:DescribeKey"] if wildcard else _listify(raw.get("Action", []))
             if not user_actions:  # a NotAction statement: users get the guide's usage actions
@@ -313,13 +323,15 @@ class _Rewriter:
             out.append(self._copy(raw, users, plain, "KeyUsageDescribe"))
         return out
 
-    def _copy(self, raw: dict[str, Any], principals: list[str], actions: list[str], sid: str | None) -> dict[str, Any]:
+    def _copy(
+        self, raw: dict[str, Any], principals: list[str], actions: list[str], sid: str | None, kind: str = "AWS"
+    ) -> dict[str, Any]:
         st = {k: copy.deepcopy(v) for k, v in raw.items() if k not in ("NotAction", "Action", "Principal", "Sid")}
         out: dict[str, Any] = {}
         if sid is not None:
             out["Sid"] = self._sid(sid)
         out["Effect"] = "Allow"
-        out["Principal"] = {"AWS": principals[0] if len(principals) == 1 else sorted(principals)}
+        out["Principal"] = {kind: principals[0] if len(principals) == 1 else sorted(principals)}
         out["Action"] = actions
         out.update({k: v for k, v in st.items() if k != "Effect"})
         return out
