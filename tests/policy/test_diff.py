@@ -42,7 +42,8 @@ def test_new_external_grant_is_gained_access() -> None:
 def test_removing_usage_is_lost_access() -> None:
     old = json.dumps(GUIDE)
     new = with_statements(GUIDE, drop={"KeyUsageForEncryption"})
-    d = diff_policies(old, new, K)
+    # Nine actions are lost; the default reports 8 per class, in an order z3 picks: ask for all of them.
+    d = diff_policies(old, new, K, per_class=32)
     assert d.gained == []
     assert {r.principal for r in d.lost} == {APP}
     assert "kms:decrypt" in {r.action.lower() for r in d.lost}

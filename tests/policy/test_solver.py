@@ -65,7 +65,8 @@ def test_forallvalues_with_null_guard_and_deny_interaction() -> None:
         st("Deny", **{"ForAllValues:StringNotEquals": {"kms:EncryptionContextKeys": ["a"]}}),
     )
     proof = prove(p, outside())
-    assert proof.request is not None and proof.request.context["kms:encryptioncontextkeys"] == ("a",)
+    # The model may repeat the value (z3's choice depends on the context's history): as a set it is {"a"}.
+    assert proof.request is not None and set(proof.request.context["kms:encryptioncontextkeys"]) == {"a"}
 
 
 def test_contradicting_allow_and_deny_on_a_caller_key_is_proved() -> None:
