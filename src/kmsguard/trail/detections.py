@@ -5,9 +5,12 @@ with ``%`` instead of dialect-specific date functions; ``median``, ``regexp_extr
 ``coalesce``, ``concat``, window ``row_number()``; no QUALIFY, no lambdas, no list or struct functions.
 The hour calendar that spike detection needs is a table ``hours(hour)`` that each engine builds.
 
-A detection is a ``base`` relation (events with derived columns, filtered) and a ``groups`` query over it;
-its evidence is the first ``cap`` base rows of each group, by a window function, so evidence costs one more
-scan rather than one query per finding.
+``prepare`` first materialises, in one pass over the events each, the tables most questions read instead of
+the events: ``usage_agg`` and ``hourly_agg`` (aggregates) and ``rare_events`` (failed calls, administrative
+and policy changes). A detection is a ``base`` relation (events, or rare events, with derived columns,
+filtered) and a ``groups`` query over it or over the aggregates; ``run`` materialises its groups, and its
+evidence is the first ``cap`` base rows of each group, by a window function, read from ``rare_events`` or from
+the events of the keys with findings: one more pass in all, not one query per finding.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from kmsguard.trail.engines import Engine
 from kmsguard.trail.schema import ADMIN_EVENTS, ARROW_SCHEMA
 from kmsguard.trail.sources import Filters
 
@@ -54,14 +58,6 @@ class Params:
     spike_min_hours: int = 24  # a baseline needs this many hours of history
     learn_days: float = 7.0  # first days of the logs in which principals are learnt, not reported
     unused_days: int = 90
-
-
-class Engine(Protocol):
-    name: str
-
-    def materialize(self, name: str, sql: str) -> None: ...
-
-    def query(self, sql: str) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
