@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
 
 from faultproxy import FaultProxy  # tests/ is on sys.path (no __init__.py at its top)
 from kmsguard.demo.emulator import Emulator
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -45,7 +42,9 @@ def _no_real_aws() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[Emulator]:
     """One moto server (with the emulator layer) for this test worker."""
-    with Emulator() as emu:
+    # Without AWS managed IAM policies: they make every reset ~3 s; tests that need them switch them on
+    # for themselves (tests/access/test_access_moto.py).
+    with Emulator(aws_managed_policies=False) as emu:
         yield emu
 
 

@@ -13,15 +13,12 @@ from kmsguard.checks.metric_pattern import PatternError, matches, parse
 
 from .builders import GUIDE_DECRYPT_PATTERN, GUIDE_POLICY_PATTERN
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-DEVGUIDE = SHARED_DATA / "cloudtrail" / "kms_devguide_examples.json"
+# The KMS Developer Guide's example records (tests/data/cloudtrail/README.md: source and licence).
+DEVGUIDE = Path(__file__).resolve().parents[1] / "data" / "cloudtrail" / "kms_devguide_examples.json"
 
 
 @pytest.fixture(scope="module")
 def devguide_records() -> list[dict[str, Any]]:
-    # shared/ sits beside the repository on every developer machine and in CI: a missing file is a broken
-    # checkout, not a reason to skip.
-    assert DEVGUIDE.exists(), f"{DEVGUIDE} not present: the shared data must sit beside the repository"
     records: list[dict[str, Any]] = json.loads(DEVGUIDE.read_text())["Records"]
     return records
 

@@ -103,10 +103,9 @@ def test_aws_managed_keys_are_identified_and_read_with_three_calls(client, proxy
     client("secretsmanager", EAST).create_secret(Name="uses-default-key", SecretString="x")
     snap = scan(proxy.endpoint_url, [EAST])
     managed = [k for k in snap.all_keys() if k.key_manager == "AWS"]
-    if not managed:
-        # moto alone has no AWS managed keys; the emulator layer adds them. The Stubber test in
-        # test_collect_units covers this path when the server cannot.
-        return
+    # moto alone has no AWS managed keys; the emulator layer (kmsguard.demo.patches) adds them. Without them
+    # this test would judge nothing.
+    assert managed, "no AWS managed key: the emulator layer did not create alias/aws/secretsmanager's key"
     [key] = [k for k in managed if "alias/aws/secretsmanager" in k.aliases]
     assert key.is_aws_managed and key.policy and key.errors == []
     assert key.tags == {} and key.rotation_enabled is None

@@ -15,7 +15,7 @@ from kmsguard.model.result import ScanResult
 from kmsguard.report import render
 from kmsguard.report.sarif import FINGERPRINT_KEY, render_sarif
 
-SCHEMAS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[1] / "data" / "schemas"
 
 
 @cache

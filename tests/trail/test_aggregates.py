@@ -16,6 +16,7 @@ from kmsguard.trail import cache, detections
 from kmsguard.trail.detections import HUMAN, Params
 from kmsguard.trail.engines.duckdb_engine import DuckDBEngine
 from kmsguard.trail.sources import Filters, list_sources
+from kmsguard.trail.synth import write_trail_files
 
 from . import scenario as sc
 from .conftest import SAMPLES
@@ -95,13 +96,20 @@ def _engine(root: Path, cache_dir: Path) -> DuckDBEngine:
     return engine
 
 
-@pytest.fixture(scope="module", params=["scenario", "samples"])
+@pytest.fixture(scope="module", params=["scenario", "delivered_twice", "samples", "sans_lab"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     if request.param == "scenario":
         root = tmp_path_factory.mktemp("logs")
         sc.write_logs(root)
-    else:
+    elif request.param == "delivered_twice":  # every event in two files: the duplicates take their own path
+        root = tmp_path_factory.mktemp("logs")
+        recs = sc.records()
+        write_trail_files(root, recs)
+        write_trail_files(root, recs)
+    elif request.param == "samples":
         root = SAMPLES
+    else:
+        root = request.getfixturevalue("sans_lab")
     eng = _engine(root, tmp_path_factory.mktemp("cache"))
     yield eng
     eng.close()

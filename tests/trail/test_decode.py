@@ -11,7 +11,7 @@ from kmsguard.trail import decode
 from kmsguard.trail.decode import decode_bytes, decode_stream, split_records
 from kmsguard.trail.synth import event, key_arn
 
-from .conftest import ACCT, SAMPLES, T0, user
+from .conftest import ACCT, DEVGUIDE, INVICTUS, T0, user
 
 KEY = key_arn(ACCT, "us-east-1", 1)
 
@@ -21,7 +21,7 @@ def _records(n: int = 3) -> list[dict]:
 
 
 def test_devguide_examples_every_record_read_and_keys_resolved() -> None:
-    data = (SAMPLES / "kms_devguide_examples.json").read_bytes()
+    data = DEVGUIDE.read_bytes()
     rows, st = decode_bytes(data, "devguide")
     assert st.records == 62 and st.kms == 60 and st.skipped == 0 and not st.fallback
     by_name = {r[1]: r for r in rows}
@@ -34,20 +34,27 @@ def test_devguide_examples_every_record_read_and_keys_resolved() -> None:
 
 def test_invictus_decrypts_keep_the_key_from_resources() -> None:
     """Those Decrypt records have no keyId in requestParameters: the key is only in resources."""
-    f = next((SAMPLES / "invictus_ir_aws_dataset").glob("*.json"))
+    f = next(INVICTUS.glob("*.json"))
     rows, st = decode_bytes(f.read_bytes(), str(f))
     assert st.error is None
     assert all(r[5] and ":key/" in r[5] for r in rows if r[1] == "Decrypt")
 
 
 def test_aws_service_principal_is_not_a_human() -> None:
-    rows = []
-    for f in sorted((SAMPLES / "sans504_s3_ransomware_lab" / "us-west-1" / "2021" / "07" / "30").glob("*.json.gz"))[
-        :40
-    ]:
-        rows += decode_bytes(decode.decompress(f.read_bytes()), str(f))[0]
+    """CloudTrail encrypting its own log files: GenerateDataKey by ``AWSService`` (no arn, no account), shaped as
+    in the SANS lab's real trail. The principal is the service, kept apart from people."""
+    recs = [event("GenerateDataKey", KEY, "service:cloudtrail.amazonaws.com", T0) for _ in range(3)]
+    for r in recs:
+        r["sourceIPAddress"] = r["userAgent"] = "cloudtrail.amazonaws.com"
+        r["requestParameters"]["encryptionContext"] = {
+            "aws:cloudtrail:arn": f"arn:aws:cloudtrail:us-east-1:{ACCT}:trail/management-events",
+            "aws:s3:arn": f"arn:aws:s3:::trail-bucket/AWSLogs/{ACCT}/CloudTrail/",
+        }
+    rows, st = decode_bytes(json.dumps({"Records": [*recs, event("Decrypt", KEY, user("alice"), T0)]}).encode(), "f")
+    assert st.error is None and len(rows) == 4
     services = [r for r in rows if r[9] == "AWSService"]
-    assert services and all(r[7] == "service:cloudtrail.amazonaws.com" for r in services)
+    assert len(services) == 3 and all(r[7] == "service:cloudtrail.amazonaws.com" for r in services)
+    assert [r[7] for r in rows if r[9] != "AWSService"] == [user("alice")]
 
 
 def test_json_lines_and_eventbridge_envelopes() -> None:
@@ -83,15 +90,45 @@ def test_missing_fields_are_counted_per_reason() -> None:
 
 @pytest.mark.parametrize(
     ("data", "error"),
-    [(b"this is not json at all", "not JSON"), (b'{"foo": [1, 2]}', "another shape"), (b"[1, 2", "not JSON")],
+    [
+        (b"this is not json at all", "not JSON"),
+        (b'{"foo": [1, 2]}', "JSON of another shape"),
+        (b"[1, 2", "not JSON"),
+        (b'{"Records": [{"eventName": "Decrypt", "userAgent": "\xffsdk"}]}', "invalid UTF-8 at byte 52"),
+        # A field of another type stops the typed decoder before the bad bytes; the generic parse meets them.
+        (b'{"Records": [{"userIdentity": {"arn": 5}}, {"userAgent": "\xff"}]}', "invalid UTF-8 at byte 58"),
+    ],
 )
 def test_bad_documents_are_reported_not_raised(data: bytes, error: str) -> None:
+    """The reason starts with kmsguard's own words; the JSON library's detail, when there is one, only follows in
+    parentheses (its wording, and even its exception for invalid UTF-8, changes between msgspec releases)."""
     rows, st = decode_bytes(data, "bad")
-    assert rows == [] and st.error is not None and error in st.error
+    assert rows == [] and st.error is not None, st
+    assert st.error == error or st.error.startswith(error + " ("), st.error
+
+
+def _bad_utf8(rec: dict) -> bytes:
+    return json.dumps(rec).encode().replace(b"aws-sdk", b"\xffsdk")
+
+
+def test_invalid_utf8_in_one_line_or_record_costs_that_one_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    recs = _records(30)
+    lines = [json.dumps(r).encode() for r in recs[:3]]
+    rows, st = decode_bytes(b"\n".join([lines[0], _bad_utf8(recs[1]), lines[2], b"{not json"]), "x.jsonl")
+    assert len(rows) == 2 and st.error is None
+    assert st.skip_reasons == {"line is not valid UTF-8": 1, "line is not JSON": 1}
+    # Streamed in pieces: the piece with the bad record does not parse, the exact splitter reads it record by
+    # record; also when a field of another type comes first in that piece.
+    monkeypatch.setattr(decode, "PIECE_BYTES", 3000)
+    recs[11]["userIdentity"]["arn"] = 12345
+    body = b", ".join(json.dumps(r).encode() if i != 12 else _bad_utf8(r) for i, r in enumerate(recs))
+    st = decode.FileStats("big")
+    rows = _stream_rows(b'{"Records": [' + body + b"]}", 500, st)
+    assert len(rows) == 29 and st.error is None and st.skip_reasons == {"record is not valid UTF-8": 1}
 
 
 def test_split_records_across_any_chunking_equals_whole_parse() -> None:
-    data = (SAMPLES / "kms_devguide_examples.json").read_bytes()
+    data = DEVGUIDE.read_bytes()
     whole = json.loads(data)["Records"]
     for size in (1, 7, 100, 4096):
         chunks = [data[i : i + size] for i in range(0, len(data), size)]
@@ -121,7 +158,7 @@ def test_streamed_pieces_equal_the_whole_file_parse(monkeypatch: pytest.MonkeyPa
     streamed rows are exactly the whole-file rows, with the same accounting; the devguide sample mixes
     services and record shapes."""
     monkeypatch.setattr(decode, "PIECE_BYTES", piece)
-    data = (SAMPLES / "kms_devguide_examples.json").read_bytes()
+    data = DEVGUIDE.read_bytes()
     whole, st_whole = decode_bytes(data, "big")
     st = decode.FileStats("big")
     assert _stream_rows(data, 777, st) == whole

@@ -29,13 +29,15 @@ from kmsguard.trail.decode import FileStats
 from kmsguard.trail.schema import ARROW_SCHEMA
 from kmsguard.trail.synth import event, key_arn, write_trail_files
 
-from .conftest import ACCT, OTHER, SAMPLES, T0, user
+from .conftest import ACCT, DEVGUIDE, INVICTUS, OTHER, SAMPLES, T0, user
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "src" / "kmsguard" / "trail" / "_fastdecode.c"
 KEY = key_arn(ACCT, "us-east-1", 1)
 KEY_ID = KEY.rsplit("/", 1)[1]
 SETTINGS = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+pytestmark = pytest.mark.usefixtures("native_scanner")
 
 
 # --- the oracle ------------------------------------------------------------------------------------------------
@@ -48,7 +50,7 @@ def reference(data: bytes, file: str) -> tuple[pa.Table, FileStats] | BaseExcept
     try:
         decode.decode_into(data, file, stats, cols)
         return cache.columns_to_table(cols, {file: stats}), stats
-    except Exception as e:  # RecursionError on deep nesting, UnicodeDecodeError on bad UTF-8 in a typed field ...
+    except Exception as e:  # RecursionError on deep nesting ...
         return e
 
 
@@ -117,7 +119,7 @@ def portable(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
 
 
 def test_portable_build_gives_the_same_tables(portable: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    files = [*sorted((SAMPLES / "invictus_ir_aws_dataset").glob("*.json"))[:10], SAMPLES / "kms_devguide_examples.json"]
+    files = [*sorted(INVICTUS.glob("*.json"))[:10], DEVGUIDE]
     monkeypatch.setattr(fastpath, "_native", portable)
     for f in files:
         accepted(f.read_bytes(), str(f))
@@ -137,13 +139,18 @@ def test_scan_rejects_wrong_arguments() -> None:
 # --- realistic files: accepted, and equal ---------------------------------------------------------------------
 
 
-def test_every_shared_sample_is_accepted_and_equal() -> None:
-    files = sorted(p for p in SAMPLES.rglob("*") if p.is_file() and p.suffix in (".json", ".gz"))
-    assert len(files) > 3000
-    rows = 0
-    for f in files:
-        rows += accepted(decode.decompress(f.read_bytes()), str(f)).num_rows
-    assert rows == 6535  # every KMS event of the README's count
+def _accepted_rows(root: Path) -> tuple[int, int]:
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".json", ".gz"))
+    return len(files), sum(accepted(decode.decompress(f.read_bytes()), str(f)).num_rows for f in files)
+
+
+def test_every_real_sample_is_accepted_and_equal() -> None:
+    assert _accepted_rows(SAMPLES) == (56, 300)  # every file, every KMS event of the README's count
+
+
+def test_every_sans_lab_file_is_accepted_and_equal(sans_lab: Path) -> None:
+    """Real delivery: thousands of small gzipped files from 13 regions."""
+    assert _accepted_rows(sans_lab) == (3872, 6235)
 
 
 def test_synth_files_of_every_kind_are_accepted(tmp_path: Path) -> None:
@@ -427,7 +434,7 @@ def test_unusual_but_valid_json_is_read() -> None:
 
 
 def test_threads_share_the_scanner() -> None:
-    data = decode.decompress(next((SAMPLES / "invictus_ir_aws_dataset").glob("*.json")).read_bytes())
+    data = decode.decompress(next(INVICTUS.glob("*.json")).read_bytes())
     want = accepted(data)
     errors: list[BaseException] = []
 
@@ -776,7 +783,7 @@ def test_batch_of_good_and_bad_files() -> None:
     good = trail([_rec(), _rec("CreateKey", resources=..., responseElements={"keyId": KEY_ID})])
     late_failure = trail([_rec()] * 3 + [{"eventSource": "kms.amazonaws.com", "eventName": 5}])
     bad_utf8_at_end = trail([_rec()] * 2)[:-2] + b', "\xff"]}'
-    samples = [p.read_bytes() for p in sorted((SAMPLES / "invictus_ir_aws_dataset").glob("*.json"))[:3]]
+    samples = [p.read_bytes() for p in sorted(INVICTUS.glob("*.json"))[:3]]
     datas = [good, late_failure, *samples, bad_utf8_at_end, MUST_BAIL["deep nesting"], good.replace(b"alice", b"bob")]
     assert check_batch(datas) == [True, False, True, True, True, False, False, True]
     assert check_batch([]) == []

@@ -1,5 +1,6 @@
-"""The usage summary (trail/usage.py) from real analyses: the shared CloudTrail samples and synthetic logs
-with the awkward cases (a key logged by id or alias, a key the snapshot does not have, no events at all)."""
+"""The usage summary (trail/usage.py) from real analyses: the real CloudTrail samples and synthetic logs with
+the awkward cases (a key logged by id or alias, a key the snapshot does not have, CloudTrail's own calls, events
+delivered twice, no events at all)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from kmsguard.trail.usage import DAYS, KeyIndex, TrailUsage, key_label, principa
 from . import scenario as sc
 from .conftest import ACCT, OTHER, SAMPLES, T0, user
 
-SANS_KEY = "arn:aws:kms:us-west-1:342082656213:key/85b4ab0e-eee7-4450-adba-82137e39764c"
 INVICTUS_KEYS = {
     "arn:aws:kms:us-east-1:123837392027:key/0e5d0ab6-097e-49d8-99ef-747ce3e5f8f4": 164,
     "arn:aws:kms:us-east-1:123837392027:key/dad21b23-9915-42bd-981b-2a9f3c8f20c8": 76,
@@ -30,7 +30,7 @@ def _analyze(root: Path, snapshot: Snapshot | None = None) -> TrailReport:
     return analyze([str(root)], snapshot, TrailOptions(cache_dir=root / ".cache", workers=1))
 
 
-# -- the shared samples ------------------------------------------------------------------------------------
+# -- the real samples ------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +42,15 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrailReport, Trai
 
 def test_samples_totals_window_and_principals(samples: tuple[TrailReport, TrailUsage]) -> None:
     report, u = samples
-    assert u.events == report.events and u.events > 3000
+    assert u.events == report.events == 298  # 300 KMS records, two of the devguide's examples share an id
     assert u.window_end == datetime(2023, 7, 10, 12, 8, 4, tzinfo=UTC)
     assert u.keys_seen == len(report.keys) and u.all_keys_listed
-    top = u.top_keys[0]
-    # The ransomware lab's key: GenerateDataKey by CloudTrail itself and Decrypt by the lab's users.
-    assert (top.key_arn, top.calls, top.crypto_calls) == (SANS_KEY, 3117, 3115)
-    assert top.principals == 2  # FalsimentisRoot and root: cloudtrail.amazonaws.com is not a principal
-    assert top.last_use == datetime(2021, 8, 2, 9, 49, 3, tzinfo=UTC)
+    assert {k.key_arn: k.calls for k in u.top_keys[:2]} == INVICTUS_KEYS
     assert [k.calls for k in u.top_keys] == sorted((k.calls for k in u.top_keys), reverse=True)
-    # ... but the service is listed among the callers, with what it did.
-    assert (u.top_principals[0].principal, u.top_principals[0].calls) == ("service:cloudtrail.amazonaws.com", 2549)
-    bert = next(p for p in u.top_principals if p.principal.endswith("user/bert-jan"))
-    assert (bert.calls, bert.keys) == (240, 2)
+    top = u.top_keys[0]
+    assert (top.crypto_calls, top.principals, top.last_use) == (164, 1, u.window_end)
+    bert = u.top_principals[0]
+    assert (bert.principal, bert.calls, bert.keys) == ("arn:aws:iam::123837392027:user/bert-jan", 240, 2)
 
 
 def test_samples_daily_series_covers_the_last_days_of_the_window(samples: tuple[TrailReport, TrailUsage]) -> None:
@@ -64,8 +60,8 @@ def test_samples_daily_series_covers_the_last_days_of_the_window(samples: tuple[
     assert u.days == [u.days[0] + timedelta(days=i) for i in range(DAYS)]
     assert {s.key_arn: s.total for s in u.daily} == INVICTUS_KEYS  # all on the last day
     assert all(s.calls[-1] == s.total for s in u.daily)
-    # The 2021 ransomware key is busy overall, but not in those days.
-    assert SANS_KEY not in {s.key_arn for s in u.daily}
+    # The devguide's example keys are used, but not in those days.
+    assert {k.key_arn for k in u.top_keys if k.crypto_calls} - set(INVICTUS_KEYS)
     # The series are the hourly crypto counts, summed per day.
     first = int(datetime.combine(u.days[0], datetime.min.time(), UTC).timestamp())
     in_days = sum(h["calls"] for h in report.hourly if h["hour"] >= first)
@@ -77,6 +73,43 @@ def test_samples_round_trip_and_stay_small(samples: tuple[TrailReport, TrailUsag
     text = u.model_dump_json()
     assert TrailUsage.model_validate_json(text) == u
     assert len(text) < 20_000
+
+
+def test_sans_lab_sample(sans_lab: Path, tmp_path: Path) -> None:
+    """The SANS lab's key: GenerateDataKey by CloudTrail itself, Decrypt by the lab's users, all delivered twice."""
+    u = summarise(analyze([str(sans_lab)], None, TrailOptions(cache_dir=tmp_path, workers=1)))
+    (top,) = u.top_keys
+    assert (top.key_arn, top.calls, top.crypto_calls) == (
+        "arn:aws:kms:us-west-1:342082656213:key/85b4ab0e-eee7-4450-adba-82137e39764c",
+        3117,
+        3115,
+    )
+    assert top.principals == 2  # FalsimentisRoot and root: cloudtrail.amazonaws.com is not a principal
+    assert top.last_use == u.window_end == datetime(2021, 8, 2, 9, 49, 3, tzinfo=UTC)
+    assert (u.top_principals[0].principal, u.top_principals[0].calls) == ("service:cloudtrail.amazonaws.com", 2549)
+
+
+# -- CloudTrail's own calls, delivered twice ------------------------------------------------------------------
+
+
+def test_the_service_is_listed_as_a_caller_not_counted_as_a_principal(tmp_path: Path) -> None:
+    """A trail encrypted with a KMS key: CloudTrail's GenerateDataKey for every log file, and people's Decrypt
+    through S3; every event delivered twice (two trails into one bucket), as in the SANS lab's logs."""
+    key = key_arn(ACCT, "us-west-1", 0x5A)
+    trail = "service:cloudtrail.amazonaws.com"
+    recs = [event("GenerateDataKey", key, trail, T0 + timedelta(minutes=5 * i)) for i in range(60)]
+    recs += [event("Decrypt", key, user("reader"), T0 + timedelta(minutes=7 * i)) for i in range(20)]
+    recs += [event("Decrypt", key, f"arn:aws:iam::{ACCT}:root", T0 + timedelta(hours=2))]
+    write_trail_files(tmp_path / "logs", recs)
+    write_trail_files(tmp_path / "logs", recs)
+    u = summarise(_analyze(tmp_path / "logs"))
+    (top,) = u.top_keys
+    assert (top.key_arn, top.calls, top.crypto_calls, top.principals) == (key, 81, 81, 2)
+    assert [(p.principal, p.calls, p.keys) for p in u.top_principals] == [
+        (trail, 60, 1),
+        (user("reader"), 20, 1),
+        (f"arn:aws:iam::{ACCT}:root", 1, 1),
+    ]
 
 
 # -- key references, merging, the snapshot -----------------------------------------------------------------

@@ -41,6 +41,10 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (
     getattr(_zlib_mod, "error", zlib.error),
 )
 
+# What msgspec raises on bytes it cannot read. Invalid UTF-8 in a string has come out as UnicodeDecodeError
+# (msgspec 0.22) and as a DecodeError saying so (0.23): kmsguard catches both and names the cause itself.
+_UNREADABLE: tuple[type[Exception], ...] = (msgspec.DecodeError, UnicodeDecodeError)
+
 # Files whose decompressed size may exceed this are streamed record by record (bounded memory).
 STREAM_THRESHOLD = 256 * 1024 * 1024
 # Rows are handed on in batches of at most this many, so a huge file never holds all its rows at once.
@@ -450,11 +454,29 @@ def records_from_objects(objs: Iterable[Any], stats: FileStats) -> Iterator[Reco
             stats.skip("record does not fit the schema")
 
 
+def unreadable(data: bytes, error: Exception | None = None) -> str:
+    """kmsguard's reason for a document the JSON decoder refused: ``invalid UTF-8 at byte N`` or ``not JSON``,
+    then the decoder's own words in parentheses. Those words (and even the exception type) change between
+    msgspec releases; the leading words are kmsguard's and stay. JSON text is UTF-8 (RFC 8259, 8.1), so a
+    document that is not UTF-8 is reported as such wherever its first syntax error may be."""
+    detail = f" ({error})" if error is not None else ""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"invalid UTF-8 at byte {e.start}{detail}"
+    return f"not JSON{detail}"
+
+
+def _bad_part(part: str, data: bytes) -> str:
+    """The skip reason for one line or record of a file that the decoder refused."""
+    return f"{part} is {'not JSON' if unreadable(data).startswith('not JSON') else 'not valid UTF-8'}"
+
+
 def _generic(data: bytes, stats: FileStats, rows: _Rows) -> bool:
     """Full parse of a whole document; False when it is not one JSON document."""
     try:
         doc = _ANY.decode(data)
-    except msgspec.DecodeError:
+    except _UNREADABLE:
         return False
     stats.fallback = True
     if isinstance(doc, dict) and isinstance(doc.get("Records"), list):
@@ -474,6 +496,7 @@ def _generic(data: bytes, stats: FileStats, rows: _Rows) -> bool:
 def _lines(data: bytes, stats: FileStats, rows: _Rows) -> None:
     """JSON lines: one record (or envelope) a line; bad lines are counted, good ones kept."""
     good = bad = 0
+    last: Exception | None = None
     for line in data.splitlines():
         if not line.strip():
             continue
@@ -484,20 +507,20 @@ def _lines(data: bytes, stats: FileStats, rows: _Rows) -> None:
             rows.add((rec,))
             good += 1
             continue
-        except msgspec.DecodeError:
+        except _UNREADABLE:
             pass
         try:
             obj = _ANY.decode(line)
-        except msgspec.DecodeError:
+        except _UNREADABLE as e:
             bad += 1
+            last = e
+            stats.records += 1
+            stats.skip(_bad_part("line", line))
             continue
         good += 1
         rows.add(records_from_objects((obj,), stats))
-    if bad:
-        stats.records += bad
-        stats.skip("line is not JSON", bad)
     if good == 0:
-        stats.error = "not JSON"
+        stats.error = unreadable(data, last)
         stats.fallback = True
     elif bad or stats.fallback:
         stats.fallback = True
@@ -518,17 +541,18 @@ def decode_into(data: bytes, file: str, stats: FileStats, cols: Columns) -> None
         env = _ENVELOPE.decode(data)
     except msgspec.ValidationError:
         env = None  # JSON, but not the typed shape: generic parse
-    except msgspec.DecodeError:
-        # Not one JSON document: JSON lines, or not JSON at all.
+    except _UNREADABLE as e:
+        # Not one JSON document: JSON lines, or not readable at all.
         if b"\n" in data.strip():
             _lines(data, stats, rows)
         else:
-            stats.error = "not JSON"
+            stats.error = unreadable(data, e)
         return
     if env is not None and env.Records is not None:
         rows.add(env.Records)
-    elif not _generic(data, stats, rows):  # pragma: no cover - data decoded once already
-        stats.error = "not JSON"
+    elif not _generic(data, stats, rows):
+        # The typed decoder stopped at a field of another type, before the bytes the generic parse refused.
+        stats.error = unreadable(data)
 
 
 # --- reading: decompression and the streaming path for huge files ------------------------------------------
@@ -673,13 +697,14 @@ def _decode_piece(piece: bytes, rows: _Rows, fast: FastDecode | None) -> bool:
         env = _ENVELOPE.decode(doc)
     except msgspec.ValidationError:
         env = None  # JSON, but not the typed shape
-    except msgspec.DecodeError:
+    except _UNREADABLE:
         return False
     if env is not None and env.Records is not None:
         rows.add(env.Records)
-    else:
-        _generic(doc, rows.stats, rows)
-    return True
+        return True
+    # The typed decoder may stop at a field of another type before bytes that do not parse: then the piece
+    # is not read here, and the exact splitter reads it record by record.
+    return _generic(doc, rows.stats, rows)
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -701,10 +726,10 @@ def _exact_into(
             except msgspec.ValidationError:
                 try:
                     pending.extend(records_from_objects((_ANY.decode(raw_rec),), stats))
-                except msgspec.DecodeError:
-                    stats.skip("record is not JSON")
-            except msgspec.DecodeError:
-                stats.skip("record is not JSON")
+                except _UNREADABLE:
+                    stats.skip(_bad_part("record", raw_rec))
+            except _UNREADABLE:
+                stats.skip(_bad_part("record", raw_rec))
             if len(pending) >= 10_000:
                 rows.add(pending)
                 pending = []
