@@ -95,6 +95,9 @@ class ScanConfig(BaseModel):
     # Accounts and organisations whose principals are not "external" for key_policy_external_access.
     trusted_accounts: list[str] = Field(default_factory=list)
     trusted_org_ids: list[str] = Field(default_factory=list)
+    # key_decryptable_by_unintended: for keys tagged "TagName=Value", the principals allowed to decrypt, as
+    # patterns ("arn:aws:iam::*:role/cui-*", "service:s3.amazonaws.com", "account:111122223333"; * and ?).
+    decrypt_allowed: dict[str, list[str]] = Field(default_factory=dict)
     severity_overrides: dict[str, Severity] = Field(default_factory=dict)
     checks: dict[str, CheckOptions] = Field(default_factory=dict)
     mutes: list[Mute] = Field(default_factory=list)
@@ -114,6 +117,14 @@ class ScanConfig(BaseModel):
     @classmethod
     def _orgs(cls, v: list[str]) -> list[str]:
         return _check_orgs(v)
+
+    @field_validator("decrypt_allowed")
+    @classmethod
+    def _decrypt_allowed(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for tag in v:
+            if "=" not in tag or not tag.split("=", 1)[0]:
+                raise ValueError(f"{tag!r}: a rule is keyed by TagName=Value, e.g. DataClassification=CUI")
+        return v
 
     def is_sensitive(self, tags: dict[str, str]) -> bool:
         value = tags.get(self.sensitivity_tag)

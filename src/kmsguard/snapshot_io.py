@@ -8,7 +8,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from kmsguard.model.snapshot import SCHEMA_VERSION, Snapshot
+from kmsguard.model.snapshot import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, Snapshot
+
+READABLE = ", ".join(map(str, READABLE_SCHEMA_VERSIONS))
 
 
 class SnapshotFileError(Exception):
@@ -44,10 +46,11 @@ def load_snapshot(path: Path) -> Snapshot:
             f"{path}: not a kmsguard snapshot (expected an object with schema_version and accounts; "
             "write one with `kmsguard scan --snapshot-out FILE`)"
         )
-    if data["schema_version"] != SCHEMA_VERSION:
+    if data["schema_version"] not in READABLE_SCHEMA_VERSIONS:
         raise SnapshotFileError(
-            f"{path}: snapshot schema_version {data['schema_version']!r}; this kmsguard reads {SCHEMA_VERSION}"
+            f"{path}: snapshot schema_version {data['schema_version']!r}; this kmsguard reads versions {READABLE}"
         )
+    data["schema_version"] = SCHEMA_VERSION  # an older file is read as this version (new fields default)
     try:
         return Snapshot.model_validate(data)
     except ValidationError as e:

@@ -5,5 +5,5 @@ The trail family is registered too (its findings come from CloudTrail logs via `
 contain has one registry entry: title, severity, remediation and compliance ids in every format.
 """
 
-from kmsguard.checks import audit, iam, keys, policies, resources, scan_errors  # noqa: F401
+from kmsguard.checks import access, audit, iam, keys, policies, resources, scan_errors  # noqa: F401
 from kmsguard.trail import checks as trail_checks  # noqa: F401

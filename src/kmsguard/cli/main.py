@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kmsguard import __version__
-from kmsguard.cli import checks_cmd, demo, export, fix, monitoring, policy, provision, report, scan, trail
+from kmsguard.cli import access, checks_cmd, demo, export, fix, monitoring, policy, provision, report, scan, trail
 from kmsguard.cli import monitor as monitor_cmd
 from kmsguard.cli import serve as serve_cmd
 
@@ -20,6 +20,7 @@ app.command("scan")(scan.scan)
 app.command("checks")(checks_cmd.checks)
 app.command("demo")(demo.demo)
 app.add_typer(policy.app, name="policy")
+app.add_typer(access.app, name="access")
 app.command("report")(report.report)
 app.add_typer(export.app, name="export")
 app.command("fix")(fix.fix)

@@ -6,7 +6,9 @@ Flow (every step a task on one bounded pool, see ``runner``):
    with AwsUnavailable instead of after the full retry schedule.
 2. Accounts: the caller's, ``--accounts``, or the ACTIVE accounts of the Organization; a role is
    assumed in each account other than the caller's. A failed AssumeRole is an error on that account.
-3. Per account: ec2:DescribeRegions (which regions), IAM (one paginated call), the S3 bucket list.
+3. Per account: ec2:DescribeRegions (which regions), IAM (one paginated call: every user, group, role and
+   used managed policy), the S3 bucket list. Beside the accounts, from the caller: the Organization's OU
+   tree, SCPs and RCPs (``organization``).
 4. Per region: the KMS key list (then one task per key, at most 5 calls each: see ``kms``), and one
    task per other service (CloudTrail, CloudWatch, Config, EBS, RDS, Secrets Manager, DynamoDB, SNS,
    SQS, CloudWatch Logs, SSM). A service failing for the whole region is an error on the region.
@@ -35,6 +37,7 @@ from kmsguard.collect import (
     iam,
     kms,
     logs,
+    organization,
     rds,
     s3,
     secretsmanager,
@@ -47,7 +50,7 @@ from kmsguard.collect.errors import collection_error, guard
 from kmsguard.collect.keyrefs import KeyResolver
 from kmsguard.collect.progress import NullProgress, Progress
 from kmsguard.collect.runner import Runner, Scope
-from kmsguard.model.snapshot import AccountSnapshot, CollectionError, Key, RegionSnapshot, Snapshot
+from kmsguard.model.snapshot import AccountSnapshot, CollectionError, Key, Organization, RegionSnapshot, Snapshot
 
 # (service, the operation to blame if it fails before any call names itself, collector)
 RegionCollector = tuple[str, str, Callable[[RegionContext], None]]
@@ -104,8 +107,12 @@ class _Collection:
         )
         accounts: list[AccountSnapshot] = []
         self.progress.add_total("accounts", len(plan.accounts))
+        self.organization: Organization | None = None
+        self.aws_managed = iam.AwsManagedCache()
         with Runner(self.options.max_workers) as runner:
             self.runner = runner
+            # The OU tree, SCPs and RCPs, for effective access: read from the caller, beside the accounts.
+            runner.submit(None, self._organization, caller.global_client("organizations"))
             for ap in plan.accounts:
                 acct = AccountSnapshot(
                     account_id=ap.account_id, partition=caller.partition, organization_id=plan.organization_id
@@ -128,7 +135,16 @@ class _Collection:
                 scope.close()
             runner.wait()
         self._finish(accounts)
-        return Snapshot(kmsguard_version=__version__, collected_at=started, source="aws", accounts=accounts)
+        return Snapshot(
+            kmsguard_version=__version__,
+            collected_at=started,
+            source="aws",
+            accounts=accounts,
+            organization=self.organization,
+        )
+
+    def _organization(self, orgs: object) -> None:
+        self.organization = organization.collect(orgs)
 
     # -- per account ----------------------------------------------------------------------------
 
@@ -165,8 +181,9 @@ class _Collection:
         self.runner.submit(scope, self._s3, acct, session, contexts, scope)
 
     def _iam(self, acct: AccountSnapshot, session: AccountSession) -> None:
-        with guard(acct.errors, "iam", "GetAccountAuthorizationDetails"):
-            acct.iam_policies = iam.collect(session)
+        with guard(acct.errors, "iam", iam.OPERATION):
+            acct.iam = iam.collect(session, self.aws_managed)
+            acct.iam_policies = iam.kms_policies(acct.iam)
 
     def _s3(
         self, acct: AccountSnapshot, session: AccountSession, contexts: dict[str, RegionContext], scope: Scope

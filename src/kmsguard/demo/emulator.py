@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import urllib.request
 from types import TracebackType
@@ -23,12 +24,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def set_aws_managed_policies(on: bool) -> None:
+    """Whether IAM accounts moto creates from now on hold the AWS managed policies (moto reads this
+    process-wide variable when it creates an account's IAM backend)."""
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true" if on else "false"
+
+
 class Emulator:
     """A moto server on 127.0.0.1; use as a context manager or call start()/stop()."""
 
-    def __init__(self, port: int | None = None, quiet: bool = True) -> None:
+    def __init__(self, port: int | None = None, quiet: bool = True, aws_managed_policies: bool = True) -> None:
         self.port = port or free_port()
         self.quiet = quiet
+        self.aws_managed_policies = aws_managed_policies
         self._server: ThreadedMotoServer | None = None
 
     @property
@@ -39,6 +47,10 @@ class Emulator:
         from kmsguard.demo import patches
 
         patches.apply()
+        # AWS managed IAM policies (AdministratorAccess, PowerUserAccess, ...) exist in every real account, and
+        # effective access must see what they grant; moto loads them only when told, per account, on first use.
+        # They make moto's reset ~30x slower (0.1 s -> 3 s after a demo seed), so a test server may go without.
+        set_aws_managed_policies(self.aws_managed_policies)
         if self.quiet:
             # werkzeug logs every request at INFO on stderr; the demo's output is the scan, not the traffic.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)

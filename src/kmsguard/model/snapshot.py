@@ -15,7 +15,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+# 2: AccountSnapshot.iam (users, groups, roles, managed policies) and Snapshot.organization (OUs, SCPs,
+# RCPs). Version 1 files still load: the new fields default to None, meaning "not collected".
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 
 class _Model(BaseModel):
@@ -171,6 +174,94 @@ class IamPolicy(_Model):
     attached_to: list[str] = Field(default_factory=list)  # principal ARNs
 
 
+class IamPrincipal(_Model):
+    """An IAM user or role with everything that decides what it may do (GetAccountAuthorizationDetails)."""
+
+    arn: str
+    name: str
+    kind: Literal["user", "role"]
+    path: str = "/"
+    inline_policies: dict[str, str] = Field(default_factory=dict)  # policy name -> JSON text
+    managed_policies: list[str] = Field(default_factory=list)  # attached managed policy ARNs
+    groups: list[str] = Field(default_factory=list)  # group names (users only)
+    permissions_boundary: str | None = None  # a managed policy ARN
+    trust_policy: str | None = None  # JSON text (roles only)
+    tags: dict[str, str] = Field(default_factory=dict)
+    # A document that did not parse: the principal's access cannot be judged, and says so.
+    errors: list[CollectionError] = Field(default_factory=list)
+
+    @property
+    def service_linked(self) -> bool:
+        # AWS creates every service-linked role under this path; SCPs do not restrict them.
+        return self.kind == "role" and self.path.startswith("/aws-service-role/")
+
+
+class IamGroup(_Model):
+    arn: str
+    name: str
+    inline_policies: dict[str, str] = Field(default_factory=dict)
+    managed_policies: list[str] = Field(default_factory=list)
+    errors: list[CollectionError] = Field(default_factory=list)
+
+
+class ManagedPolicy(_Model):
+    """A managed policy's default version (customer managed, or AWS managed when something uses it)."""
+
+    arn: str
+    name: str
+    document: str | None  # JSON text; None when it could not be read (see errors)
+    aws_managed: bool = False
+    errors: list[CollectionError] = Field(default_factory=list)
+
+
+class IamInventory(_Model):
+    principals: list[IamPrincipal] = Field(default_factory=list)
+    groups: list[IamGroup] = Field(default_factory=list)
+    policies: list[ManagedPolicy] = Field(default_factory=list)
+
+
+class OrgUnit(_Model):
+    id: str  # r-... for the root, ou-... for an OU
+    name: str | None = None
+    parent: str | None = None  # None for the root
+
+
+class OrgPolicy(_Model):
+    id: str
+    name: str
+    kind: Literal["SCP", "RCP"]
+    document: str | None  # JSON text; None when it could not be read (see Organization.errors)
+    aws_managed: bool = False
+    targets: list[str] = Field(default_factory=list)  # root, OU and account ids it is attached to
+
+
+class Organization(_Model):
+    """The AWS Organization as far as the caller could read it."""
+
+    id: str
+    management_account: str | None = None
+    units: list[OrgUnit] = Field(default_factory=list)  # the root and every OU
+    account_parents: dict[str, str] = Field(default_factory=dict)  # account id -> parent (root or OU id)
+    # Which policy types are enabled on the root; a disabled type restricts nothing.
+    scps_enabled: bool = False
+    rcps_enabled: bool = False
+    policies: list[OrgPolicy] = Field(default_factory=list)
+    errors: list[CollectionError] = Field(default_factory=list)
+
+    def path_of(self, account: str) -> list[str] | None:
+        """The ids from the root down to the account's parent; None when the account is not placed."""
+        parent = self.account_parents.get(account)
+        if parent is None:
+            return None
+        up = {u.id: u.parent for u in self.units}
+        path: list[str] = []
+        node: str | None = parent
+        while node is not None and node not in path:  # "not in path": a corrupt cycle stops here
+            path.append(node)
+            node = up.get(node)
+        return list(reversed(path))
+
+
 class RegionSnapshot(_Model):
     region: str
     keys: list[Key] = Field(default_factory=list)
@@ -193,6 +284,8 @@ class AccountSnapshot(_Model):
     organization_id: str | None = None
     regions: list[RegionSnapshot] = Field(default_factory=list)
     iam_policies: list[IamPolicy] = Field(default_factory=list)
+    # Every user, group, role and used managed policy; None: not collected (a version 1 snapshot).
+    iam: IamInventory | None = None
     errors: list[CollectionError] = Field(default_factory=list)
 
 
@@ -202,6 +295,8 @@ class Snapshot(_Model):
     collected_at: datetime
     source: Literal["aws", "iac", "test"] = "aws"
     accounts: list[AccountSnapshot] = Field(default_factory=list)
+    # None: not in an Organization, or not collected (a version 1 snapshot); errors say which could not be read.
+    organization: Organization | None = None
 
     def all_keys(self) -> list[Key]:
         return [k for a in self.accounts for r in a.regions for k in r.keys]

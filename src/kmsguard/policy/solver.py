@@ -685,3 +685,65 @@ def _evaluate(policy: Policy, req: Request, q: Question) -> Decision:
 def fixed(context: Mapping[str, Iterable[str] | None]) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
     """Question.fixed_context from a mapping (keys lower-cased; None = the key is absent)."""
     return tuple(sorted((k.lower(), None if v is None else tuple(v)) for k, v in context.items()))
+
+
+# --- effective access: a combination of conditions from several policies -------------------------------
+
+# A boolean combination of residual conditions (those on request context the principal chooses):
+# ("cond", Condition) | ("and", (f, ...)) | ("or", (f, ...)) | ("not", f) | ("true",) | ("false",).
+Formula = tuple[object, ...]
+Reach = Literal["always", "sometimes", "never"]
+
+
+def reach(formula: Formula, principal: str, key_account: str) -> tuple[Reach, str]:
+    """Is ``formula`` true for every request context the caller can send ("always"), for some
+    ("sometimes") or for none ("never")? Used by ``policy.access`` when the conditions of statements from
+    several policies (key policy, identity policies, boundary, SCPs, RCPs, grants) interact. The second
+    value is a note when the solver gave up or approximated: the answer is then the cautious one
+    ("sometimes")."""
+    conditions: list[Condition] = []
+    _collect_conditions(formula, conditions)
+    holder = Policy("identity", "2012-10-17", (Statement(0, None, "Allow", conditions=tuple(conditions)),))
+    enc = _Encoder(holder, Question(("kms:decrypt",), Identity(principal=principal), key_account))
+    expr = _formula(enc, formula)
+    base = list(enc.s.assertions())
+    enc.s.add(expr)
+    some = enc.s.check()
+    if some == z3.unsat:
+        return "never", ""
+    note = "approximated conditions" if enc.approximated else ""
+    if some != z3.sat:
+        return "sometimes", f"solver gave up: {enc.s.reason_unknown()}"
+    enc.s.reset()
+    enc.s.set("timeout", TIMEOUT_MS)
+    enc.s.add(*base, z3.Not(expr))
+    other = enc.s.check()
+    if other == z3.unsat and not enc.approximated:
+        return "always", ""
+    if other != z3.sat and other != z3.unsat:
+        note = f"solver gave up: {enc.s.reason_unknown()}"
+    return "sometimes", note
+
+
+def _collect_conditions(f: Formula, out: list[Condition]) -> None:
+    tag = f[0]
+    if tag == "cond":
+        out.append(f[1])  # type: ignore[arg-type]
+    elif tag in ("and", "or"):
+        for g in f[1]:  # type: ignore[attr-defined]
+            _collect_conditions(g, out)
+    elif tag == "not":
+        _collect_conditions(f[1], out)  # type: ignore[arg-type]
+
+
+def _formula(enc: _Encoder, f: Formula) -> z3.BoolRef:
+    tag = f[0]
+    if tag == "cond":
+        return enc.condition(f[1])  # type: ignore[arg-type]
+    if tag == "and":
+        return z3.And(*[_formula(enc, g) for g in f[1]])  # type: ignore[attr-defined]
+    if tag == "or":
+        return z3.Or(*[_formula(enc, g) for g in f[1]])  # type: ignore[attr-defined]
+    if tag == "not":
+        return z3.Not(_formula(enc, f[1]))  # type: ignore[arg-type]
+    return z3.BoolVal(tag == "true")
