@@ -117,14 +117,17 @@ def test_invalid_utf8_in_one_line_or_record_costs_that_one_only(monkeypatch: pyt
     rows, st = decode_bytes(b"\n".join([lines[0], _bad_utf8(recs[1]), lines[2], b"{not json"]), "x.jsonl")
     assert len(rows) == 2 and st.error is None
     assert st.skip_reasons == {"line is not valid UTF-8": 1, "line is not JSON": 1}
-    # Streamed in pieces: the piece with the bad record does not parse, the exact splitter reads it record by
-    # record; also when a field of another type comes first in that piece.
+    # Streamed in pieces: a piece with a bad record does not parse, and the exact splitter reads it record by
+    # record. Also when a field of another type comes before the bad bytes: the typed decoder stops at that
+    # field, the generic parse refuses the piece, and it is not lost (it was, silently, with msgspec 0.23).
     monkeypatch.setattr(decode, "PIECE_BYTES", 3000)
-    recs[11]["userIdentity"]["arn"] = 12345
-    body = b", ".join(json.dumps(r).encode() if i != 12 else _bad_utf8(r) for i, r in enumerate(recs))
-    st = decode.FileStats("big")
-    rows = _stream_rows(b'{"Records": [' + body + b"]}", 500, st)
-    assert len(rows) == 29 and st.error is None and st.skip_reasons == {"record is not valid UTF-8": 1}
+    odd = json.loads(json.dumps(recs))
+    odd[20]["userIdentity"]["arn"] = 12345
+    for docs, bad in ((recs, 5), (odd, 20)):
+        body = b", ".join(json.dumps(r).encode() if i != bad else _bad_utf8(r) for i, r in enumerate(docs))
+        st = decode.FileStats("big")
+        rows = _stream_rows(b'{"Records": [' + body + b"]}", 500, st)
+        assert len(rows) == 29 and st.error is None and st.skip_reasons == {"record is not valid UTF-8": 1}
 
 
 def test_split_records_across_any_chunking_equals_whole_parse() -> None:

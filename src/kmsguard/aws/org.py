@@ -31,8 +31,15 @@ def organization_id(orgs: Any) -> str | None:
         return None
 
 
-def plan_accounts(orgs: Any, caller: str, org: bool, accounts: list[str] | None) -> OrgPlan:
-    org_id = organization_id(orgs)
+_UNSET: Any = object()
+
+
+def plan_accounts(
+    orgs: Any, caller: str, org: bool, accounts: list[str] | None, org_id: str | None = _UNSET
+) -> OrgPlan:
+    """``org_id``: the Organization id when the caller already asked DescribeOrganization (one call less)."""
+    if org_id is _UNSET:
+        org_id = organization_id(orgs)
     if not org:
         return OrgPlan([AccountPlan(a) for a in dict.fromkeys(accounts or [caller])], org_id)
     try:

@@ -208,7 +208,12 @@ def role_chain_to_decrypt(snapshot: Snapshot, config: ScanConfig) -> Iterator[Re
         if error is not None or access is None:
             yield error  # type: ignore[misc]
             continue
-        chained = [p for p in access.results.get(DECRYPT, []) if all(x.via == "assume_role" for x in p.paths)]
+        # A service or identity provider assuming its own role is that role's normal use, not a chain.
+        chained = [
+            p
+            for p in access.results.get(DECRYPT, [])
+            if all(x.via == "assume_role" for x in p.paths) and not p.principal.startswith(("service:", "federated:"))
+        ]
         if not chained:
             yield key_result(key, Status.PASS, "no principal reaches decrypt only through a role chain")
             continue

@@ -24,8 +24,9 @@ _TYPES = {"SERVICE_CONTROL_POLICY": "SCP", "RESOURCE_CONTROL_POLICY": "RCP"}
 _NOT_IN_USE = "AWSOrganizationsNotInUseException"
 
 
-def collect(orgs: Any) -> Organization | None:
-    """The caller's Organization, or None when the account is in none."""
+def describe(orgs: Any) -> Organization | None:
+    """DescribeOrganization alone: the Organization (id, management account, nothing read yet), None when
+    the account is in none, or an Organization named "unknown" with the error when that cannot be told."""
     try:
         desc = orgs.describe_organization()["Organization"]
     except AWS_CALL_ERRORS as e:
@@ -33,7 +34,17 @@ def collect(orgs: Any) -> Organization | None:
             return None
         # Whether the account is in an Organization is itself unknown: say so on an unnamed one.
         return Organization(id="unknown", errors=[collection_error(SERVICE, "DescribeOrganization", e)])
-    org = Organization(id=desc["Id"], management_account=desc.get("MasterAccountId"))
+    return Organization(id=desc["Id"], management_account=desc.get("MasterAccountId"))
+
+
+def collect(orgs: Any, described: Organization | bool | None = True) -> Organization | None:
+    """The caller's Organization with its tree and policies, or None when the account is in none.
+    ``described``: what ``describe`` returned, when the caller asked already (True: ask here)."""
+    org = describe(orgs) if described is True else described
+    if not isinstance(org, Organization):
+        return None
+    if org.id == "unknown":
+        return org
     with guard(org.errors, SERVICE, "ListRoots"):
         roots = [r for page in orgs.get_paginator("list_roots").paginate() for r in page["Roots"]]
         for root in roots:

@@ -102,9 +102,11 @@ class _Collection:
         factory = SessionFactory(self.options)  # AwsUnavailable propagates: exit 3
         self.factory = factory
         caller = factory.caller
-        plan = plan_accounts(
-            caller.global_client("organizations"), caller.account_id, self.options.org, self.options.accounts
-        )
+        orgs = caller.global_client("organizations")
+        described = organization.describe(orgs)  # one DescribeOrganization serves the account plan and the tree
+        known = described is None or described.id != "unknown"
+        org_id = (described.id if described else None) if known else None
+        plan = plan_accounts(orgs, caller.account_id, self.options.org, self.options.accounts, org_id)
         accounts: list[AccountSnapshot] = []
         self.progress.add_total("accounts", len(plan.accounts))
         self.organization: Organization | None = None
@@ -112,7 +114,7 @@ class _Collection:
         with Runner(self.options.max_workers) as runner:
             self.runner = runner
             # The OU tree, SCPs and RCPs, for effective access: read from the caller, beside the accounts.
-            runner.submit(None, self._organization, caller.global_client("organizations"))
+            runner.submit(None, self._organization, orgs, described)
             for ap in plan.accounts:
                 acct = AccountSnapshot(
                     account_id=ap.account_id, partition=caller.partition, organization_id=plan.organization_id
@@ -143,8 +145,8 @@ class _Collection:
             organization=self.organization,
         )
 
-    def _organization(self, orgs: object) -> None:
-        self.organization = organization.collect(orgs)
+    def _organization(self, orgs: object, described: Organization | None) -> None:
+        self.organization = organization.collect(orgs, described)
 
     # -- per account ----------------------------------------------------------------------------
 

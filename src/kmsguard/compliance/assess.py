@@ -17,6 +17,15 @@ which the registry fills from ``controls.yaml``). The rules, in order:
 
 The score is ``(met + partly met / 2) / assessed controls``, as a percentage; ``None`` when nothing was
 assessed. Controls not assessed are counted beside it (coverage), never inside it.
+
+**Who can decrypt each key.** The access controls (CMMC AC.L2-3.1.1 and AC.L2-3.1.5, NIST SP 800-171 3.1.1 and
+3.1.5, Rev 3 03.01.05, NIST SP 800-53 AC-3 and AC-6: ``ACCESS_CONTROLS``) also carry, as evidence, every customer
+managed key with the principals that can call kms:Decrypt on it (allowed or only under request conditions) and
+how (``via``: key policy, key policy + IAM, grant, role chain), from effective access (``checks.access``) over
+the scan's snapshot -- the answer the access checks judged, computed once per snapshot. Without a snapshot
+(an assessment of a scan result alone) the table is rebuilt from the access checks' findings, whose evidence
+carries each failing principal with its paths: it then lists only the keys and principals that fail, and says
+so (``DecryptAccess.complete`` is false). Status rules are unchanged: the table is evidence, not a verdict.
 """
 
 from __future__ import annotations
@@ -47,6 +56,17 @@ class ControlStatus(StrEnum):
 STATUS_ORDER = (ControlStatus.NOT_MET, ControlStatus.PARTLY_MET, ControlStatus.MET, ControlStatus.NOT_ASSESSED)
 _DEFEATING = (Severity.HIGH, Severity.CRITICAL)
 
+# Controls whose evidence includes who can decrypt each key (framework slug -> control ids).
+ACCESS_CONTROLS: dict[str, frozenset[str]] = {
+    "cmmc-l2": frozenset({"AC.L2-3.1.1", "AC.L2-3.1.5"}),
+    "nist-800-171": frozenset({"3.1.1", "3.1.5"}),
+    "nist-800-171r3": frozenset({"03.01.05"}),
+    "nist-800-53": frozenset({"AC-3", "AC-6"}),
+}
+# The access checks whose FAIL evidence lists decrypting principals (``{"principals": [PrincipalAccess...]}``).
+_DECRYPT_EVIDENCE_CHECKS = ("key_decrypt_via_broad_iam", "key_decryptable_by_unintended", "role_chain_to_decrypt")
+_ACCESS_CHECKS = (*_DECRYPT_EVIDENCE_CHECKS, "key_admin_can_grant_itself_use")
+
 
 @dataclass
 class Evidence:
@@ -55,6 +75,71 @@ class Evidence:
     finding: Finding
     fix_command: str
     facts: dict[str, Any] = field(default_factory=dict)  # from the snapshot: rotation, state, trails ...
+
+
+@dataclass
+class DecryptPrincipal:
+    principal: str  # an ARN, or an aggregate: account:ID, org:o-..., service:NAME, "*"
+    decision: str  # allowed | conditional
+    via: list[str]  # the kinds of path: key_policy, key_policy+iam, grant, assume_role
+    path: str  # the first path in words: its statements, the role chain
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"principal": self.principal, "decision": self.decision, "via": self.via, "path": self.path}
+
+
+@dataclass
+class DecryptRow:
+    """One key: who can call kms:Decrypt on it, or why that could not be judged."""
+
+    key_arn: str
+    account: str
+    region: str
+    alias: str | None
+    principals: list[DecryptPrincipal] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def allowed(self) -> int:
+        return sum(1 for p in self.principals if p.decision == "allowed")
+
+    @property
+    def conditional(self) -> int:
+        return sum(1 for p in self.principals if p.decision == "conditional")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "key": self.key_arn,
+            "alias": self.alias,
+            "account": self.account,
+            "region": self.region,
+            "allowed": self.allowed,
+            "conditional": self.conditional,
+            "principals": [p.to_dict() for p in self.principals],
+        }
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class DecryptAccess:
+    """Who can decrypt each customer managed key: the evidence table of the access controls."""
+
+    source: str  # "effective access" (from the snapshot) or "access findings" (failing findings' evidence)
+    complete: bool  # every judged key is listed (False: only keys and principals that failing findings name)
+    note: str
+    rows: list[DecryptRow]
+    assumptions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "complete": self.complete,
+            "note": self.note,
+            "keys": [r.to_dict() for r in self.rows],
+            "assumptions": self.assumptions,
+        }
 
 
 @dataclass
@@ -71,6 +156,7 @@ class ControlAssessment:
     errors: list[Evidence]
     passing: list[Evidence]
     remediation: dict[str, str]  # check id -> remedy text, for the failing checks
+    who_can_decrypt: DecryptAccess | None = None  # the access controls (ACCESS_CONTROLS) only
 
 
 @dataclass
@@ -160,6 +246,12 @@ def assess(
         _assess_control(c, framework, supporting_checks(c, topics), by_control.get(c.id, []), specs, ev)
         for c in framework_controls(framework)
     ]
+    wanted = ACCESS_CONTROLS.get(framework, frozenset())
+    if any(a.control.id in wanted for a in controls):
+        table = who_can_decrypt(result, snapshot)
+        for a in controls:
+            if a.control.id in wanted:
+                a.who_can_decrypt = table
     return FrameworkReport(
         framework=framework,
         name=name,
@@ -278,3 +370,87 @@ def _unique(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             seen.add(r["trail"])
             out.append(r)
     return out
+
+
+# --- who can decrypt each key ----------------------------------------------------------------------------------
+
+
+def _path_text(paths: list[dict[str, Any]]) -> str:
+    if not paths:
+        return ""
+    p = paths[0]
+    inner = [f"chain: {' → '.join(str(c).split(':', 5)[-1] for c in p.get('chain') or [])}"] if p.get("chain") else []
+    inner += [str(s) for s in p.get("statements") or []]
+    more = f"; {len(paths) - 1} other path(s)" if len(paths) > 1 else ""
+    return str(p.get("via", "")) + (f" ({'; '.join(inner)})" if inner else "") + more
+
+
+def _principal(d: dict[str, Any]) -> DecryptPrincipal:
+    paths = [p for p in d.get("paths") or [] if isinstance(p, dict)]
+    vias = list(dict.fromkeys(str(p.get("via")) for p in paths))
+    return DecryptPrincipal(str(d.get("principal")), str(d.get("decision")), vias, _path_text(paths))
+
+
+def who_can_decrypt(result: ScanResult, snapshot: Snapshot | None) -> DecryptAccess | None:
+    """The evidence table of the access controls: from effective access when there is a snapshot, otherwise
+    from the access checks' findings (None when there are none: the checks were not run)."""
+    if snapshot is not None:
+        return _from_snapshot(snapshot)
+    return _from_findings(result)
+
+
+def _from_snapshot(snapshot: Snapshot) -> DecryptAccess:
+    from kmsguard.checks.access import DECRYPT, effective_access
+
+    keys = {k.arn: k for k in snapshot.all_keys()}
+    rows: list[DecryptRow] = []
+    assumptions: list[str] = []
+    for arn, access in sorted(effective_access(snapshot).items()):
+        k = keys[arn]
+        row = DecryptRow(arn, k.account, k.region, k.aliases[0] if k.aliases else None)
+        if isinstance(access, str):
+            row.error = access
+        else:
+            row.principals = [_principal(p.to_dict()) for p in access.results.get(DECRYPT, [])]
+            assumptions = assumptions or list(access.assumptions)
+        rows.append(row)
+    return DecryptAccess(
+        source="effective access",
+        complete=True,
+        note="every customer managed key (not pending deletion) with each principal that can call kms:Decrypt "
+        "on it, through the key policy, identity policies, grants or role chains, under SCPs, RCPs and "
+        "permission boundaries",
+        rows=rows,
+        assumptions=assumptions,
+    )
+
+
+def _from_findings(result: ScanResult) -> DecryptAccess | None:
+    findings = [f for f in result.sorted_findings() if f.check_id in _ACCESS_CHECKS]
+    if not findings:
+        return None
+    rows: dict[str, DecryptRow] = {}
+    for f in findings:
+        if f.check_id not in _DECRYPT_EVIDENCE_CHECKS and f.status is not Status.ERROR:
+            continue
+        if f.status not in (Status.FAIL, Status.MUTED, Status.ERROR):
+            continue
+        row = rows.setdefault(f.resource_arn, DecryptRow(f.resource_arn, f.account, f.region, None))
+        if f.status is Status.ERROR:
+            row.error = row.error or f.message
+            continue
+        seen = {p.principal for p in row.principals}
+        for d in f.evidence.get("principals") or []:
+            if isinstance(d, dict) and d.get("principal") not in seen and "decision" in d:
+                row.principals.append(_principal(d))
+                seen.add(str(d.get("principal")))
+    for row in rows.values():
+        row.principals.sort(key=lambda p: p.principal)
+    return DecryptAccess(
+        source="access findings",
+        complete=False,
+        note="without the scan's snapshot, only the keys and principals that failing (or muted) access findings "
+        "name are listed; keys whose access checks pass are not. Report from a live scan or --from-snapshot "
+        "for every key",
+        rows=[rows[a] for a in sorted(rows)],
+    )

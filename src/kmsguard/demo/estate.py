@@ -66,6 +66,9 @@ SHOWCASED_CHECKS = frozenset(
         "config_rule_deletion_missing",
         "iam_policy_allows_decrypt_all_keys",
         "key_grant_external_or_broad",
+        "key_decrypt_via_broad_iam",
+        "key_admin_can_grant_itself_use",
+        "role_chain_to_decrypt",
     }
 )
 
@@ -291,14 +294,19 @@ class _Seeder:
         return str(meta["Arn"])
 
 
-def seed_estate(endpoint_url: str, *, with_sandbox_account: bool = True) -> EstateInfo:
-    """Fill the emulator at ``endpoint_url`` with the sample estate; return what was created."""
+def seed_estate(
+    endpoint_url: str, *, with_sandbox_account: bool = True, aws_managed_policies: bool | None = None
+) -> EstateInfo:
+    """Fill the emulator at ``endpoint_url`` with the sample estate; return what was created.
+    ``aws_managed_policies``: attach AWS managed policies (AdministratorAccess, PowerUserAccess) to some
+    principals; None: when the emulator holds them (kmsguard demo's does; the test server does not)."""
     accounts = [MAIN_ACCOUNT, SANDBOX_ACCOUNT] if with_sandbox_account else [MAIN_ACCOUNT]
     info = EstateInfo(endpoint_url=endpoint_url, accounts=accounts, regions=list(REGIONS))
     s = _Seeder(endpoint_url, info)
     _keys_east(s)
     _keys_west(s)
     _iam(s)
+    _access(s, aws_managed_policies)
     _resources_east(s)
     _resources_west(s)
     _audit(s)
@@ -357,6 +365,105 @@ def _iam(s: _Seeder) -> None:
     iam.attach_role_policy(RoleName="OrdersService", PolicyArn=scoped["Arn"])
     s.info.resources["iam:OrdersDecryptOrdersKey"] = scoped["Arn"]
     s.info.expect_pass("iam_policy_allows_decrypt_all_keys", scoped["Arn"])
+
+
+def _access(s: _Seeder, aws_managed_policies: bool | None) -> None:
+    """Effective access: who can decrypt through IAM alone, through an assumed role, or administer a key
+    without using it (the access checks), and AWS managed admin policies (kmsguard access who-can)."""
+    iam = s.client("iam")
+    # A user that reaches decrypt only by assuming a role the key policy names.
+    iam.create_user(UserName="ci-bot")
+    trust = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{MAIN_ACCOUNT}:user/ci-bot"},
+        "Action": "sts:AssumeRole",
+    }
+    iam.create_role(
+        RoleName="Deployer", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]})
+    )
+    named = s.key(
+        "access_named_only",
+        EAST,
+        description="payments batch key: named administrator and user, no IAM delegation",
+        policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "KeyAdministration",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": _role(MAIN_ACCOUNT, "KMSAdministrator")},
+                        "Action": ADMIN_ACTIONS,
+                        "Resource": "*",
+                    },
+                    {
+                        "Sid": "KeyUsage",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": _role(MAIN_ACCOUNT, "Deployer")},
+                        "Action": USE_ACTIONS,
+                        "Resource": "*",
+                    },
+                ],
+            }
+        ),
+        tags=_tags("Production", "Confidential"),
+        alias="alias/payments-batch",
+        rotation=365,
+    )
+    s.info.expect_pass("key_decrypt_via_broad_iam", named)  # nobody gets decrypt through IAM alone
+    s.info.expect_fail("key_admin_can_grant_itself_use", named)  # KMSAdministrator may PutKeyPolicy, not Decrypt
+    s.info.expect_fail("role_chain_to_decrypt", named)  # ci-bot -> Deployer
+    owner = s.key(
+        "access_owner_only",
+        EAST,
+        description="key owned by one role that administers and uses it",
+        policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "Owner",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": _role(MAIN_ACCOUNT, "BreakGlass")},
+                        "Action": ADMIN_ACTIONS + USE_ACTIONS,
+                        "Resource": "*",
+                    },
+                ],
+            }
+        ),
+        tags=_tags("Production", "Confidential"),
+        alias="alias/break-glass-owned",
+        rotation=365,
+    )
+    s.info.expect_pass("key_admin_can_grant_itself_use", owner)
+    s.info.expect_pass("role_chain_to_decrypt", owner)  # BreakGlass is assumed by EC2 only: no IAM principal
+    # AnalyticsJob's AnalyticsDecryptEverything reaches the standard key through its IAM delegation.
+    s.info.expect_fail("key_decrypt_via_broad_iam", s.info.keys["standard"])
+    if aws_managed_policies is None:
+        try:
+            iam.get_policy(PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+            aws_managed_policies = True
+        except iam.exceptions.NoSuchEntityException:
+            aws_managed_policies = False
+    if aws_managed_policies:
+        iam.create_user(UserName="ops-admin")
+        iam.attach_user_policy(UserName="ops-admin", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+        iam.create_role(
+            RoleName="DataScience",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "sagemaker.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )
+        iam.attach_role_policy(RoleName="DataScience", PolicyArn="arn:aws:iam::aws:policy/PowerUserAccess")
 
 
 def _standard(

@@ -4,6 +4,14 @@ Each action is derived from failing findings only, so once it is applied the fin
 has nothing to do (idempotent by construction). Every policy rewrite is built by ``tighten`` (the engine's
 judgement), diffed with ``diff_policies`` and re-simulated with ``simulate``; a rewrite after which nobody
 could administer the key is refused unless ``force``.
+
+"Who loses what" (``impact.lost`` / ``impact.gained``) is effective access (``simulate.access_changes``): the
+key with its current and its planned policy, over the snapshot's IAM, Organization, grants and role chains, so
+a principal that keeps decrypting through its identity policies is not listed as losing it, and one that only
+ever had access through IAM delegation is. Each entry names the path (``via``, ``path``). Where the snapshot
+cannot judge effective access (a live scan without the account's IAM inventory) the key-policy diff is shown
+instead and ``impact.effective_access`` says why; the key-policy diff is always in ``impact.key_policy``.
+The lock-out guard refuses a rewrite when either says nobody could change the key policy afterwards.
 """
 
 from __future__ import annotations
@@ -13,14 +21,17 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kmsguard.fix.plan import Action, Manual, Plan, Refusal
-from kmsguard.fix.simulate import lost_accesses, unintended
+from kmsguard.fix.simulate import AccessImpact, access_changes, lost_accesses, not_judged_reason, unintended
 from kmsguard.model.finding import Finding, Status
 from kmsguard.model.snapshot import Key, Resource, Snapshot
+from kmsguard.policy.access import AccessEvaluator
 from kmsguard.policy.diff import diff_policies
 from kmsguard.policy.errors import PolicyError
-from kmsguard.policy.tighten import TightenOptions, tighten_policy, to_text
+from kmsguard.policy.estate import build_estate
+from kmsguard.policy.tighten import Removal, TightenOptions, tighten_policy, to_text
 
 ROTATION_CHECKS = frozenset({"key_rotation_disabled", "key_rotation_period_too_long"})
 POLICY_CHECKS = frozenset(
@@ -77,6 +88,23 @@ class _Planner:
             a.organization_id for a in snapshot.accounts if a.organization_id
         }
         self.out = Plan()
+        self._evaluator: AccessEvaluator | None = None
+
+    def evaluator(self) -> AccessEvaluator:
+        """The effective-access evaluator over the snapshot's estate, built on the first policy rewrite."""
+        if self._evaluator is None:
+            self._evaluator = AccessEvaluator(build_estate(self.snapshot))
+        return self._evaluator
+
+    def _access(self, key: Key, new_text: str, removals: list[Removal]) -> AccessImpact | str:
+        """Effective access before and after the rewrite, or why it cannot be judged."""
+        why = not_judged_reason(self.snapshot, key.account)
+        if why is not None:
+            return why
+        try:
+            return access_changes(self.evaluator(), key, new_text, removals)
+        except Exception as e:  # the plan still shows the key-policy diff
+            return f"effective access could not be evaluated: {e}"
 
     def _wanted(self, f: Finding) -> bool:
         o = self.opts
@@ -173,21 +201,34 @@ class _Planner:
         diff = diff_policies(key.policy, new_text, key.account)
         losses = lost_accesses(key.policy, new_text, key.arn, key.account, context=self.opts.require_context)
         surprise = unintended(losses, result.removals)
-        impact = {
+        access = self._access(key, new_text, result.removals)
+        key_policy = diff.to_dict()
+        impact: dict[str, Any] = {
             "changes": result.changes,
             "policy_diff": policy_diff(key.policy, new_text),
-            "gained": diff.to_dict()["gained"],
-            "lost": diff.to_dict()["lost"],
+            "gained": key_policy["gained"],
+            "lost": key_policy["lost"],
             "admin_lockout": diff.admin_lockout,
             "intended_removals": [r.to_dict() for r in result.removals],
             "unintended_loss": [loss.to_dict() for loss in surprise],
+            "key_policy": {"gained": key_policy["gained"], "lost": key_policy["lost"]},
         }
-        if diff.admin_lockout and not self.opts.force:
+        detail_access: dict[str, dict[str, str]] = {}
+        if isinstance(access, AccessImpact):
+            impact["lost"] = [c.to_dict() for c in access.lost]
+            impact["gained"] = [c.to_dict() for c in access.gained]
+            impact["admin_lockout"] = diff.admin_lockout or access.lockout
+            impact["effective_access"] = access.to_dict()
+            detail_access = access.expected_after
+        else:
+            impact["effective_access"] = {"judged": False, "reason": access}
+        if impact["admin_lockout"] and not self.opts.force:
+            after = "" if diff.admin_lockout else " (effective access: nobody could call it afterwards)"
             self._refuse(
                 key,
                 check_id,
                 f"{key.display_name}: the rewritten policy would leave no principal able to administer the key "
-                "(kms:PutKeyPolicy); name an administrator with --admin ARN, or pass --force to apply anyway",
+                f"(kms:PutKeyPolicy){after}; name an administrator with --admin ARN, or pass --force to apply anyway",
             )
             return
         self.out.actions.append(
@@ -204,6 +245,8 @@ class _Planner:
                     "key_id": key.key_id,
                     "removals": [r.to_dict() for r in result.removals],
                     "require_context": dict(self.opts.require_context),
+                    # What verify expects effective access to be once the policy is on the key.
+                    "access_after": detail_access,
                 },
             )
         )

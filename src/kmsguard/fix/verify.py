@@ -2,7 +2,11 @@
 
 So "not testing key access after policy changes" cannot happen: for every key policy kmsguard wrote, the
 principals the old policy named are asked again, action by action, against the policy now on the key (read
-back from AWS); a loss the rewrite did not intend is reported.
+back from AWS); a loss the rewrite did not intend is reported. Effective access is asked again too: on the
+fresh collection, every principal the plan expected to keep an action on the key (through the key policy, IAM,
+grants or role chains) must still have it; one that does not is reported as an unintended loss
+(``"via": "effective access"``). Principals of accounts the fresh, scoped collection did not read are not
+compared (their access cannot be seen from it).
 """
 
 from __future__ import annotations
@@ -17,10 +21,14 @@ from kmsguard.aws.options import AwsOptions
 from kmsguard.config import ScanConfig
 from kmsguard.fix.actions import KINDS
 from kmsguard.fix.apply import Outcome, Sessions, error_text
-from kmsguard.fix.simulate import lost_accesses, unintended
+from kmsguard.fix.plan import Action
+from kmsguard.fix.simulate import lost_accesses, not_judged_reason, unintended
 from kmsguard.model.finding import Status
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.pipeline import judge
+from kmsguard.policy.access import AccessEvaluator
+from kmsguard.policy.estate import Estate, build_estate
+from kmsguard.policy.principals import account_of
 from kmsguard.policy.tighten import Removal
 
 Collector = Callable[[AwsOptions], Snapshot]
@@ -97,6 +105,7 @@ def verify(
     except Exception as e:
         out.errors.append(f"re-scan failed: {e}")
         return out
+    out.unintended_loss += _effective_losses(applied, snapshot)
     checks = sorted({c for a in applied for c in a.check_ids})
     affected = {a.resource_arn for a in applied}
     result = judge(snapshot, config, checks, warn=lambda _m: None)
@@ -105,4 +114,42 @@ def verify(
             out.still_failing.append(
                 {"check_id": f.check_id, "resource_arn": f.resource_arn, "status": f.status.value, "message": f.message}
             )
+    return out
+
+
+def _comparable(principal: str, estate: Estate) -> bool:
+    """Can the fresh collection see this principal's access? An IAM principal only when its account's IAM was
+    read again; aggregates (``account:``, ``org:``, ``service:``, ``*``) always."""
+    if principal.startswith("arn:"):
+        return account_of(principal) in estate.scanned_accounts
+    return True
+
+
+def _effective_losses(applied: list[Action], snapshot: Snapshot) -> list[dict[str, Any]]:
+    """Principals the plan expected to keep an action on a rewritten key that, on the fresh collection, do not."""
+    expected = [(a, a.detail.get("access_after") or {}) for a in applied if a.action == "tighten_key_policy"]
+    expected = [(a, e) for a, e in expected if e]
+    if not expected:
+        return []
+    keys = {k.arn: k for k in snapshot.all_keys()}
+    evaluator = AccessEvaluator(build_estate(snapshot))
+    out: list[dict[str, Any]] = []
+    for action, after in expected:
+        key = keys.get(action.resource_arn)
+        if key is None or not_judged_reason(snapshot, key.account) is not None:
+            continue
+        now = evaluator.who_can(key, list(after))
+        for name, principals in after.items():
+            have = now.principals(name)
+            for principal, decision in sorted(principals.items()):
+                if principal not in have and _comparable(principal, evaluator.estate):
+                    out.append(
+                        {
+                            "resource_arn": action.resource_arn,
+                            "principal": principal,
+                            "action": name,
+                            "via": "effective access",
+                            "expected": decision,
+                        }
+                    )
     return out

@@ -31,13 +31,21 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 from kmsguard.model.snapshot import Grant, Key
 from kmsguard.policy.analyze import condition_dict
 from kmsguard.policy.estate import Estate, Labelled, Subject, parsed
-from kmsguard.policy.evaluate import DIRECT, NO_MATCH, VIA_ACCOUNT, compile_condition, compile_policy
+from kmsguard.policy.evaluate import (
+    DIRECT,
+    NO_MATCH,
+    VIA_ACCOUNT,
+    compile_condition,
+    compile_policy,
+    principal_token,
+)
 from kmsguard.policy.model import Condition, Policy, Principal
 from kmsguard.policy.normalize import PrincipalInfo, principal_info
 from kmsguard.policy.principals import account_of, mentioned_accounts, mentioned_orgs
@@ -127,7 +135,7 @@ class AccessPath:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class PrincipalAccess:
     principal: str  # an ARN, or an aggregate: account:ID, org:o-..., service:NAME, "*"
     decision: Decision
@@ -147,9 +155,27 @@ class PrincipalAccess:
 
 @dataclass
 class KeyAccess:
+    """Who can do what with one key. Principals that share every input of the decision share one answer:
+    ``entries`` holds (principals, answer) per canonical action, expanded into ``results`` on first use."""
+
     key: str
-    results: dict[str, list[PrincipalAccess]]  # canonical action -> principals, sorted
+    entries: dict[str, list[tuple[tuple[str, ...], PrincipalAccess]]]
     assumptions: list[str] = field(default_factory=list)
+
+    @cached_property
+    def results(self) -> dict[str, list[PrincipalAccess]]:
+        """Canonical action -> every principal's answer, sorted by principal."""
+        return {
+            action: sorted(
+                (answer if answer.principal == who else replace(answer, principal=who))
+                for members, answer in entries
+                for who in members
+            )
+            for action, entries in self.entries.items()
+        }
+
+    def count(self, action: str) -> int:
+        return sum(len(members) for members, _ in self.entries.get(canonical(action), []))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -283,6 +309,66 @@ def _levels(
 
 
 @dataclass(frozen=True)
+class _Group:
+    sig: tuple[object, ...]
+    members: tuple[str, ...]
+    roles: frozenset[str]  # members that are roles others may assume
+    # Statements in the members' policies whose Resource names particular keys: (index, compiled statement).
+    specific: tuple[tuple[int, Any], ...]
+
+
+_PRINCIPAL_KEYS = frozenset({"aws:principalarn", "aws:username", "aws:userid", "aws:sourceidentity"})
+
+
+def _reads_principal(policy: Policy) -> bool:
+    """Does the policy decide on which principal asks (beyond account, organisation and tags)?"""
+    for st in policy.statements:
+        if any("${" in r for r in (*(st.resources or ()), *(st.not_resources or ()))):
+            return True
+        for c in st.conditions:
+            if c.key in _PRINCIPAL_KEYS or any("${" in v for v in c.values):
+                return True
+    return False
+
+
+def _resource_specific(policy: Policy) -> bool:
+    return any(not cst.res_all for cst in compile_policy(policy).statements)
+
+
+def _layers(subject: Subject, estate: Estate) -> list[Policy]:
+    pols = [p for _, p in subject.policies]
+    if subject.boundary is not None:
+        pols.append(subject.boundary[1])
+    for level in estate.scp_levels(subject.account) or ():
+        pols += [p for _, p in level]
+    return pols
+
+
+def _signature(subject: Subject, estate: Estate) -> tuple[object, ...]:
+    """Everything a principal's answer depends on when the key does not name it."""
+    reads_arn = subject.kind == "root" or any(_reads_principal(p) for p in _layers(subject, estate))
+    return (
+        subject.arn if reads_arn else None,
+        subject.kind,
+        subject.account,
+        tuple((label, id(p)) for label, p in subject.policies),
+        (subject.boundary[0], id(subject.boundary[1])) if subject.boundary else None,
+        subject.tags,
+        subject.service_linked,
+        subject.unreadable,
+    )
+
+
+def _specific_statements(subject: Subject, estate: Estate) -> tuple[tuple[int, Any], ...]:
+    out = []
+    for n, pol in enumerate(_layers(subject, estate)):
+        for cst in compile_policy(pol).statements:
+            if not cst.res_all:
+                out.append((n * 10000 + cst.index, cst))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class _Target:
     """The resource side of a request: a key (with its policy and grants) or a role (its trust policy)."""
 
@@ -292,6 +378,14 @@ class _Target:
     grants: tuple[Grant, ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
     rcp_exempt: bool = False
+
+    @cached_property
+    def cls(self) -> tuple[object, ...]:
+        """What a principal's answer depends on besides the key's ARN (which ``_Group.specific`` covers): keys
+        of one class give the same answer to every principal the key does not name."""
+        specific = self.arn if self.policy is not None and _resource_specific(self.policy) else None
+        grants = tuple((g.grantee_principal, tuple(g.operations), repr(g.constraints)) for g in self.grants)
+        return (id(self.policy), self.account, self.tags, self.rcp_exempt, grants, specific, self.arn.split(":")[2])
 
 
 @dataclass(frozen=True)
@@ -306,6 +400,8 @@ class AccessEvaluator:
     def __init__(self, estate: Estate) -> None:
         self.estate = estate
         self._reach_cache: dict[tuple[Formula, str], tuple[str, str]] = {}
+        self._group_cache: dict[tuple[object, ...], PrincipalAccess | None] = {}
+        self._chain_cache: dict[tuple[object, ...], list[tuple[tuple[str, ...], PrincipalAccess]]] = {}
         self._assume_cache: dict[str, list[tuple[str, _Outcome]]] = {}
 
     # -- one principal, one target ---------------------------------------------------------------
@@ -498,20 +594,98 @@ class AccessEvaluator:
         assumptions = list(NOT_MODELLED) + self.estate.assumptions
         if key.policy is None:
             assumptions.append(f"{key.arn}: the key policy could not be read; only grants are considered")
-        results: dict[str, list[PrincipalAccess]] = {}
+        named = self._named(target)
+        aggregates = self._aggregates(key, target)
+        entries: dict[str, list[tuple[tuple[str, ...], PrincipalAccess]]] = {}
         for action in actions:
-            found: dict[str, PrincipalAccess] = {}
-            for subject in self.estate.subjects.values():
-                pa = self._answer(subject, action, target)
-                if pa is not None:
-                    found[subject.arn] = pa
-            for subject in self._aggregates(key, target):
+            found: list[tuple[tuple[str, ...], PrincipalAccess]] = []
+            roles: list[tuple[object, ...]] = []  # what the role chains depend on
+            for group in self.groups:
+                members = group.members if named is not None else ()
+                if named:
+                    members = tuple(m for m in members if m not in named)
+                individuals = [m for m in group.members if m not in members]
+                if members:
+                    # Judged as one of the members it stands for (not one the key names).
+                    answer = self._group_answer(group, self.estate.subjects[members[0]], action, target)
+                    if answer is not None:
+                        found.append((members, answer))
+                        if group.roles:
+                            roles.append((group.sig, answer.decision, answer.paths))
+                for arn in individuals:
+                    pa = self._answer(self.estate.subjects[arn], action, target)
+                    if pa is not None:
+                        found.append(((arn,), pa))
+                        if arn in group.roles:
+                            roles.append((arn, pa.decision, pa.paths))
+            for subject in aggregates:
                 pa = self._answer(subject, action, target, iam_known=False)
                 if pa is not None:
-                    found[subject.arn] = pa
-            self._chains(action, target, found)
-            results[canonical(action)] = sorted(found.values(), key=lambda p: p.principal)
-        return KeyAccess(key.arn, results, assumptions)
+                    found.append(((pa.principal,), pa))
+            found += self._chains_cached(action, target, found, tuple(roles))
+            entries[canonical(action)] = found
+        return KeyAccess(key.arn, entries, assumptions)
+
+    # -- grouping: principals the key does not single out, with the same inputs, get one answer -------
+
+    @cached_property
+    def groups(self) -> list[_Group]:
+        by_sig: dict[tuple[object, ...], list[Subject]] = {}
+        for subject in self.estate.subjects.values():
+            by_sig.setdefault(_signature(subject, self.estate), []).append(subject)
+        return [_Group(sig, tuple(s.arn for s in members),
+                       frozenset(s.arn for s in members if s.kind == "role" and s.trust is not None),
+                       _specific_statements(members[0], self.estate))
+                for sig, members in by_sig.items()]  # fmt: skip
+
+    def _named(self, target: _Target) -> frozenset[str] | None:
+        """The principals the key policy or a grant names (judged one by one); None when its conditions read
+        who the principal is (every principal is then judged on its own)."""
+        pol = target.policy
+        if pol is not None and _reads_principal(pol):
+            return None
+        tokens: set[str] = set()
+        values: set[str] = set()
+        for st in pol.statements if pol else ():
+            for p in (*(st.principals or ()), *(st.not_principals or ())):
+                values.add(p.value)
+                tok = principal_token(p)
+                if tok is not None:
+                    tokens.add(tok)
+        for g in target.grants:
+            values.add(g.grantee_principal)
+            tokens |= principal_info(g.grantee_principal).direct_tokens
+        out = set()
+        for arn, subject in self.estate.subjects.items():
+            info = principal_info(arn)
+            if subject.kind == "root" or not info.direct_tokens.isdisjoint(tokens):
+                out.add(arn)
+            elif subject.kind == "role":
+                prefix = f"arn:{info.partition}:sts::{info.account}:assumed-role/{info.name}/"
+                if any(v.startswith(prefix) for v in values):
+                    out.add(arn)
+        return frozenset(out)
+
+    def _group_answer(self, group: _Group, rep: Subject, action: str, target: _Target) -> PrincipalAccess | None:
+        specific = tuple(i for i, cst in group.specific if cst.resource(target.arn, {})) if group.specific else ()
+        cache_key = (group.sig, action, target.cls, specific)
+        if cache_key in self._group_cache:
+            return self._group_cache[cache_key]
+        answer = self._answer(rep, action, target)
+        self._group_cache[cache_key] = answer
+        return answer
+
+    def _chains_cached(self, action: str, target: _Target, found: list[tuple[tuple[str, ...], PrincipalAccess]],
+                       roles: tuple[object, ...]) -> list[tuple[tuple[str, ...], PrincipalAccess]]:  # fmt: skip
+        """Role chains depend only on which roles have access, and how: computed once per such set."""
+        cache_key = (action, target.account, roles)
+        hit = self._chain_cache.get(cache_key)
+        if hit is None:
+            everyone = {who: pa for members, pa in found for who in members}
+            before = set(everyone)
+            self._chains(action, target, everyone)
+            hit = self._chain_cache[cache_key] = [((w,), everyone[w]) for w in sorted(set(everyone) - before)]
+        return hit
 
     def _answer(
         self, subject: Subject, action: str, target: _Target, *, iam_known: bool = True

@@ -7,6 +7,11 @@
   filter by control, status, account or resource; cells defused against formula injection as in csv_out.
 - **markdown**: summary tables, then one section per control: status, checks, what is wrong (each failing
   resource with its fix command), accepted exceptions, and how many subjects pass.
+
+The access controls (``assess.ACCESS_CONTROLS``: CMMC AC.L2-3.1.1 / 3.1.5 and their NIST equivalents) carry
+``who_can_decrypt`` in JSON (every key: allowed and conditional counts, each principal with its decision, the
+kinds of path and the first path in words; ``source`` and ``complete`` say where it comes from) and a compact
+table in Markdown (the first control that has it; the others point to it).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import csv
 import io
 from typing import Any
 
-from kmsguard.compliance.assess import ControlAssessment, Evidence, FrameworkReport
+from kmsguard.compliance.assess import ControlAssessment, DecryptAccess, Evidence, FrameworkReport
 from kmsguard.report._common import compact_json, dumps_pretty, short_resource
 from kmsguard.report._time import iso_z
 from kmsguard.report.csv_out import defuse
@@ -73,7 +78,7 @@ def report_dict(rep: FrameworkReport) -> dict[str, Any]:
 
 
 def _control_dict(a: ControlAssessment) -> dict[str, Any]:
-    return {
+    out = {
         "id": a.control.id,
         "title": a.control.title,
         "family": a.family,
@@ -87,10 +92,15 @@ def _control_dict(a: ControlAssessment) -> dict[str, Any]:
         "errors": [_evidence_dict(e) for e in a.errors],
         "passing": [_evidence_dict(e) for e in a.passing],
     }
+    if a.who_can_decrypt is not None:
+        out["who_can_decrypt"] = a.who_can_decrypt.to_dict()
+    return out
 
 
 def render_report_json(rep: FrameworkReport) -> str:
-    return dumps_pretty(report_dict(rep), inline_depth=4, one_per_line=frozenset({"failing", "muted", "passing"}))
+    return dumps_pretty(
+        report_dict(rep), inline_depth=4, one_per_line=frozenset({"failing", "muted", "passing", "keys"})
+    )
 
 
 CSV_COLUMNS = [
@@ -147,6 +157,34 @@ def render_report_csv(rep: FrameworkReport) -> str:
     return buf.getvalue()
 
 
+MD_KEYS_LISTED = 100
+MD_PRINCIPALS_LISTED = 10
+
+
+def _decrypt_markdown(table: DecryptAccess) -> str:
+    complete = "" if table.complete else " (incomplete: only what failing findings name)"
+    out = [
+        f"\nWho can decrypt each key ({escape_cell(table.source)}{complete}): {escape_cell(table.note)}.\n\n",
+        "| Key | Allowed | Conditional | Principals (via) |\n| --- | ---: | ---: | --- |\n",
+    ]
+    for row in table.rows[:MD_KEYS_LISTED]:
+        name = code_cell(row.key_arn) + (f" {escape_cell(row.alias)}" if row.alias else "")
+        if row.error is not None:
+            out.append(f"| {name} | | | not judged: {escape_cell(row.error)} |\n")
+            continue
+        shown = row.principals[:MD_PRINCIPALS_LISTED]
+        who = "; ".join(
+            f"{code_cell(p.principal)} ({escape_cell(', '.join(p.via))}"
+            f"{', conditional' if p.decision == 'conditional' else ''})"
+            for p in shown
+        )
+        more = f"; and {len(row.principals) - len(shown)} more" if len(row.principals) > len(shown) else ""
+        out.append(f"| {name} | {row.allowed} | {row.conditional} | {who or 'nobody'}{more} |\n")
+    if len(table.rows) > MD_KEYS_LISTED:
+        out.append(f"\n{len(table.rows) - MD_KEYS_LISTED} more key(s) in the JSON report.\n")
+    return "".join(out)
+
+
 def render_report_markdown(rep: FrameworkReport) -> str:
     counts = rep.counts()
     score = rep.score()
@@ -165,6 +203,7 @@ def render_report_markdown(rep: FrameworkReport) -> str:
             f"| {code_cell(a.control.id)} | {escape_cell(a.control.title)} | **{a.status.value}** "
             f"| {a.counts['FAIL']} | {a.counts['MUTED']} | {a.counts['PASS']} |\n"
         )
+    decrypt_at: str | None = None  # the control whose section has the who-can-decrypt table
     for a in rep.controls:
         out.append(f"\n## {escape_cell(a.control.id)} {escape_cell(a.control.title)}\n\n")
         out.append(f"**Status: {a.status.value}** — {escape_cell(a.reason)}. Family: {escape_cell(a.family)}.\n\n")
@@ -195,4 +234,10 @@ def render_report_markdown(rep: FrameworkReport) -> str:
             names = ", ".join(escape_cell(short_resource(e.finding)) for e in a.passing[:20])
             more = f" and {len(a.passing) - 20} more" if len(a.passing) > 20 else ""
             out.append(f"\nPassing ({len(a.passing)}): {names}{more}\n")
+        if a.who_can_decrypt is not None:
+            if decrypt_at is None:
+                decrypt_at = a.control.id
+                out.append(_decrypt_markdown(a.who_can_decrypt))
+            else:
+                out.append(f"\nWho can decrypt each key: see {escape_cell(decrypt_at)}.\n")
     return "".join(out)

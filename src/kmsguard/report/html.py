@@ -8,6 +8,10 @@ Print: A4 portrait margins, each control section avoids breaking inside its head
 page, links show no URL noise, and colours are kept (``print-color-adjust: exact``) so status badges print.
 Every status is also written as a word, so greyscale print loses nothing. All text from the estate (tags,
 policy fragments, messages) is HTML-escaped.
+
+The access controls (CMMC AC.L2-3.1.1 / 3.1.5 and their NIST equivalents) show who can decrypt each key: one
+row per key with the allowed and conditional counts and the principals with how they get there (the first
+control that has the table shows it, the others link to it; long lists are cut, the JSON report has all).
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from kmsguard.compliance.assess import STATUS_ORDER, ControlAssessment, ControlStatus, Evidence, FrameworkReport
+from kmsguard.compliance.assess import (
+    STATUS_ORDER,
+    ControlAssessment,
+    ControlStatus,
+    DecryptAccess,
+    Evidence,
+    FrameworkReport,
+)
 from kmsguard.report._common import compact_json, short_resource
 from kmsguard.report._time import iso_z
 from kmsguard.report.charts import USAGE_COLOUR, daily_strips, stacked_bars
@@ -31,6 +42,8 @@ STATUS_COLOURS = {
 SEVERITY_COLOURS = {"critical": "#8e0000", "high": "#c62828", "medium": "#ef8f00", "low": "#1565c0", "info": "#9e9e9e"}
 FINDING_COLOURS = {"FAIL": "#c62828", "MUTED": "#7e57c2", "ERROR": "#6d4c41", "PASS": "#2e7d32"}
 MAX_PASSING_LISTED = 40
+DECRYPT_KEYS_SHOWN = 200  # keys in the who-can-decrypt table (the JSON report has every key)
+DECRYPT_PRINCIPALS_SHOWN = 15  # principals per key
 USAGE_SHOWN = 10  # keys and principals in the usage section (the JSON report has the summary's 25)
 
 CSS = """
@@ -124,7 +137,42 @@ def _table(rows: list[Evidence], caption: str, with_fix: bool) -> str:
     )
 
 
-def _control(a: ControlAssessment) -> str:
+def _decrypt_table(table: DecryptAccess) -> str:
+    """Who can decrypt each key: counts, then each principal with its kinds of path (the first path in words
+    as a tooltip)."""
+    rows = []
+    for r in table.rows[:DECRYPT_KEYS_SHOWN]:
+        key = f'<span class="mono">{escape(r.key_arn)}</span>{_alias(r.alias)}'
+        if r.error is not None:
+            rows.append(f'<tr><td>{key}</td><td colspan="3">not judged: {escape(r.error)}</td></tr>')
+            continue
+        shown = r.principals[:DECRYPT_PRINCIPALS_SHOWN]
+        who = "<br>".join(
+            f'<span class="mono" title="{escape(p.path)}">{escape(p.principal)}</span> '
+            f'<span class="small">via {escape(", ".join(p.via))}'
+            f"{' · conditional' if p.decision == 'conditional' else ''}</span>"
+            for p in shown
+        )
+        more = len(r.principals) - len(shown)
+        who += f'<br><span class="small">and {more} more (see the JSON report)</span>' if more > 0 else ""
+        rows.append(
+            f'<tr><td>{key}</td><td class="num">{r.allowed}</td><td class="num">{r.conditional}</td>'
+            f"<td>{who or 'nobody'}</td></tr>"
+        )
+    hidden = len(table.rows) - DECRYPT_KEYS_SHOWN
+    tail = f'<p class="small">{hidden} more key(s) in the JSON report.</p>' if hidden > 0 else ""
+    incomplete = "" if table.complete else " <b>Incomplete:</b>"
+    return (
+        f'<div class="who-can-decrypt"><p><b>Who can decrypt each key</b> ({escape(table.source)})</p>'
+        f'<p class="small">{incomplete} {escape(table.note)}.</p>'
+        '<table class="findings"><colgroup><col style="width:34%"><col style="width:8%"><col style="width:10%">'
+        '<col style="width:48%"></colgroup><thead><tr><th>Key</th><th>Allowed</th><th>Conditional</th>'
+        f"<th>Principals (via)</th></tr></thead><tbody>{''.join(rows)}</tbody></table>{tail}</div>"
+    )
+
+
+def _control(a: ControlAssessment, decrypt_at: str | None = None) -> str:
+    """One control's section; ``decrypt_at``: the control that already shows the who-can-decrypt table."""
     c = a.control
     checks = ", ".join(f"<code>{escape(x)}</code>" for x in a.checks) or "none"
     parts = [
@@ -148,8 +196,21 @@ def _control(a: ControlAssessment) -> str:
         )
         more = f" and {len(a.passing) - len(shown)} more (see the JSON report)" if len(a.passing) > len(shown) else ""
         parts.append(f'<p><b>Passing ({len(a.passing)})</b></p><p class="small">{items}{more}</p>')
+    if a.who_can_decrypt is not None:
+        if decrypt_at is None:
+            parts.append(_decrypt_table(a.who_can_decrypt))
+        else:
+            parts.append(
+                f'<p><b>Who can decrypt each key</b>: see <a href="#control-{escape(decrypt_at)}">'
+                f"{escape(decrypt_at)}</a>.</p>"
+            )
     parts.append("</section>")
     return "".join(parts)
+
+
+def _controls(rep: FrameworkReport) -> str:
+    first = next((a.control.id for a in rep.controls if a.who_can_decrypt is not None), None)
+    return "".join(_control(a, None if a.control.id == first else first) for a in rep.controls)
 
 
 def _figure(caption: str, svg: str) -> str:
@@ -273,7 +334,7 @@ assessed. Controls not assessed are never counted as passing.</p>
 </div>
 {_usage_section(rep.trail_usage)}
 <h2>Evidence per control</h2>
-{"".join(_control(a) for a in rep.controls)}
+{_controls(rep)}
 <p class="small">Status rules: <b>not met</b> = a high or critical failure, or failures and nothing passing;
 <b>partly met</b> = medium or lower failures beside passing subjects, or unreadable subjects (ERROR) and no failure;
 <b>met</b> = passing (or muted, with the reason listed) and nothing failing or unreadable; <b>not assessed</b> = no

@@ -4,9 +4,17 @@ Key changes compared: the policy (by hash; when it changed, the policy engine's 
 access was gained and lost, and whether every administrator is locked out), rotation switched off, the key
 disabled or scheduled for deletion, a key created, a key gone.
 
+Effective access (``access_drift``): for every customer managed key in both scans, who can now or can no
+longer decrypt it or call kms:PutKeyPolicy, kms:ScheduleKeyDeletion or kms:CreateGrant on it, through the key
+policy, IAM, grants or role chains ("arn:...:role/X can now decrypt alias/k (arn) via key_policy+iam (...)").
+When it cannot be judged (a scan without the IAM inventory or without its snapshot), a changed key policy's item
+says so instead of "no access gained" and is alerted.
+
 ``alert`` marks the drift that is dangerous enough to alert on by itself: a policy change that gains access
-or locks administrators out, rotation disabled, deletion scheduled, a key disabled, a key gone. New failing
-findings are alerted through the de-duplicating alert state (see ``monitor.alerts``), not from here.
+or locks administrators out, a principal gaining access or losing its conditions, nobody left able to change
+the key policy, effective access that could not be judged where it may have changed, rotation disabled,
+deletion scheduled, a key disabled, a key gone. New failing findings are alerted through the de-duplicating
+alert state (see ``monitor.alerts``), not from here.
 """
 
 from __future__ import annotations
@@ -17,9 +25,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from kmsguard.model.finding import Status
+from kmsguard.store.access_drift import AccessDrift, access_drift
 from kmsguard.store.schema import FindingRow, KeyRow
 
 log = logging.getLogger(__name__)
@@ -30,7 +40,8 @@ MAX_POLICY_DIFFS = 50
 @dataclass
 class DriftItem:
     kind: str  # new_finding, resolved_finding, key_policy_changed, rotation_disabled, key_scheduled_for_deletion,
-    #            key_disabled, key_created, key_gone
+    #            key_disabled, key_created, key_gone; effective access (access_drift.py): access_gained,
+    #            access_unconditional, access_lost, access_conditional, access_lockout, access_not_judged, access_more
     severity: str
     account: str
     region: str
@@ -140,10 +151,19 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
                 alert=k.key_manager == "CUSTOMER",
             )
         )
-    for arn in sorted(old_keys.keys() & new_keys.keys()):
+    common = sorted(old_keys.keys() & new_keys.keys())
+    changed = {
+        arn
+        for arn in common
+        if old_keys[arn].policy_hash != new_keys[arn].policy_hash
+        and new_keys[arn].policy_hash is not None
+        and old_keys[arn].policy_hash is not None
+    }
+    access = _access(s, prev_id, new_id, key_arn, {arn: _name(new_keys[arn]) for arn in common}, changed)
+    for arn in common:
         o, n = old_keys[arn], new_keys[arn]
         where = (n.account, n.region, arn)
-        if o.policy_hash != n.policy_hash and n.policy_hash is not None and o.policy_hash is not None:
+        if arn in changed:
             detail: dict[str, Any] = {}
             gained = False
             lockout = False
@@ -154,6 +174,14 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
                 detail = {"note": f"more than {MAX_POLICY_DIFFS} policies changed; access diff skipped"}
             sev = "critical" if lockout else "high" if gained else "low"
             what = "locks every administrator out" if lockout else "gains access" if gained else "no access gained"
+            unjudged = access.not_judged.get(arn)
+            if unjudged is not None:
+                # The key policy alone cannot say nobody gained access: IAM, grants and role chains are not in it.
+                what = (what if gained or lockout else "no access gained in the key policy") + (
+                    f"; who can decrypt it through IAM, grants or role chains could not be judged: {unjudged}"
+                )
+                sev = sev if gained or lockout else "medium"
+                detail = {**detail, "effective_access": {"judged": False, "reason": unjudged}}
             items.append(
                 DriftItem(
                     "key_policy_changed",
@@ -161,7 +189,7 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
                     *where,
                     f"key policy of {_name(n)} changed: {what}",
                     detail,
-                    alert=gained or lockout or diffs > MAX_POLICY_DIFFS,
+                    alert=gained or lockout or diffs > MAX_POLICY_DIFFS or unjudged is not None,
                 )
             )
         if o.rotation_enabled is True and n.rotation_enabled is False:
@@ -185,7 +213,25 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
             items.append(
                 DriftItem("key_disabled", "high", *where, f"key {_name(n)} disabled", {"was": o.key_state}, alert=True)
             )
+    items += [
+        DriftItem(i.kind, i.severity, i.account, i.region, i.resource_arn, i.summary, i.detail, alert=i.alert)
+        for i in access.items
+    ]
     return items
+
+
+def _access(
+    s: Session, prev_id: int, new_id: int, key_arn: str | None, names: dict[str, str], changed: set[str]
+) -> AccessDrift:
+    """Effective-access drift; a failure of the comparison as a whole is logged and reported on the keys whose
+    policy changed (their items then say it could not be judged), never stops the cycle."""
+    try:
+        return access_drift(s, prev_id, new_id, key_arn, names, changed)
+    except SQLAlchemyError:
+        raise  # the database: the monitor retries the whole transaction
+    except Exception as e:
+        log.warning("effective-access drift failed: %s", e)
+        return AccessDrift(not_judged={arn: f"the comparison failed: {e}" for arn in changed})
 
 
 def _policy_diff(s: Session, prev_id: int, new_id: int, arn: str, account: str) -> tuple[dict[str, Any], bool, bool]:

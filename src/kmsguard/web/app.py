@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
+from kmsguard.model.snapshot import Key
 from kmsguard.store.db import Store
 from kmsguard.store.mutes import MuteError, add_mute, end_mute, mutes_for
 from kmsguard.store.queries import (
@@ -38,6 +39,7 @@ from kmsguard.store.queries import (
     trend,
 )
 from kmsguard.store.schema import FindingRow, KeyRow, ScanRow
+from kmsguard.web.access_view import AccessCache, key_access_view, key_fingerprint, principal_view
 from kmsguard.web.auth import COOKIE, Auth, form
 from kmsguard.web.charts import TrendPoint, trend_svg
 from kmsguard.web.keyview import key_view
@@ -53,7 +55,11 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
     auth = Auth(token)
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters["q"] = lambda v: quote(str(v), safe=":/")
+    env.filters["qarg"] = lambda v: quote(str(v), safe="")  # a query-string value
     env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M") if d else ""
+    # Effective access: the Estate and evaluator of the last few full scans' snapshots (web/access_view.py).
+    access = AccessCache(store)
+    app.state.access = access
 
     def render(request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
         ctx.update(request=request, csrf=auth.csrf(), login=auth.token is not None, page_name=name)
@@ -62,7 +68,9 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
     @app.middleware("http")
     async def require_login(request: Request, call_next: Any) -> Response:
         if request.url.path != "/login" and not auth.ok(request):
-            return RedirectResponse("/login?" + urlencode({"next": str(request.url.path)}), status_code=303)
+            # The query too: /principal?arn=... is the page, not /principal.
+            here = request.url.path + ("?" + request.url.query if request.url.query else "")
+            return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
         response: Response = await call_next(request)
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -154,7 +162,9 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
             history = finding_history(s, arn)
             drift = key_drift(s, arn)
             stored = trail_usage(s, scan.id)
-        view = key_view(row, stored)
+            key = Key.model_validate_json(row.data)
+            effective = key_access_view(access, s, scan, key, key_fingerprint(row.data))
+        view = key_view(row, stored, effective)
         return render(
             request,
             "key.html",
@@ -167,6 +177,22 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
             drift=drift,
             back=request.headers.get("referer"),
         )
+
+    @app.get("/principal", response_class=HTMLResponse)
+    def principal_page(request: Request, arn: str = "") -> HTMLResponse:
+        """The keys one principal can decrypt or administer (effective access), by a query parameter: an
+        IAM path may hold "/../", which a browser would fold out of a URL path."""
+        arn = arn.strip()
+        with store.session() as s:
+            scan = latest(s)
+            if scan is None:
+                return render(request, "empty.html")
+            if not arn:
+                return render(request, "principal.html", scan=scan, view=None)
+            view = principal_view(access, s, scan, arn)
+        if not view.known:
+            return render(request, "notfound.html", status_code=404, what=f"principal {arn}")
+        return render(request, "principal.html", scan=scan, view=view)
 
     @app.get("/findings", response_class=HTMLResponse)
     def findings(

@@ -1,6 +1,8 @@
 """What the key page shows about one key: metadata, its policy statement by statement with the risky ones
 marked (the reasons come from the policy engine's analysis, never re-derived here), who can decrypt and
-who can administer it, and its CloudTrail usage from the latest stored usage summary (web/usage.py)."""
+who can administer it — effective access from the scan's snapshot (web/access_view.py), with the principals
+the key policy alone names only as a fallback when effective access cannot be computed — and its CloudTrail
+usage from the latest stored usage summary (web/usage.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from kmsguard.model.snapshot import Key
 from kmsguard.store.queries import StoredUsage
 from kmsguard.store.schema import KeyRow
+from kmsguard.web.access_view import ENGINE_LOCK, KeyAccessView
 from kmsguard.web.usage import KeyUsageView, key_usage
 
 
@@ -26,15 +29,18 @@ class StatementView:
 class KeyView:
     key: Key
     statements: list[StatementView]
-    decrypt: list[str]
-    administer: list[str]
+    # The principals the key policy alone names (policy.analyze): not who can decrypt or administer; the
+    # page shows them only when effective access cannot be computed, and says what they are.
+    policy_decrypt: list[str]
+    policy_administer: list[str]
     analysis_error: str | None
     public: bool
     external: list[str]
     usage: KeyUsageView | None  # None: no trail data
+    access: KeyAccessView | None = None  # None: not asked for
 
 
-def key_view(row: KeyRow, stored_usage: StoredUsage | None = None) -> KeyView:
+def key_view(row: KeyRow, stored_usage: StoredUsage | None = None, access: KeyAccessView | None = None) -> KeyView:
     key = Key.model_validate_json(row.data)
     statements: list[StatementView] = []
     decrypt: list[str] = []
@@ -47,7 +53,8 @@ def key_view(row: KeyRow, stored_usage: StoredUsage | None = None) -> KeyView:
         try:
             from kmsguard.policy.analyze import analyze_key_policy_cached
 
-            a = analyze_key_policy_cached(key.policy, key.account, (), (), key.key_spec, key.key_usage)
+            with ENGINE_LOCK:  # the analysis may ask z3, whose global context is not thread-safe
+                a = analyze_key_policy_cached(key.policy, key.account, (), (), key.key_spec, key.key_usage)
         except Exception as e:  # a policy the engine cannot read is shown as is, with the reason
             error = f"{type(e).__name__}: {e}"
         else:
@@ -65,7 +72,7 @@ def key_view(row: KeyRow, stored_usage: StoredUsage | None = None) -> KeyView:
             decrypt = _who(a.who_can.get("kms:Decrypt", []))
             administer = sorted(set(a.admins) | set(_who(a.who_can.get("kms:PutKeyPolicy", []))))
     usage = key_usage(stored_usage, key)
-    return KeyView(key, statements, decrypt, administer, error, public, external, usage)
+    return KeyView(key, statements, decrypt, administer, error, public, external, usage, access)
 
 
 def _statements(policy: str) -> list[dict[str, Any]]:
