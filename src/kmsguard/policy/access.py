@@ -401,6 +401,7 @@ class AccessEvaluator:
         self.estate = estate
         self._reach_cache: dict[tuple[Formula, str], tuple[str, str]] = {}
         self._group_cache: dict[tuple[object, ...], PrincipalAccess | None] = {}
+        self._assume_capable: dict[tuple[int, ...], bool] = {}
         self._chain_cache: dict[tuple[object, ...], list[tuple[tuple[str, ...], PrincipalAccess]]] = {}
         self._assume_cache: dict[str, list[tuple[str, _Outcome]]] = {}
 
@@ -746,10 +747,7 @@ class AccessEvaluator:
         out: list[tuple[str, _Outcome]] = []
         if role.trust is not None:
             target = _Target(role.arn, role.account, role.trust, rcp_exempt=self._management(role.account))
-            for subject in self.estate.subjects.values():
-                # The root user cannot call AssumeRole (STS API reference: AssumeRole).
-                if subject.arn == role.arn or subject.kind == "root":
-                    continue
+            for subject in self._assume_candidates(role):
                 o = self.outcome(subject, ASSUME_ROLE, target)
                 if o.formula != FALSE:
                     out.append((subject.arn, o))
@@ -759,6 +757,48 @@ class AccessEvaluator:
                     out.append((agg.label, o))
         self._assume_cache[role.arn] = out
         return out
+
+    def _assume_candidates(self, role: Subject) -> list[Subject]:
+        """The principals the trust policy can let in: those it names, and, where it names an account's
+        root, that account's principals with some identity Allow for sts:AssumeRole (others cannot pass);
+        everyone when it names "*" or uses NotPrincipal. The root user cannot call AssumeRole (STS API
+        reference: AssumeRole)."""
+        trust = role.trust
+        if trust is None:
+            return []
+        everyone = False
+        tokens: set[str] = set()
+        for st in trust.statements:
+            if st.not_principals is not None or any(p.is_wildcard for p in st.principals or ()):
+                everyone = True
+            for p in st.principals or ():
+                tok = principal_token(p)
+                if tok is not None:
+                    tokens.add(tok)
+        out = []
+        for subject in self.estate.subjects.values():
+            if subject.arn == role.arn or subject.kind == "root":
+                continue
+            info = principal_info(subject.arn)
+            if (
+                everyone
+                or not info.direct_tokens.isdisjoint(tokens)
+                or (f"acct:{subject.account}" in tokens and self._may_assume(subject))
+            ):
+                out.append(subject)
+        return out
+
+    def _may_assume(self, subject: Subject) -> bool:
+        """Does any identity policy of the subject have an Allow whose actions cover sts:AssumeRole?"""
+        key = tuple(id(p) for _, p in subject.policies)
+        hit = self._assume_capable.get(key)
+        if hit is None:
+            hit = self._assume_capable[key] = any(
+                not cst.deny and cst.action(ASSUME_ROLE)
+                for _, pol in subject.policies
+                for cst in compile_policy(pol).statements
+            )
+        return hit
 
     def _trust_aggregates(self, role: Subject) -> list[Subject]:
         out: list[Subject] = []
