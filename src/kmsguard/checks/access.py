@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
-from typing import Any
 
 from kmsguard.checks.registry import Result, check, key_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
 from kmsguard.model.snapshot import Key, Snapshot
-from kmsguard.policy.access import AccessEvaluator, KeyAccess, PrincipalAccess
+from kmsguard.policy.access import AccessEvaluator, KeyAccess
 from kmsguard.policy.estate import build_estate
 
 DECRYPT, PUT_POLICY, CREATE_GRANT = "kms:Decrypt", "kms:PutKeyPolicy", "kms:CreateGrant"
@@ -59,10 +58,6 @@ def _keys(snapshot: Snapshot) -> Iterator[tuple[Key, KeyAccess | None, Result | 
             yield key, None, key_result(key, Status.ERROR, f"effective access not judged: {got}", {"error": got})
         else:
             yield key, got, None
-
-
-def _evidence(p: PrincipalAccess) -> dict[str, Any]:
-    return p.to_dict()
 
 
 def _named_users(access: KeyAccess) -> set[str]:
@@ -109,7 +104,7 @@ def key_decrypt_via_broad_iam(snapshot: Snapshot, config: ScanConfig) -> Iterato
             key,
             Status.FAIL,
             f"{len(via_iam)} principal(s) can decrypt through IAM alone: {who}",
-            {"principals": [_evidence(p) for p in via_iam]},
+            {"principals": [p.to_dict() for p in via_iam]},
         )
 
 
@@ -151,7 +146,7 @@ def key_decryptable_by_unintended(snapshot: Snapshot, config: ScanConfig) -> Ite
             key,
             Status.FAIL,
             f"{len(outside)} principal(s) outside {rule}'s allowed set can decrypt: {who}",
-            {"rule": rule, "allowed": allowed, "principals": [_evidence(p) for p in outside]},
+            {"rule": rule, "allowed": allowed, "principals": [p.to_dict() for p in outside]},
         )
 
 
@@ -222,5 +217,5 @@ def role_chain_to_decrypt(snapshot: Snapshot, config: ScanConfig) -> Iterator[Re
             key,
             Status.FAIL,
             f"{len(chained)} principal(s) decrypt through role chains: {who}",
-            {"principals": [_evidence(p) for p in chained]},
+            {"principals": [p.to_dict() for p in chained]},
         )

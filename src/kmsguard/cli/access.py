@@ -10,7 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kmsguard.cli.common import aws_options, collect_live, fail, snapshot_file, split_csv, write_output
+from kmsguard.cli.common import (
+    BarProgress,
+    aws_options,
+    collect_live,
+    fail,
+    progress_bar,
+    snapshot_file,
+    split_csv,
+    write_output,
+)
 from kmsguard.model.snapshot import Key, Snapshot
 from kmsguard.policy.access import DEFAULT_ACTIONS, AccessEvaluator, KeyAccess, canonical
 from kmsguard.policy.actions import KMS_ACTIONS
@@ -130,20 +139,28 @@ def principal(
     estate = build_estate(snapshot)
     if principal_arn not in estate.subjects:
         fail(f"unknown principal {principal_arn!r}: not an IAM user, role or account root of the scanned accounts")
-    doc = principal_access(AccessEvaluator(estate), principal_arn, snapshot.all_keys(), actions)
+    with progress_bar(not quiet) as bar:
+        doc = principal_access(AccessEvaluator(estate), principal_arn, snapshot.all_keys(), actions, bar)
     if fmt == "json":
         write_output(json.dumps(doc, indent=2), output)
         return
     _print_principal(doc, output)
 
 
-def principal_access(ev: AccessEvaluator, arn: str, keys: list[Key], actions: list[str]) -> dict[str, Any]:
-    """The ``principal`` JSON: for each action, the keys ``arn`` can use and how."""
+def principal_access(
+    ev: AccessEvaluator, arn: str, keys: list[Key], actions: list[str], progress: BarProgress | None = None
+) -> dict[str, Any]:
+    """The ``principal`` JSON: for each action, the keys ``arn`` can use and how (every key is judged: a
+    progress bar on a terminal says how far)."""
+    if progress is not None:
+        progress.add_total("keys", len(keys))
     per_action: dict[str, list[dict[str, Any]]] = {a: [] for a in actions}
     assumptions: list[str] = []
     for key in keys:
         access = ev.who_can(key, actions)
         assumptions = access.assumptions
+        if progress is not None:
+            progress.advance("keys")
         for a in actions:
             hit = access.principals(a).get(arn)
             if hit is not None:

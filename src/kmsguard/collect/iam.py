@@ -166,21 +166,14 @@ def kms_policies(inv: IamInventory) -> list[IamPolicy]:
     IAM checks' view). AWS managed policies are included: AdministratorAccess grants kms:* like any other."""
     out: list[IamPolicy] = []
     attached: dict[str, list[str]] = {}
-    for p in inv.principals:
-        for arn in p.managed_policies:
-            attached.setdefault(arn, []).append(p.arn)
-        for name, doc in p.inline_policies.items():
+    holders: list[IamPrincipal | IamGroup] = [*inv.principals, *inv.groups]
+    for h in holders:
+        for arn in h.managed_policies:
+            attached.setdefault(arn, []).append(h.arn)
+        for name, doc in h.inline_policies.items():
             if mentions_kms(json.loads(doc)):
                 out.append(
-                    IamPolicy(arn=f"{p.arn}/inline/{name}", name=name, kind="inline", document=doc, attached_to=[p.arn])
-                )
-    for g in inv.groups:
-        for arn in g.managed_policies:
-            attached.setdefault(arn, []).append(g.arn)
-        for name, doc in g.inline_policies.items():
-            if mentions_kms(json.loads(doc)):
-                out.append(
-                    IamPolicy(arn=f"{g.arn}/inline/{name}", name=name, kind="inline", document=doc, attached_to=[g.arn])
+                    IamPolicy(arn=f"{h.arn}/inline/{name}", name=name, kind="inline", document=doc, attached_to=[h.arn])
                 )
     for pol in inv.policies:
         if pol.document is not None and mentions_kms(json.loads(pol.document)):

@@ -692,9 +692,8 @@ class AccessEvaluator:
         self, subject: Subject, action: str, target: _Target, *, iam_known: bool = True
     ) -> PrincipalAccess | None:
         out = self.outcome(subject, action, target, iam_known=iam_known)
-        decision, note = self.decide(
-            out.formula, subject.arn if subject.kind != "aggregate" else _probe(subject), target.account
-        )
+        # An aggregate is judged as the one principal that represents it (its arn).
+        decision, note = self.decide(out.formula, subject.arn, target.account)
         if decision is None:
             return None
         paths = tuple(p for p, f in out.paths if f != FALSE)
@@ -871,10 +870,6 @@ class Aggregate(Subject):
             ("unreadable", ()),
         ):
             object.__setattr__(self, name, default)
-
-
-def _probe(subject: Subject) -> str:
-    return subject.arn
 
 
 def _probe_of(estate: Estate, who: str) -> str:

@@ -44,10 +44,6 @@ class Subject:
     unreadable: tuple[str, ...] = ()
     label: str = ""  # how an aggregate (access.Aggregate) is written in answers; empty for an IAM principal
 
-    @property
-    def short(self) -> str:
-        return self.arn.split(":", 5)[5]
-
 
 @dataclass
 class Estate:
@@ -55,8 +51,6 @@ class Estate:
     scanned_accounts: frozenset[str] = frozenset()
     organization: Organization | None = None
     keys: dict[str, Key] = field(default_factory=dict)
-    # Aliases ("alias/x") and key ids -> key ARNs, for the CLI.
-    key_names: dict[str, list[str]] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
     _scp_cache: dict[str, tuple[tuple[Labelled, ...], ...] | None] = field(default_factory=dict)
     _rcp_cache: dict[str, tuple[tuple[Labelled, ...], ...] | None] = field(default_factory=dict)
@@ -118,8 +112,6 @@ def build_estate(snapshot: Snapshot) -> Estate:
         for region in acct.regions:
             for key in region.keys:
                 estate.keys[key.arn] = key
-                for name in [key.key_id, *key.aliases, f"{key.region}:{key.key_id}"]:
-                    estate.key_names.setdefault(name, []).append(key.arn)
         root = f"arn:{acct.partition}:iam::{acct.account_id}:root"
         estate.subjects[root] = Subject(root, "root", acct.account_id)
         if acct.iam is None:
