@@ -324,7 +324,7 @@ def _decode_file(data: bytes, name: str, st: FileStats, cols: decode.Columns) ->
 def _file_error(e: BaseException) -> str:
     text = str(e) or type(e).__name__
     if isinstance(e, EOFError) or "end-of-stream" in text or "truncated" in text.lower():
-        return f"truncated gzip ({text})"
+        return decode.truncated_gzip(0, text)  # inflated whole before any record was read
     if isinstance(e, OSError) and e.strerror:
         return f"cannot read: {e.strerror}"
     return f"corrupt or unreadable ({text})"

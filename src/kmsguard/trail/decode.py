@@ -738,7 +738,12 @@ def _exact_into(
         error = e
     rows.add(pending)
     if error is not None:
-        stats.error = f"truncated or corrupt gzip after {stats.records} records ({error})"
+        stats.error = truncated_gzip(stats.records, error)
+
+
+def truncated_gzip(records: int, error: BaseException | str) -> str:
+    """The one wording of a gzip file that ends early or is corrupt, whichever path inflated it."""
+    return f"truncated or corrupt gzip after {records} records ({error})"
 
 
 def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
