@@ -2,6 +2,7 @@
 
     python bench/bench_access.py --principals 5000 --keys 2000 --policies 200
     python bench/bench_access.py --principals 500 --keys 100 --policies 200      # quick
+    python bench/bench_access.py --principals 5000 --keys 2000 --grants 1        # a grant of its own per key
 
 The estate: users and roles in two accounts, each holding 1-3 of ``--policies`` distinct customer managed
 identity policies (some allow kms:* or kms:Decrypt on "*", some on named keys, some s3 only, some deny),
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 
 from kmsguard.model.snapshot import (
     AccountSnapshot,
+    Grant,
     IamInventory,
     IamPrincipal,
     Key,
@@ -32,7 +34,7 @@ from kmsguard.model.snapshot import (
 from kmsguard.policy.access import DEFAULT_ACTIONS, AccessEvaluator
 from kmsguard.policy.estate import build_estate
 from kmsguard.policy.evaluate import evaluate
-from kmsguard.policy.normalize import parse_and_normalize, request
+from kmsguard.policy.normalize import parse_and_normalize, request, with_implicit_context
 
 A, B = "111122223333", "444455556666"
 
@@ -42,7 +44,7 @@ def doc(*statements: dict[str, object]) -> str:
 
 
 def estate(
-    n_principals: int, n_keys: int, n_policies: int, n_profiles: int, seed: int = 7
+    n_principals: int, n_keys: int, n_policies: int, n_profiles: int, seed: int = 7, grants: int = 0
 ) -> tuple[Snapshot, list[Key]]:
     rng = random.Random(seed)
     keys = [f"arn:aws:kms:us-east-1:{A}:key/{i:08d}-0000-0000-0000-000000000000" for i in range(n_keys)]
@@ -90,6 +92,7 @@ def estate(
                 trust_policy=trust,
             )
         )
+    roles = [p.arn for p in by_account[A] if p.kind == "role"]
     key_policies = [
         doc(
             {
@@ -142,6 +145,16 @@ def estate(
             region="us-east-1",
             key_manager="CUSTOMER",
             policy=key_policies[i % len(key_policies)],
+            # As AWS services leave them (an EBS volume attached, an RDS instance): a grant of its own per key.
+            grants=[
+                Grant(
+                    grant_id=f"{i:08d}{g:056d}",
+                    grantee_principal=rng.choice(roles),
+                    operations=["Decrypt", "GenerateDataKey", "CreateGrant"],
+                    constraints={"EncryptionContextSubset": {"aws:ebs:id": f"vol-{i:08d}{g}"}},
+                )
+                for g in range(grants)
+            ],
         )
         for i, k in enumerate(keys)
     ]
@@ -170,7 +183,8 @@ def brute_force_per_call(snapshot: Snapshot, keys: list[Key], samples: int, seed
     start = time.perf_counter()
     for p, k, action in cases:
         iam = [managed[a] for a in p.managed_policies]
-        evaluate(key_pols[k.arn], request(p.arn, action, k.arn), iam_policies=iam, key_account=A)
+        req = with_implicit_context(request(p.arn, action, k.arn))  # kms:CallerAccount etc., as AWS sets them
+        evaluate(key_pols[k.arn], req, iam_policies=iam, key_account=A)
     return (time.perf_counter() - start) / samples
 
 
@@ -181,8 +195,9 @@ def main() -> None:
     ap.add_argument("--policies", type=int, default=200)
     ap.add_argument("--profiles", type=int, default=400, help="distinct policy sets the principals draw from")
     ap.add_argument("--samples", type=int, default=20000)
+    ap.add_argument("--grants", type=int, default=0, help="grants of its own on every key (to a random role)")
     args = ap.parse_args()
-    snapshot, keys = estate(args.principals, args.keys, args.policies, args.profiles)
+    snapshot, keys = estate(args.principals, args.keys, args.policies, args.profiles, grants=args.grants)
     n_principals = sum(len(a.iam.principals) for a in snapshot.accounts if a.iam)
     per_call = brute_force_per_call(snapshot, keys, args.samples)
     cells = n_principals * len(keys) * len(DEFAULT_ACTIONS)

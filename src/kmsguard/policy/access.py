@@ -33,9 +33,17 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from kmsguard.model.snapshot import Grant, Key
+from kmsguard.policy.access_classes import (
+    Matches,
+    PrincipalGroup,
+    SpecificIndex,
+    principal_groups,
+    reads_principal,
+    resource_specific,
+)
 from kmsguard.policy.analyze import condition_dict
 from kmsguard.policy.estate import Estate, Labelled, Subject, parsed
 from kmsguard.policy.evaluate import (
@@ -61,6 +69,7 @@ DEFAULT_ACTIONS: tuple[str, ...] = (
     "kms:ScheduleKeyDeletion",
 )
 MAX_CHAIN = 5
+_KEY_CACHE_MAX = 512  # whole answers kept for keys of a shared class
 ASSUME_ROLE = "sts:assumerole"
 
 NOT_MODELLED: tuple[str, ...] = (
@@ -309,66 +318,6 @@ def _levels(
 
 
 @dataclass(frozen=True)
-class _Group:
-    sig: tuple[object, ...]
-    members: tuple[str, ...]
-    roles: frozenset[str]  # members that are roles others may assume
-    # Statements in the members' policies whose Resource names particular keys: (index, compiled statement).
-    specific: tuple[tuple[int, Any], ...]
-
-
-_PRINCIPAL_KEYS = frozenset({"aws:principalarn", "aws:username", "aws:userid", "aws:sourceidentity"})
-
-
-def _reads_principal(policy: Policy) -> bool:
-    """Does the policy decide on which principal asks (beyond account, organisation and tags)?"""
-    for st in policy.statements:
-        if any("${" in r for r in (*(st.resources or ()), *(st.not_resources or ()))):
-            return True
-        for c in st.conditions:
-            if c.key in _PRINCIPAL_KEYS or any("${" in v for v in c.values):
-                return True
-    return False
-
-
-def _resource_specific(policy: Policy) -> bool:
-    return any(not cst.res_all for cst in compile_policy(policy).statements)
-
-
-def _layers(subject: Subject, estate: Estate) -> list[Policy]:
-    pols = [p for _, p in subject.policies]
-    if subject.boundary is not None:
-        pols.append(subject.boundary[1])
-    for level in estate.scp_levels(subject.account) or ():
-        pols += [p for _, p in level]
-    return pols
-
-
-def _signature(subject: Subject, estate: Estate) -> tuple[object, ...]:
-    """Everything a principal's answer depends on when the key does not name it."""
-    reads_arn = subject.kind == "root" or any(_reads_principal(p) for p in _layers(subject, estate))
-    return (
-        subject.arn if reads_arn else None,
-        subject.kind,
-        subject.account,
-        tuple((label, id(p)) for label, p in subject.policies),
-        (subject.boundary[0], id(subject.boundary[1])) if subject.boundary else None,
-        subject.tags,
-        subject.service_linked,
-        subject.unreadable,
-    )
-
-
-def _specific_statements(subject: Subject, estate: Estate) -> tuple[tuple[int, Any], ...]:
-    out = []
-    for n, pol in enumerate(_layers(subject, estate)):
-        for cst in compile_policy(pol).statements:
-            if not cst.res_all:
-                out.append((n * 10000 + cst.index, cst))
-    return tuple(out)
-
-
-@dataclass(frozen=True)
 class _Target:
     """The resource side of a request: a key (with its policy and grants) or a role (its trust policy)."""
 
@@ -378,14 +327,90 @@ class _Target:
     grants: tuple[Grant, ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
     rcp_exempt: bool = False
+    arn_matters: bool = False  # the key policy or an RCP names particular keys: the key is a class of its own
+
+    @cached_property
+    def group_cls(self) -> tuple[object, ...]:
+        """What the answer to a principal the key does not name depends on, besides the statements of the
+        principal's own policies that name the key (``SpecificIndex``). Grants matter only when granted to
+        an account's root: any other grantee is named, and judged on its own."""
+        to_accounts = tuple(
+            (g.grant_id, g.name, g.grantee_principal, tuple(g.operations), repr(g.constraints))
+            for g in self.grants
+            if g.grantee_principal.endswith(":root")
+        )
+        specific = self.arn if self.arn_matters else None
+        return (
+            id(self.policy),
+            self.account,
+            self.tags,
+            self.rcp_exempt,
+            to_accounts,
+            specific,
+            self.arn.split(":")[2],
+        )
+
+    @cached_property
+    def for_groups(self) -> _Target:
+        """The key as a principal it does not name sees it: only grants to accounts can apply. The group's
+        answer is judged on this, so that a member some grant names cannot pass its grant to the group."""
+        return replace(self, grants=tuple(g for g in self.grants if g.grantee_principal.endswith(":root")))
 
     @cached_property
     def cls(self) -> tuple[object, ...]:
-        """What a principal's answer depends on besides the key's ARN (which ``_Group.specific`` covers): keys
-        of one class give the same answer to every principal the key does not name."""
-        specific = self.arn if self.policy is not None and _resource_specific(self.policy) else None
-        grants = tuple((g.grantee_principal, tuple(g.operations), repr(g.constraints)) for g in self.grants)
-        return (id(self.policy), self.account, self.tags, self.rcp_exempt, grants, specific, self.arn.split(":")[2])
+        """What every answer for the key depends on (with ``SpecificIndex.matches``): keys equal in this
+        share one whole answer. Grant ids are part of it because the answer cites them."""
+        grants = tuple((g.grant_id, g.name, g.grantee_principal, tuple(g.operations), repr(g.constraints))
+                       for g in self.grants)  # fmt: skip
+        return (*self.group_cls, grants)
+
+
+# (the principals that share an answer, the answer)
+Entry = tuple[tuple[str, ...], "PrincipalAccess"]
+
+
+@dataclass(frozen=True)
+class _Split:
+    """How the principals are judged for keys of one key policy: per group, the members judged as the group
+    (those the policy does not name); the named ones one by one, as (group index, ARN)."""
+
+    members: tuple[tuple[str, ...], ...]
+    individuals: tuple[tuple[int, str], ...]
+    named: frozenset[str]
+    key: int  # the policy's id: what the split depends on
+
+
+@dataclass(frozen=True)
+class _Part:
+    """The groups' answers for one key class and action, the roles among them and the chains they start."""
+
+    found: tuple[Entry, ...]
+    positions: dict[int, int]  # group index -> its entry in ``found``
+    principals: frozenset[str]  # every member in ``found``: found directly, so never through a chain
+    holders: frozenset[str]  # the roles among them that others may assume
+    chains: tuple[Entry, ...]
+
+
+def _merge(base: tuple[Entry, ...], more: tuple[Entry, ...]) -> tuple[Entry, ...]:
+    """Chains from two sets of starting roles: per principal the shorter (the first set's on a tie)."""
+    out = {e[0][0]: e for e in base}
+    for e in more:
+        have = out.get(e[0][0])
+        if have is None or len(e[1].paths[0].chain) < len(have[1].paths[0].chain):
+            out[e[0][0]] = e
+    return tuple(out[who] for who in sorted(out))
+
+
+def _without(part: _Part, gone: frozenset[str], group_of: dict[str, int]) -> list[Entry]:
+    """The part's entries with the ``gone`` principals taken out of their groups."""
+    found: list[Entry | None] = list(part.found)
+    for gi in {group_of[arn] for arn in gone}:
+        pos = part.positions.get(gi)
+        entry = found[pos] if pos is not None else None
+        if pos is not None and entry is not None:
+            members = tuple(m for m in entry[0] if m not in gone)
+            found[pos] = (members, entry[1]) if members else None
+    return [e for e in found if e is not None]
 
 
 @dataclass(frozen=True)
@@ -402,8 +427,15 @@ class AccessEvaluator:
         self._reach_cache: dict[tuple[Formula, str], tuple[str, str]] = {}
         self._group_cache: dict[tuple[object, ...], PrincipalAccess | None] = {}
         self._assume_capable: dict[tuple[int, ...], bool] = {}
-        self._chain_cache: dict[tuple[object, ...], list[tuple[tuple[str, ...], PrincipalAccess]]] = {}
+        self._chain_cache: dict[tuple[object, ...], tuple[Entry, ...]] = {}
         self._assume_cache: dict[str, list[tuple[str, _Outcome]]] = {}
+        self._individual_cache: dict[tuple[object, ...], PrincipalAccess | None] = {}
+        self._aggregate_cache: dict[tuple[object, ...], PrincipalAccess | None] = {}
+        self._key_cache: dict[tuple[object, ...], dict[str, list[Entry]]] = {}
+        self._part_cache: dict[tuple[object, ...], _Part] = {}
+        self._policy_split: dict[int, _Split] = {}
+        self._policies: dict[str, Policy] = {}
+        self._infos: dict[str, PrincipalInfo] = {}
 
     # -- one principal, one target ---------------------------------------------------------------
 
@@ -460,7 +492,7 @@ class AccessEvaluator:
     def outcome(self, subject: Subject, action: str, target: _Target, *, iam_known: bool = True) -> _Outcome:
         """The formula under which ``subject`` may perform ``action`` on ``target``, and the paths."""
         action = action.lower()
-        info = principal_info(subject.arn)
+        info = self._info(subject.arn)
         known = self._known(subject, info, target, self._principal_org(subject))
         same = subject.account == target.account
         is_root = subject.kind == "root"
@@ -539,7 +571,7 @@ class AccessEvaluator:
         for g in target.grants:
             if op not in {o.lower() for o in g.operations}:
                 continue
-            grantee = principal_info(g.grantee_principal)
+            grantee = self._info(g.grantee_principal)
             # Constraints bind only operations that take an encryption context (API_GrantConstraints).
             constraints = _grant_conditions(g) if op in _CONTEXT_OPERATIONS else ()
             label = f"grant {g.grant_id[:12]}" + (f" ({g.name})" if g.name else "")
@@ -566,17 +598,22 @@ class AccessEvaluator:
             return None, ""
         # The formula holds only request conditions (who the principal is was decided before), so one
         # answer serves every principal with the same formula.
-        key = (formula, account)
+        canonical_formula = _canonical(formula)
+        key = (canonical_formula, account)
         hit = self._reach_cache.get(key)
         if hit is None:
-            hit = self._reach_cache[key] = reach(formula, principal, account)
+            hit = self._reach_cache[key] = reach(canonical_formula, principal, account)
         verdict, note = hit
         return ({"always": "allowed", "sometimes": "conditional"}.get(verdict), note)  # type: ignore[return-value]
 
     # -- keys -------------------------------------------------------------------------------------
 
     def target(self, key: Key) -> _Target:
-        policy = parsed(key.policy, "key") if key.policy else None
+        policy = self._policy(key.policy) if key.policy else None
+        rcps = self.estate.rcp_levels(key.account) or ()
+        arn_matters = (policy is not None and resource_specific(policy)) or any(
+            resource_specific(p) for level in rcps for _, p in level
+        )
         return _Target(
             key.arn,
             key.account,
@@ -584,108 +621,238 @@ class AccessEvaluator:
             tuple(key.grants),
             tuple(sorted(key.tags.items())),
             rcp_exempt=key.is_aws_managed or self._management(key.account),
+            arn_matters=arn_matters,
         )
+
+    def _policy(self, text: str) -> Policy:
+        """One Policy object per distinct key policy for the evaluator's life: caches key on its id."""
+        hit = self._policies.get(text)
+        if hit is None:
+            hit = self._policies[text] = parsed(text, "key")
+        return hit
+
+    def _info(self, arn: str) -> PrincipalInfo:
+        hit = self._infos.get(arn)
+        if hit is None:
+            hit = self._infos[arn] = principal_info(arn)
+        return hit
 
     def _management(self, account: str) -> bool:
         org = self.estate.organization
         return org is not None and org.management_account == account
 
     def who_can(self, key: Key, actions: Sequence[str] = DEFAULT_ACTIONS) -> KeyAccess:
+        """Every principal's answer for ``key``. Keys of one class (same policy, grants, tags, account, and
+        the same statements naming them) share one answer, computed once."""
         target = self.target(key)
         assumptions = list(NOT_MODELLED) + self.estate.assumptions
         if key.policy is None:
             assumptions.append(f"{key.arn}: the key policy could not be read; only grants are considered")
-        named = self._named(target)
-        aggregates = self._aggregates(key, target)
-        entries: dict[str, list[tuple[tuple[str, ...], PrincipalAccess]]] = {}
-        for action in actions:
-            found: list[tuple[tuple[str, ...], PrincipalAccess]] = []
-            roles: list[tuple[object, ...]] = []  # what the role chains depend on
-            for group in self.groups:
-                members = group.members if named is not None else ()
-                if named:
-                    members = tuple(m for m in members if m not in named)
-                individuals = [m for m in group.members if m not in members]
-                if members:
-                    # Judged as one of the members it stands for (not one the key names).
-                    answer = self._group_answer(group, self.estate.subjects[members[0]], action, target)
-                    if answer is not None:
-                        found.append((members, answer))
-                        if group.roles:
-                            roles.append((group.sig, answer.decision, answer.paths))
-                for arn in individuals:
-                    pa = self._answer(self.estate.subjects[arn], action, target)
-                    if pa is not None:
-                        found.append(((arn,), pa))
-                        if arn in group.roles:
-                            roles.append((arn, pa.decision, pa.paths))
-            for subject in aggregates:
-                pa = self._answer(subject, action, target, iam_known=False)
-                if pa is not None:
-                    found.append(((pa.principal,), pa))
-            found += self._chains_cached(action, target, found, tuple(roles))
-            entries[canonical(action)] = found
+        matches = self._specific.matches(key.arn)
+        cache_key = (target.cls, tuple(actions), tuple(sorted(matches.items())))
+        entries = self._key_cache.get(cache_key)
+        if entries is None:
+            entries = self._judge_key(key, target, actions, matches)
+            if len(self._key_cache) >= _KEY_CACHE_MAX:  # keys of a class of their own are not seen again
+                self._key_cache.pop(next(iter(self._key_cache)))
+            self._key_cache[cache_key] = entries
         return KeyAccess(key.arn, entries, assumptions)
 
-    # -- grouping: principals the key does not single out, with the same inputs, get one answer -------
+    def _judge_key(self, key: Key, target: _Target, actions: Sequence[str], matches: Matches) -> dict[str, list[Entry]]:
+        split = self._split(target)
+        by_grant = self._named_by_grants(target.grants)
+        # Principals only a grant names leave their group (the rest of it keeps the class's answer) and are
+        # judged on their own, with the grant.
+        extra = by_grant - split.named
+        individuals = split.individuals + tuple(sorted((self._group_of[arn], arn) for arn in extra))
+        matches_key = tuple(sorted(matches.items()))
+        aggregates = self._aggregates(key, target)
+        entries: dict[str, list[Entry]] = {}
+        for action in actions:
+            part = self._group_part(target, action, matches, matches_key, split)
+            found = _without(part, extra, self._group_of) if extra else list(part.found)
+            direct: set[str] = set()
+            extra_roles: list[tuple[str, PrincipalAccess]] = []
+            for gi, arn in individuals:
+                pa = self._individual_answer(arn, action, target, matches.get(gi, ()), arn in by_grant)
+                if pa is not None:
+                    found.append(((arn,), pa))
+                    direct.add(arn)
+                    if arn in self.groups[gi].roles:
+                        extra_roles.append((arn, pa))
+            for subject in aggregates:
+                pa = self._aggregate_answer(subject, action, target)
+                if pa is not None:
+                    found.append(((pa.principal,), pa))
+                    direct.add(pa.principal)
+            # The class's chains, and those the roles judged on their own start (shorter ones win).
+            starts = {arn: pa for arn, pa in extra_roles if self.assumers(self._assumable[arn])}
+            chains = _merge(part.chains, self._chains(starts, part.holders)) if starts else part.chains
+            found += [c for c in chains if c[0][0] not in direct and c[0][0] not in part.principals]
+            entries[canonical(action)] = found
+        return entries
+
+    def _group_part(
+        self, target: _Target, action: str, matches: Matches, matches_key: tuple[object, ...], split: _Split
+    ) -> _Part:
+        """The answers of every group (the members the key does not name) and the role chains they start:
+        the same for every key of the class, so computed once per class."""
+        cache_key = (target.group_cls, action, matches_key, split.key)
+        hit = self._part_cache.get(cache_key)
+        if hit is not None:
+            return hit
+        found: list[Entry] = []
+        positions: dict[int, int] = {}
+        roles: list[tuple[object, ...]] = []  # what the role chains depend on
+        for group, members in zip(self.groups, split.members, strict=True):
+            if not members:
+                continue
+            # Judged as one of the members it stands for (not one the key names).
+            answer = self._group_answer(group, members[0], action, target, matches.get(group.index, ()))
+            if answer is not None:
+                positions[group.index] = len(found)
+                found.append((members, answer))
+                if group.roles:
+                    roles.append((group.index, id(answer)))
+        holders = {who: pa for members, pa in found for who in members if who in self._assumable}
+        chains = self._chains_cached(action, target.account, holders, tuple(roles))
+        principals = frozenset(who for members, _ in found for who in members)
+        hit = self._part_cache[cache_key] = _Part(tuple(found), positions, principals, frozenset(holders), chains)
+        return hit
+
+    # -- classes: principals the key does not single out, with the same inputs, get one answer ------
 
     @cached_property
-    def groups(self) -> list[_Group]:
-        by_sig: dict[tuple[object, ...], list[Subject]] = {}
-        for subject in self.estate.subjects.values():
-            by_sig.setdefault(_signature(subject, self.estate), []).append(subject)
-        return [_Group(sig, tuple(s.arn for s in members),
-                       frozenset(s.arn for s in members if s.kind == "role" and s.trust is not None),
-                       _specific_statements(members[0], self.estate))
-                for sig, members in by_sig.items()]  # fmt: skip
+    def groups(self) -> list[PrincipalGroup]:
+        return principal_groups(self.estate)
 
-    def _named(self, target: _Target) -> frozenset[str] | None:
-        """The principals the key policy or a grant names (judged one by one); None when its conditions read
-        who the principal is (every principal is then judged on its own)."""
+    @cached_property
+    def _specific(self) -> SpecificIndex:
+        return SpecificIndex(self.estate, self.groups)
+
+    @cached_property
+    def _by_token(self) -> dict[str, list[str]]:
+        """Principal ARNs by the tokens that name them (their ARN, role:ACCT/NAME, acct:ID for the root)."""
+        out: dict[str, list[str]] = {}
+        for arn in self.estate.subjects:
+            for tok in self._info(arn).direct_tokens:
+                out.setdefault(tok, []).append(arn)
+        return out
+
+    @cached_property
+    def _assumable(self) -> dict[str, Subject]:
+        """The roles a principal may assume (those with a trust policy)."""
+        return {a: s for a, s in self.estate.subjects.items() if s.kind == "role" and s.trust is not None}
+
+    @cached_property
+    def _position(self) -> dict[Subject, int]:
+        return {s: n for n, s in enumerate(self.estate.subjects.values())}
+
+    @cached_property
+    def _by_account(self) -> dict[str, list[Subject]]:
+        out: dict[str, list[Subject]] = {}
+        for subject in self.estate.subjects.values():
+            out.setdefault(subject.account, []).append(subject)
+        return out
+
+    def _split(self, target: _Target) -> _Split:
+        """Which principals are judged as their group and which one by one (those the key policy names)."""
         pol = target.policy
-        if pol is not None and _reads_principal(pol):
+        hit = self._policy_split.get(id(pol))
+        if hit is None:
+            named = self._named_by_policy(pol)
+            if named is None:  # the policy reads who asks: everyone on their own
+                hit = _Split(tuple(() for _ in self.groups), self._everyone, frozenset(self._group_of), id(pol))
+            else:
+                hit = _Split(
+                    tuple(tuple(m for m in g.members if m not in named) for g in self.groups),
+                    tuple((g.index, m) for g in self.groups for m in g.members if m in named),
+                    named,
+                    id(pol),
+                )
+            self._policy_split[id(pol)] = hit
+        return hit
+
+    @cached_property
+    def _everyone(self) -> tuple[tuple[int, str], ...]:
+        return tuple((g.index, m) for g in self.groups for m in g.members)
+
+    @cached_property
+    def _group_of(self) -> dict[str, int]:
+        return {m: g.index for g in self.groups for m in g.members}
+
+    def _named_by_policy(self, pol: Policy | None) -> frozenset[str] | None:
+        """The principals the key policy names (judged one by one); None when its conditions read who the
+        principal is (every principal is then judged on its own). Every root user is named: what it may do
+        does not follow from its account's identity policies."""
+        if pol is not None and reads_principal(pol):
             return None
         tokens: set[str] = set()
-        values: set[str] = set()
         for st in pol.statements if pol else ():
             for p in (*(st.principals or ()), *(st.not_principals or ())):
-                values.add(p.value)
                 tok = principal_token(p)
                 if tok is not None:
                     tokens.add(tok)
-        for g in target.grants:
-            values.add(g.grantee_principal)
-            tokens |= principal_info(g.grantee_principal).direct_tokens
-        out = set()
-        for arn, subject in self.estate.subjects.items():
-            info = principal_info(arn)
-            if subject.kind == "root" or not info.direct_tokens.isdisjoint(tokens):
-                out.add(arn)
-            elif subject.kind == "role":
-                prefix = f"arn:{info.partition}:sts::{info.account}:assumed-role/{info.name}/"
-                if any(v.startswith(prefix) for v in values):
-                    out.add(arn)
-        return frozenset(out)
+                if p.kind == "AWS" and ":assumed-role/" in p.value:
+                    tokens |= self._info(p.value).direct_tokens  # a session names its role (role:ACCT/NAME)
+        return self._holders(tokens) | self._roots
 
-    def _group_answer(self, group: _Group, rep: Subject, action: str, target: _Target) -> PrincipalAccess | None:
-        specific = tuple(i for i, cst in group.specific if cst.resource(target.arn, {})) if group.specific else ()
-        cache_key = (group.sig, action, target.cls, specific)
+    def _named_by_grants(self, grants: Sequence[Grant]) -> frozenset[str]:
+        """The principals the key's grants name: their answers cite the key's own grants."""
+        tokens: set[str] = set()
+        for g in grants:
+            tokens |= self._info(g.grantee_principal).direct_tokens
+        return self._holders(tokens)
+
+    def _holders(self, tokens: Iterable[str]) -> frozenset[str]:
+        return frozenset(arn for tok in tokens for arn in self._by_token.get(tok, ()))
+
+    @cached_property
+    def _roots(self) -> frozenset[str]:
+        return frozenset(arn for arn, s in self.estate.subjects.items() if s.kind == "root")
+
+    def _group_answer(
+        self, group: PrincipalGroup, rep: str, action: str, target: _Target, specific: tuple[object, ...]
+    ) -> PrincipalAccess | None:
+        cache_key = (group.index, action, target.group_cls, specific)
         if cache_key in self._group_cache:
             return self._group_cache[cache_key]
-        answer = self._answer(rep, action, target)
-        self._group_cache[cache_key] = answer
+        answer = self._group_cache[cache_key] = self._answer(self.estate.subjects[rep], action, target.for_groups)
         return answer
 
-    def _chains_cached(self, action: str, target: _Target, found: list[tuple[tuple[str, ...], PrincipalAccess]],
-                       roles: tuple[object, ...]) -> list[tuple[tuple[str, ...], PrincipalAccess]]:  # fmt: skip
-        """Role chains depend only on which roles have access, and how: computed once per such set."""
-        cache_key = (action, target.account, roles)
+    def _individual_answer(
+        self, arn: str, action: str, target: _Target, specific: tuple[object, ...], by_grant: bool
+    ) -> PrincipalAccess | None:
+        # A principal no grant names gets the same answer from every key of the group class.
+        cache_key = (arn, action, target.cls if by_grant else target.group_cls, specific)
+        if cache_key in self._individual_cache:
+            return self._individual_cache[cache_key]
+        answer = self._individual_cache[cache_key] = self._answer(self.estate.subjects[arn], action, target)
+        return answer
+
+    def _aggregate_answer(self, subject: Subject, action: str, target: _Target) -> PrincipalAccess | None:
+        info = self._info(subject.arn)
+        grants = tuple(
+            g.grant_id
+            for g in target.grants
+            if self._info(g.grantee_principal).direct_tokens & (info.direct_tokens | {f"acct:{subject.account}"})
+        )
+        cache_key = (subject.label, subject.arn, action, target.group_cls, grants)
+        if cache_key in self._aggregate_cache:
+            return self._aggregate_cache[cache_key]
+        answer = self._aggregate_cache[cache_key] = self._answer(subject, action, target, iam_known=False)
+        return answer
+
+    def _chains_cached(
+        self, action: str, account: str, holders: dict[str, PrincipalAccess], roles: tuple[object, ...]
+    ) -> tuple[Entry, ...]:
+        """Role chains depend only on which roles have access, and how (``roles`` names the answers by
+        identity: each is held by a cache, so ids stay unique): computed once per such set. The caller
+        drops the principals it found directly (one that is not a role never extends a chain)."""
+        cache_key = (action, account, roles)
         hit = self._chain_cache.get(cache_key)
         if hit is None:
-            everyone = {who: pa for members, pa in found for who in members}
-            before = set(everyone)
-            self._chains(action, target, everyone)
-            hit = self._chain_cache[cache_key] = [((w,), everyone[w]) for w in sorted(set(everyone) - before)]
+            hit = self._chain_cache[cache_key] = self._chains(holders)
         return hit
 
     def _answer(
@@ -774,18 +941,16 @@ class AccessEvaluator:
                 tok = principal_token(p)
                 if tok is not None:
                     tokens.add(tok)
-        out = []
-        for subject in self.estate.subjects.values():
-            if subject.arn == role.arn or subject.kind == "root":
-                continue
-            info = principal_info(subject.arn)
-            if (
-                everyone
-                or not info.direct_tokens.isdisjoint(tokens)
-                or (f"acct:{subject.account}" in tokens and self._may_assume(subject))
-            ):
-                out.append(subject)
-        return out
+        if everyone:
+            pool: Iterable[Subject] = self.estate.subjects.values()
+        else:
+            by_arn = {a: self.estate.subjects[a] for tok in tokens for a in self._by_token.get(tok, ())}
+            for tok in tokens:
+                if tok.startswith("acct:"):
+                    by_arn.update((s.arn, s) for s in self._by_account.get(tok[5:], ()) if self._may_assume(s))
+            pool = by_arn.values()
+        # In the estate's order, so that of two chains of one length the same one is shown on every run.
+        return sorted((s for s in pool if s.arn != role.arn and s.kind != "root"), key=self._position.__getitem__)
 
     def _may_assume(self, subject: Subject) -> bool:
         """Does any identity policy of the subject have an Allow whose actions cover sts:AssumeRole?"""
@@ -817,11 +982,12 @@ class AccessEvaluator:
                         out.append(Aggregate(f"arn:aws:iam::{acct}:root", acct, f"account:{acct}"))
         return out
 
-    def _chains(self, action: str, target: _Target, found: dict[str, PrincipalAccess]) -> None:
-        """Add principals that reach a role in ``found`` by assuming roles (breadth first: shortest chain)."""
-        roles = {a: s for a, s in self.estate.subjects.items() if s.kind == "role" and s.trust is not None}
+    def _chains(self, holders: dict[str, PrincipalAccess], others: frozenset[str] = frozenset()) -> tuple[Entry, ...]:
+        """The principals that reach a role in ``holders`` by assuming roles (breadth first: the shortest
+        chain), with their paths; ``others`` are roles with access of their own, never a step of a chain."""
+        roles = self._assumable
         frontier: deque[tuple[str, tuple[str, ...], Decision]] = deque(
-            (arn, (arn,), found[arn].decision) for arn in sorted(found) if arn in roles
+            (arn, (arn,), holders[arn].decision) for arn in sorted(holders)
         )
         reached: dict[str, tuple[tuple[str, ...], Decision]] = {}
         while frontier:
@@ -829,7 +995,7 @@ class AccessEvaluator:
             if len(chain) > MAX_CHAIN:
                 continue
             for who, o in self.assumers(roles[role_arn]):
-                if who in found or who in reached or who in chain:
+                if who in holders or who in others or who in reached or who in chain:
                     continue
                 edge, _ = self.decide(o.formula, _probe_of(self.estate, who), roles[role_arn].account)
                 if edge is None:
@@ -838,14 +1004,15 @@ class AccessEvaluator:
                 reached[who] = (chain, d)
                 if who in roles:
                     frontier.append((who, (who, *chain), d))
-        for who, (chain, d) in reached.items():
-            holder = found[chain[-1]]
-            stmts = tuple(f"trust: {c.split(':', 5)[5]}" for c in chain) + holder.paths[0].statements
-            first = holder.paths[0]
+        out: list[Entry] = []
+        for who, (chain, d) in sorted(reached.items()):
+            first = holders[chain[-1]].paths[0]
+            stmts = tuple(f"trust: {c.split(':', 5)[5]}" for c in chain) + first.statements
             path = AccessPath(
                 "assume_role", stmts, chain=chain, grants=first.grants, require=first.require, unless=first.unless
             )
-            found[who] = PrincipalAccess(who, d, (path,))
+            out.append(((who,), PrincipalAccess(who, d, (path,))))
+        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -880,6 +1047,60 @@ def _weakest(hits: Sequence[_Hit]) -> tuple[Condition, ...]:
     """The request conditions of the identity allow with the fewest (one Allow suffices)."""
     allows = [h for h in hits if not h.deny]
     return min((h.residual for h in allows), key=len) if allows else ()
+
+
+_RENAMABLE = frozenset({"StringEquals", "StringNotEquals"})
+
+
+def _canonical(formula: Formula) -> Formula:
+    """The formula with encryption-context values renamed v0, v1, ... per key, where every condition on that
+    key only compares values for equality (StringEquals, StringNotEquals, Null). Renaming values one-to-one
+    keeps which requests satisfy the formula, so the solver's answer for one key's grant constraints serves
+    every key whose grants differ only in their values (each EBS volume's grant names its own volume)."""
+    conditions: list[Condition] = []
+    _collect(formula, conditions)
+    by_key: dict[str, list[Condition]] = {}
+    for c in conditions:
+        if c.key.startswith("kms:encryptioncontext:"):
+            by_key.setdefault(c.key, []).append(c)
+    names: dict[tuple[str, str], str] = {}
+    for key, conds in by_key.items():
+        if all(
+            (c.operator in _RENAMABLE or c.operator == "Null")
+            and c.set_op is None
+            and not any("${" in v for v in c.values)
+            for c in conds
+        ):
+            for c in conds:
+                if c.operator in _RENAMABLE:
+                    for v in c.values:
+                        names.setdefault((key, v), f"v{sum(1 for k, _ in names if k == key)}")
+    if not names:
+        return formula
+    return _rename(formula, names)
+
+
+def _collect(f: Formula, out: list[Condition]) -> None:
+    if f[0] == "cond":
+        out.append(cast(Condition, f[1]))
+    elif f[0] in ("and", "or"):
+        for g in cast("tuple[Formula, ...]", f[1]):
+            _collect(g, out)
+    elif f[0] == "not":
+        _collect(cast(Formula, f[1]), out)
+
+
+def _rename(f: Formula, names: dict[tuple[str, str], str]) -> Formula:
+    if f[0] == "cond":
+        c = cast(Condition, f[1])
+        if c.operator in _RENAMABLE and (c.key, c.values[0] if c.values else "") in names:
+            return ("cond", replace(c, values=tuple(names[(c.key, v)] for v in c.values)))
+        return f
+    if f[0] in ("and", "or"):
+        return (f[0], tuple(_rename(g, names) for g in cast("tuple[Formula, ...]", f[1])))
+    if f[0] == "not":
+        return ("not", _rename(cast(Formula, f[1]), names))
+    return f
 
 
 def _grant_conditions(g: Grant) -> tuple[Condition, ...]:
