@@ -17,15 +17,16 @@ class SnapshotFileError(Exception):
     """The file is not a kmsguard snapshot this version can read."""
 
 
+def snapshot_bytes(snapshot: Snapshot, gzipped: bool = False) -> bytes:
+    """The file contents ``save_snapshot`` writes (for a destination that is not a local file: S3)."""
+    data = snapshot.model_dump_json(indent=None).encode("utf-8")
+    return gzip.compress(data) if gzipped else data
+
+
 def save_snapshot(snapshot: Snapshot, path: Path) -> None:
-    text = snapshot.model_dump_json(indent=None)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    if path.suffix == ".gz":
-        with gzip.open(tmp, "wt", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(snapshot_bytes(snapshot, gzipped=path.suffix == ".gz"))
     tmp.replace(path)  # never leave a half-written snapshot behind
 
 

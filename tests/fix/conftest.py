@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,12 +13,21 @@ from typer.testing import CliRunner, Result
 
 from kmsguard.cli import fix as fix_cli
 from kmsguard.demo.emulator import Emulator
+from kmsguard.fix.journal import KEY_ENV
 
 ACCOUNT = "123456789012"
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/KeyAdmin"
 APP = f"arn:aws:iam::{ACCOUNT}:role/app"
 OUTSIDER = "arn:aws:iam::999988887777:root"
+
+
+@pytest.fixture(autouse=True)
+def journal_key(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own journal key (created on first use), never the user's ~/.config/kmsguard/journal.key."""
+    path = tmp_path_factory.mktemp("config") / "kmsguard" / "journal.key"
+    monkeypatch.setenv(KEY_ENV, str(path))
+    return path
 
 
 def cli_app() -> typer.Typer:

@@ -7,8 +7,9 @@ from pathlib import Path
 from kmsguard.aws.options import AwsOptions
 from kmsguard.aws.session import SessionFactory
 from kmsguard.collect.snapshot import collect_snapshot
+from kmsguard.config import ScanConfig
 from kmsguard.fix.apply import Sessions, apply_plan
-from kmsguard.fix.journal import Journal, read_journal
+from kmsguard.fix.journal import Journal, load_journal, read_journal
 from kmsguard.fix.planner import FixOptions, build_plan
 from kmsguard.fix.rollback import rollback
 from kmsguard.fix.verify import Verification
@@ -51,7 +52,9 @@ def test_a_cancelled_deletion_whose_enable_failed_is_rescheduled_by_rollback(
     # CancelKeyDeletion went through, EnableKey failed: the key is no longer pending deletion.
     assert outcome.status == "failed"
     assert kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "Disabled"
-    [result] = rollback(read_journal(tmp_path / "j.json"), sessions)
+    # The journal says the failed action did change the key ("partial"), so rollback restores it.
+    assert [e.status for e in read_journal(tmp_path / "j.json")] == ["partial"]
+    [result] = rollback(load_journal(tmp_path / "j.json"), sessions, options, ScanConfig())
     assert result.status == "restored", result.message
     assert kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion"
 

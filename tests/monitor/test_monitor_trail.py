@@ -138,3 +138,30 @@ def test_monitor_once_with_trail_from_the_command_line(
     store.close()
     missing = CliRunner().invoke(app, [*base, "--trail", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "--trail" in missing.output and "no such file" in missing.output
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_monitor_once_with_trail_stores_a_corrupt_file_as_an_error_finding(
+    aws: Emulator, orders: dict[str, str], db_url: str, tmp_path: Path
+) -> None:
+    """One good and one corrupt trail file: the cycle is stored, with the corrupt file as an ERROR finding (issue 13,
+    section 3), and the good file's usage."""
+    logs = tmp_path / "logs"
+    (good,) = write_trail_files(logs, day_of_use(orders["orders"], 0)[:1])
+    corrupt = good.with_name(good.name.replace(".json.gz", "-corrupt.json.gz"))
+    corrupt.write_bytes(b"\x1f\x8b\x08\x00 cut short")
+    base = ["monitor", "--once", "--db", db_url, "--endpoint-url", aws.endpoint_url, "--region", REGION, "-q"]
+    res = CliRunner().invoke(app, [*base, "--trail", str(logs)])
+    assert res.exit_code in (0, 1), res.output  # the cycle ran and was stored (an ERROR finding may fail --once)
+    store = open_store(db_url)
+    with store.session() as s:
+        scan = latest_scan(s)
+        assert scan is not None
+        (f,) = s.scalars(
+            select(FindingRow).where(FindingRow.scan_id == scan.id, FindingRow.check_id == "trail_logs_unreadable")
+        ).all()
+        assert f.status == "ERROR" and f.resource_arn == str(corrupt) and (f.account, f.region) == (ACCOUNT, REGION)
+        assert "truncated or corrupt gzip" in f.message
+        stored = trail_usage(s, scan.id)
+        assert stored is not None and stored.usage.events == 1
+    store.close()

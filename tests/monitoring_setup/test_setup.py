@@ -140,3 +140,40 @@ def test_an_existing_alarm_keeps_the_other_actions_it_notifies(aws, client) -> N
     assert set(alarm["AlarmActions"]) == {pager, topic}  # on-call is still paged
     again = json.loads(_run(aws.endpoint_url, "--sns-topic", topic, "--format", "json").stdout)
     assert [s for r in again["regions"] for s in r["steps"]] == []
+
+
+def test_a_multi_region_trail_gets_its_filters_and_alarms_planned_once(aws, client) -> None:  # type: ignore[no-untyped-def]
+    _trail_to_logs(client)  # one multi-region trail delivering every region to one log group in us-east-1
+    topic = client("sns").create_topic(Name="security-alerts")["TopicArn"]
+    args = ["monitoring", "setup", "--endpoint-url", aws.endpoint_url, "--regions", "us-east-1,eu-west-1"]
+    result = CliRunner().invoke(_app(), [*args, "--sns-topic", topic, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)["regions"]
+    assert [r["region"] for r in plan] == ["us-east-1", "eu-west-1"]
+    filters = [(s["region"], s["name"]) for r in plan for s in r["steps"] if s["kind"] in ("metric_filter", "alarm")]
+    assert sorted(filters) == sorted(
+        [
+            ("us-east-1", "KMSKeyPolicyChanges"),
+            ("us-east-1", "KMSDecryptFailures"),
+            ("us-east-1", "KMS-Key-Policy-Changes"),
+            ("us-east-1", "KMS-Decrypt-Failures"),
+        ]
+    )
+    assert any("CloudTrail/audit in us-east-1" in n for n in plan[1]["notes"])  # eu-west-1 says where they are
+    # CloudWatch dashboards are global to the account: one dashboard, drawing both regions, not one per region
+    # that the next region overwrites (which would never converge).
+    [board] = [s for r in plan for s in r["steps"] if s["kind"] == "dashboard"]
+    drawn = {
+        (m[2]["region"] if len(m) > 2 else w["properties"]["region"])
+        for w in json.loads(board["params"]["DashboardBody"])["widgets"]
+        for m in w["properties"]["metrics"]
+    }
+    assert drawn == {"us-east-1", "eu-west-1"}
+
+    applied = CliRunner().invoke(_app(), [*args, "--sns-topic", topic, "--apply", "--yes"])
+    assert applied.exit_code == 0, applied.output
+    assert "0 failed" in applied.stdout
+    logs = client("logs").describe_metric_filters(logGroupName="CloudTrail/audit")["metricFilters"]
+    assert sorted(f["filterName"] for f in logs) == ["KMSDecryptFailures", "KMSKeyPolicyChanges"]
+    again = json.loads(CliRunner().invoke(_app(), [*args, "--sns-topic", topic, "--format", "json"]).stdout)
+    assert [s for r in again["regions"] for s in r["steps"]] == []  # applied: a second run changes nothing

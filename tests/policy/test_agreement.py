@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kmsguard.policy.analyze import Asker
 from kmsguard.policy.evaluate import evaluate
 from kmsguard.policy.model import Decision
-from kmsguard.policy.normalize import normalize, request
+from kmsguard.policy.normalize import normalize, principal_info, request
 from kmsguard.policy.solver import Identity, Question, prove
 
 K = "111122223333"
@@ -28,11 +28,18 @@ PRINCIPALS = [
     {"AWS": f"arn:aws:iam::{K}:role/App"},
     {"AWS": f"arn:aws:iam::{X}:role/Ext"},
 ]
-NOT_PRINCIPALS = [f"arn:aws:iam::{K}:root", f"arn:aws:iam::{K}:role/App", X, f"arn:aws:iam::{X}:role/Ext"]
+NOT_PRINCIPALS = [
+    f"arn:aws:iam::{K}:root",
+    f"arn:aws:iam::{K}:role/App",
+    X,
+    f"arn:aws:iam::{X}:role/Ext",
+    f"arn:aws:sts::{K}:assumed-role/App/alice",
+]
 ACTIONS = ["kms:*", "kms:Decrypt", "kms:Encrypt", "kms:Get*", ["kms:Decrypt", "kms:PutKeyPolicy"]]
 CALLERS = [f"arn:aws:iam::{K}:role/App", f"arn:aws:iam::{K}:role/Other", f"arn:aws:iam::{X}:role/Ext",
            f"arn:aws:iam::{X}:role/Other", "arn:aws:iam::999999999999:role/Z", f"arn:aws:iam::{K}:root",
-           f"arn:aws:sts::{K}:assumed-role/App/alice", f"arn:aws:sts::{X}:assumed-role/Ext/bob"]  # fmt: skip
+           f"arn:aws:sts::{K}:assumed-role/App/alice", f"arn:aws:sts::{K}:assumed-role/App/bob",
+           f"arn:aws:sts::{X}:assumed-role/Ext/bob"]  # fmt: skip
 REQUEST_ACTIONS = ["kms:decrypt", "kms:encrypt", "kms:getkeypolicy", "kms:putkeypolicy"]
 
 conditions = st.sampled_from(
@@ -111,7 +118,8 @@ SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[Healt
 
 def implicit(principal: str, org: str | None) -> dict[str, tuple[str, ...]]:
     acct = principal.split(":")[4]
-    out = {"aws:principalaccount": (acct,), "kms:calleraccount": (acct,), "aws:principalarn": (principal,)}
+    arn = principal_info(principal).arn or principal  # a session's aws:PrincipalArn is its role's ARN
+    out = {"aws:principalaccount": (acct,), "kms:calleraccount": (acct,), "aws:principalarn": (arn,)}
     if org:
         out["aws:principalorgid"] = (org,)
         out["aws:principalorgpaths"] = (f"{org}/r-ab12/ou-ab12-11111111/",)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from kmsguard.cli.main import app
 
 K = "111122223333"
 X = "444455556666"
+ORG = "o-abc123def4"
 ADMIN = f"arn:aws:iam::{K}:role/Admin"
 APP = f"arn:aws:iam::{K}:role/App"
 runner = CliRunner()
@@ -88,14 +90,38 @@ def test_simulate_decisions(guide: str, tmp_path: Path) -> None:
     denied = json.loads(invoke(*base, "--context", "aws:SecureTransport=false").stdout)
     assert denied["decision"] == "explicit_deny"
     assert 4 in denied["matched_statements"]
-    # The context is exactly what --context gives: the root statement's kms:CallerAccount must be stated.
     other = [*base[:4], "--principal", f"arn:aws:iam::{K}:role/Other", "--action", "kms:Decrypt"]
-    other += ["--context", f"kms:CallerAccount={K}"]
-    assert json.loads(invoke(*other).stdout)["decision"] == "implicit_deny"
-    assert json.loads(invoke(*other, "--assume-iam-allows").stdout)["decision"] == "allow"
+    assert json.loads(invoke(*other).stdout)["decision"] == "implicit_deny"  # the root statement needs IAM
     identity = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}]}
     iam = write(tmp_path, "iam.json", identity)
     assert json.loads(invoke(*other, "--iam-policy", iam).stdout)["decision"] == "allow"
+
+
+def test_simulate_fills_in_the_keys_aws_sets_from_the_principal(guide: str) -> None:
+    """The guide's root statement requires kms:CallerAccount = the account. AWS sets that key (and
+    aws:PrincipalAccount, aws:PrincipalArn, ...) from the caller, so a role of the account whose IAM
+    policies allow gets in without anyone typing --context kms:CallerAccount; the output says which keys
+    were assumed."""
+    role = f"arn:aws:iam::{K}:role/Other"
+    args = ["simulate", guide, "--account", K, "--principal", role, "--action", "kms:Decrypt", "--assume-iam-allows"]
+    out = json.loads(invoke(*args).stdout)
+    assert out["decision"] == "allow"
+    assert out["assumed_context"] == {
+        "aws:principalaccount": [K],
+        "aws:principalarn": [role],
+        "aws:principalisawsservice": ["false"],
+        "aws:principaltype": ["AssumedRole"],
+        "kms:calleraccount": [K],
+    }
+    # A session carries its role's ARN; what --context gives wins and is not listed as assumed.
+    session = f"arn:aws:sts::{K}:assumed-role/Other/alice"
+    given = invoke(*args[:5], session, *args[6:], "--context", f"kms:CallerAccount={X}", "--principal-org-id", ORG)
+    out = json.loads(given.stdout)
+    assert out["decision"] == "implicit_deny"  # the caller says it is another account: the root statement fails
+    assert out["assumed_context"]["aws:principalarn"] == [role]
+    assert out["assumed_context"]["aws:principalorgid"] == [ORG]
+    assert "kms:calleraccount" not in out["assumed_context"]
+    assert "aws:securetransport" not in out["assumed_context"]  # how the call is made is never assumed
 
 
 def test_simulate_multi_valued_context(tmp_path: Path) -> None:
@@ -113,9 +139,14 @@ def test_diff_reports_gained_access_and_lockout(guide: str, tmp_path: Path) -> N
     doc = json.loads(Path(guide).read_text())
     doc["Statement"].append({"Effect": "Allow", "Principal": {"AWS": X}, "Action": "kms:Decrypt", "Resource": "*"})
     new = write(tmp_path, "new.json", doc)
-    out = json.loads(invoke("diff", guide, new, "--account", K, "--format", "json").stdout)
-    assert out["admin_lockout"] is False and out["lost"] == []
-    assert {g["principal"].split(":")[4] for g in out["gained"]} == {X}
+    key = f"arn:aws:kms:eu-west-1:{K}:key/0f1e2d3c-aaaa-bbbb-cccc-000011112222"
+    out = json.loads(invoke("diff", guide, new, "--account", K, "--key-arn", key, "--format", "json").stdout)
+    assert out["admin_lockout"] is False and out["lost"] == [] and out["uncertain"] == []
+    assert [(g["principal"].split(" (for example ")[0], g["action"]) for g in out["gained"]] == [
+        (f"any principal of account {X}", "kms:Decrypt")
+    ]
+    assert {g["example"]["principal"].split(":")[4] for g in out["gained"]} == {X}
+    assert {g["resource"] for g in out["gained"]} == {key}
     lock = write(tmp_path, "lock.json", public_doc())
     assert json.loads(invoke("diff", guide, lock, "--account", K).stdout)["admin_lockout"] is True
 
@@ -142,6 +173,9 @@ SIM = ["simulate", "{policy}", "--account", K, "--principal", APP, "--action"]
         (["analyze", "missing.json", "--account", K], "no such file"),
         (["analyze", "{policy}", "--account", "123"], "12-digit"),
         (["analyze", "{policy}", "--account", K, "--org-id", "org1"], "Organization id"),
+        (["analyze", "{policy}", "--account", K, "--org-id", "o-abc123"], "10 to 32"),
+        ([*SIM, "kms:Decrypt", "--principal-org-id", "o-ABCDEFGHIJ"], "Organization id"),
+        (["diff", "{policy}", "{policy}", "--account", K, "--key-arn", f"arn:aws:kms:eu-west-1:{X}:key/k"], "key-arn"),
         ([*SIM, "kms:Decrypt", "--context", "novalue"], "KEY=VALUE"),
         ([*SIM, "s3:GetObject"], "KMS action"),
         (["diff", "{policy}", "{invalid}", "--account", K], "invalid.json"),
@@ -154,3 +188,58 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], message: 
     assert result.exit_code == 2
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+# --- the README's own examples, and organisation ids --------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_policy_commands() -> list[list[str]]:
+    """Every `kmsguard policy ...` command line in the README (continuation lines joined, comments cut)."""
+    text = README.read_text(encoding="utf-8").replace("\\\n", " ")
+    lines = [line.split("  #")[0].strip() for line in text.splitlines()]
+    return [shlex.split(line)[2:] for line in lines if line.startswith("kmsguard policy ")]
+
+
+def test_the_readme_policy_examples_run(guide: str, tmp_path: Path) -> None:
+    """The README's examples, as a new user would paste them (issue 13, 4.4: its `--org-id o-abc123` was
+    rejected), with the file names pointing at a real policy."""
+    commands = readme_policy_commands()
+    assert {c[0] for c in commands} >= {"validate", "analyze", "simulate", "diff", "generate"}
+    files = {name: guide for name in ("policy.json", "old.json", "new.json")}
+    for command in commands:
+        result = invoke(*[files.get(arg, arg) for arg in command])
+        assert result.exit_code == 0, (command, result.output)
+
+
+@pytest.mark.parametrize(
+    ("org_id", "accepted"),
+    [
+        ("o-" + "a" * 10, True),
+        ("o-" + "0123456789abcdefghijklmnopqrstuv", True),  # 32, the most AWS allows
+        ("o-abc123def4", True),
+        ("o-abc123", False),  # 6: fewer than 10
+        ("o-" + "a" * 33, False),
+        ("o-ABCDEFGHIJ", False),  # upper case
+        ("o-abcdefghij\n", False),
+        ("r-abcdefghij", False),
+    ],
+)
+def test_org_ids_are_exactly_the_ones_aws_accepts(tmp_path: Path, org_id: str, accepted: bool) -> None:
+    """Organizations API reference, Organization.Id: ^o-[a-z0-9]{10,32}$; the CLI and kmsguard.yaml agree."""
+    from kmsguard.config import ScanConfig
+
+    policy = write(tmp_path, "p.json", public_doc())
+    result = invoke("analyze", policy, "--account", K, "--org-id", org_id)
+    if accepted:
+        assert result.exit_code == 0, result.output
+    else:  # a one-line usage error, never a traceback from a later check
+        assert result.exit_code == 2, result.output
+        assert "--org-id" in result.output and len(result.output.strip().splitlines()) == 1
+    try:
+        ScanConfig(trusted_org_ids=[org_id])
+        config_accepts = True
+    except ValueError:
+        config_accepts = False
+    assert config_accepts is accepted

@@ -439,22 +439,32 @@ def test_service_principal() -> None:
     assert decide(policy, principal=ROLE) == Decision.IMPLICIT_DENY
 
 
+def not_principal_deny(*listed: str) -> dict[str, Any]:
+    return {k: v for k, v in deny(NotPrincipal={"AWS": list(listed)}).items() if k != "Principal"}
+
+
 def test_notprincipal_deny_needs_account_and_role_listed() -> None:
     """IAM guide: with NotPrincipal in a Deny, list the account as well as the role, else the account (and so
-    the role) is denied."""
-    both = key_policy(
-        allow("*"), {k: v for k, v in deny(NotPrincipal={"AWS": [ROLE, ACCT]}).items() if k != "Principal"}
-    )
-    assert decide(both, principal=SESSION) == Decision.ALLOW
+    the role) is denied. A session is a level of its own: listing its role does not exempt it."""
+    both = key_policy(allow("*"), not_principal_deny(ROLE, ACCT))
+    assert decide(both, principal=SESSION) == Decision.EXPLICIT_DENY
     assert decide(both, principal=ROLE) == Decision.ALLOW
     assert decide(both, principal=f"arn:aws:iam::{ACCT}:role/other") == Decision.EXPLICIT_DENY
-    role_only = key_policy(allow("*"), {k: v for k, v in deny(NotPrincipal={"AWS": ROLE}).items() if k != "Principal"})
+    role_only = key_policy(allow("*"), not_principal_deny(ROLE))
     assert decide(role_only, principal=SESSION) == Decision.EXPLICIT_DENY
-    account_only = key_policy(
-        allow("*"), {k: v for k, v in deny(NotPrincipal={"AWS": ACCT}).items() if k != "Principal"}
-    )
+    account_only = key_policy(allow("*"), not_principal_deny(ACCT))
     assert decide(account_only, principal=f"arn:aws:iam::{ACCT}:root") == Decision.ALLOW
     assert decide(account_only, principal=SESSION) == Decision.EXPLICIT_DENY
+
+
+def test_notprincipal_exempts_a_session_only_when_session_role_and_account_are_listed() -> None:
+    """IAM guide, "AWS JSON policy elements: NotPrincipal": AWS checks the account, then the role, then the
+    assumed-role session, which is identified by its session ARN; the guide's example lists all three."""
+    all_three = key_policy(allow("*"), not_principal_deny(SESSION, ROLE, ACCT))
+    assert decide(all_three, principal=SESSION) == Decision.ALLOW
+    assert decide(all_three, principal=f"arn:aws:sts::{ACCT}:assumed-role/app/s-2") == Decision.EXPLICIT_DENY
+    no_role = key_policy(allow("*"), not_principal_deny(SESSION, ACCT))
+    assert decide(no_role, principal=SESSION) == Decision.EXPLICIT_DENY
 
 
 def test_notprincipal_allow_applies_to_everyone_else() -> None:

@@ -20,6 +20,7 @@ from .conftest import OTHER, SAMPLES
 def report(tmp_path_factory: pytest.TempPathFactory) -> TrailReport:
     root = tmp_path_factory.mktemp("logs")
     sc.write_logs(root)
+    (root / "corrupt.json").write_bytes(b"{not a trail file")  # trail_logs_unreadable's scenario
     return analyze([str(root)], sc.snapshot(), TrailOptions(cache_dir=root / "cache", workers=1))
 
 

@@ -311,6 +311,32 @@ RULE_CASES: dict[str, list[dict[str, Any]]] = {
 }
 
 
+GOV_KEY = "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/" + KEY_ID
+RULE_CASES["partitions: GovCloud and China"] = [
+    _rec(resources=..., requestParameters={"keyId": KEY_ID}, awsRegion="us-gov-west-1"),
+    _rec(resources=..., requestParameters={"keyId": KEY_ID}, awsRegion="cn-northwest-1"),
+    _rec(resources=[{"ARN": GOV_KEY}], awsRegion="us-gov-west-1"),
+    _rec(requestParameters={"encryptionContext": {"aws:s3:arn": "arn:aws-us-gov:s3:::bucket/o"}}),
+    _rec(requestParameters={"encryptionContext": {"aws:s3:arn": "arn:aws-cn:s3:::bucket/o/p"}}),
+    _rec(requestParameters={"encryptionContext": {"aws:s3:arn": "arn:aws-iso-b:s3:::b/x"}}),
+    _rec(requestParameters={"encryptionContext": {"aws:s3:arn": "arn:aws-:s3:::b/x"}}),  # not a partition
+    _rec(requestParameters={"encryptionContext": {"aws:s3:arn": "arn:awsx:s3:::b/x"}}),
+    _rec(requestParameters={"encryptionContext": {"aws:s3:arn": "arn:aws-Gov:s3:::b/x"}}),
+]
+
+
+def test_keys_and_buckets_in_every_partition() -> None:
+    """A bare key id is qualified in its Region's partition, and an S3 object in any partition stands for its
+    bucket, by the native scanner and by decode alike (``accepted`` compares them)."""
+    table = accepted(trail(RULE_CASES["partitions: GovCloud and China"]))
+    keys = table.column("key_arn").to_pylist()
+    assert keys[0] == GOV_KEY and keys[2] == GOV_KEY
+    assert keys[1] == "arn:aws-cn:kms:cn-northwest-1:111122223333:key/" + KEY_ID
+    contexts = table.column("context_arn").to_pylist()
+    assert contexts[3:6] == ["arn:aws-us-gov:s3:::bucket", "arn:aws-cn:s3:::bucket", "arn:aws-iso-b:s3:::b"]
+    assert contexts[6:] == ["arn:aws-:s3:::b/x", "arn:awsx:s3:::b/x", "arn:aws-Gov:s3:::b/x"]
+
+
 @pytest.mark.parametrize("case", sorted(RULE_CASES))
 def test_rules_of_extend(case: str) -> None:
     recs = RULE_CASES[case]

@@ -87,13 +87,14 @@ def dashboard(aws: Emulator, estate: dict[str, str], db_url: str) -> Iterator[st
 
 
 @contextmanager
-def serving(db_url: str) -> Iterator[str]:
-    """`kmsguard serve` on the store, on a free port, until the block ends."""
+def serving(db_url: str, token: str | None = TOKEN, **options: Any) -> Iterator[str]:
+    """`kmsguard serve` on the store, on a free port, until the block ends (``options`` go to create_app)."""
     import uvicorn
 
     store = open_store(db_url)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(store, TOKEN), host="127.0.0.1", port=port, log_level="error"))
+    app = create_app(store, token, **options)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
@@ -191,11 +192,17 @@ def test_forms_refuse_a_missing_csrf_value(dashboard: str, estate: dict[str, str
         dashboard + "/mutes",
         data=b"check_id=x&resource_arn=y&reason=r&who=w",
         method="POST",
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-www-form-urlencoded"},
+        # From the dashboard itself (its Origin), so that only the missing CSRF value can be what is refused.
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Origin": dashboard,
+        },
     )
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 403
+    assert "CSRF check failed" in err.value.read().decode()
 
 
 # -- CloudTrail usage (monitor --trail) ---------------------------------------------------------------------

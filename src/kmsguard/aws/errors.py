@@ -32,3 +32,31 @@ def error_code(exc: Exception) -> tuple[str, str]:
     text = str(exc)
     # Transport errors can carry a whole HTML error page; the first line or so says enough.
     return type(exc).__name__, text if len(text) <= 300 else text[:300] + "..."
+
+
+# Answers that say AWS is busy or broken right now, not that the caller is wrong: throttling and server errors.
+_BUSY_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "SlowDown",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+
+def aws_busy(exc: ClientError) -> bool:
+    """True when AWS answered with throttling or a server error (5xx, 429): try later, the credentials may be fine."""
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return status >= 500 or status == 429 or error_code(exc)[0] in _BUSY_CODES

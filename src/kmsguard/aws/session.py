@@ -29,8 +29,9 @@ from botocore.exceptions import (
 from botocore.parsers import ResponseParserError
 
 from kmsguard import __version__
-from kmsguard.aws.errors import NO_CREDENTIALS, AwsUnavailable, error_code
-from kmsguard.aws.options import AwsOptions
+from kmsguard.arn import partition_in, partition_of
+from kmsguard.aws.errors import NO_CREDENTIALS, AwsUnavailable, aws_busy, error_code
+from kmsguard.aws.options import AwsOptions, CallTally
 
 # Global services (IAM, Organizations, the S3 bucket list) are called in the partition's home region.
 _GLOBAL_REGION = {"aws": "us-east-1", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-north-1"}
@@ -46,6 +47,18 @@ class CallerIdentity:
 
 def global_region(partition: str) -> str:
     return _GLOBAL_REGION.get(partition, "us-east-1")
+
+
+def home_region(configured: str | None, requested: list[str] | None) -> str:
+    """Where STS is asked who the caller is: the profile's region when it is in the partition the run
+    scans, else that partition's home region. GovCloud or China credentials are refused by STS in
+    us-east-1, so a `--regions us-gov-west-1` run without a configured region must not ask there."""
+    if not requested:
+        return configured or "us-east-1"
+    partition = partition_of(requested[0])
+    if configured and partition_of(configured) == partition:
+        return configured
+    return global_region(partition)
 
 
 class AccountSession:
@@ -74,11 +87,33 @@ class AccountSession:
                     endpoint_url=self._options.endpoint_url,
                     config=self._config,
                 )
+                if service != "sts":  # signing in (AssumeRole) reads nothing of the estate: it cannot unblind a run
+                    count_calls(found, self._options.calls, region)
                 self._clients[key] = found
             return found
 
     def global_client(self, service: str) -> Any:
         return self.client(service, global_region(self.partition))
+
+
+def count_calls(client: Any, tally: CallTally, region: str) -> None:
+    """Count every call ``client`` makes (after its retries) as a success or a failure in ``tally``."""
+    service = client.meta.service_model.service_name
+
+    def answered(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        if http_response.status_code < 300:
+            tally.success()
+            return
+        err = parsed.get("Error", {}) if isinstance(parsed, dict) else {}
+        code = err.get("Code") or http_response.status_code
+        tally.failure(f"{service}:{model.name} in {region}: {code}: {err.get('Message') or ''}".rstrip(": "))
+
+    def not_answered(exception: Exception, event_name: str = "", **_: Any) -> None:
+        code, message = error_code(exception)
+        tally.failure(f"{service}:{event_name.rsplit('.', 1)[-1]} in {region}: {code}: {message}")
+
+    client.meta.events.register("after-call", answered)
+    client.meta.events.register("after-call-error", not_answered)
 
 
 def client_config(options: AwsOptions) -> Config:
@@ -102,7 +137,7 @@ class SessionFactory:
         except ProfileNotFound as e:
             raise AwsUnavailable(f"AWS profile {options.profile!r} not found in the AWS config files ({e})") from e
         self._lock = threading.Lock()
-        self.home_region = self._base.region_name or "us-east-1"
+        self.home_region = home_region(self._base.region_name, options.regions)
         self.identity = self._caller_identity()
         self.caller = AccountSession(self._base, self.identity.account_id, self.identity.partition, options)
 
@@ -128,11 +163,16 @@ class SessionFactory:
             raise AwsUnavailable(f"cannot reach AWS at {where}: {e}") from e
         except ClientError as e:
             code, message = error_code(e)
+            if aws_busy(e):
+                # Throttling or a server error says nothing about the credentials: do not send the user to fix them.
+                raise AwsUnavailable(
+                    f"AWS is unavailable at {where} (sts:GetCallerIdentity: {code}: {message}); try again later"
+                ) from e
             raise AwsUnavailable(f"AWS rejected the credentials (sts:GetCallerIdentity: {code}: {message})") from e
         except (BotoCoreError, ResponseParserError) as e:
             raise AwsUnavailable(f"could not use the AWS credentials: {e}") from e
         arn = ident["Arn"]
-        return CallerIdentity(account_id=ident["Account"], arn=arn, partition=arn.split(":")[1] or "aws")
+        return CallerIdentity(account_id=ident["Account"], arn=arn, partition=partition_in(arn))
 
     def assume(self, account_id: str, role_name: str) -> AccountSession:
         """An AccountSession in ``account_id`` through sts:AssumeRole (raises ClientError/BotoCoreError)."""

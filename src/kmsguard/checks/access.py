@@ -15,6 +15,7 @@ from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
 from kmsguard.model.snapshot import Key, Snapshot
 from kmsguard.policy.access import AccessEvaluator, KeyAccess
+from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.estate import build_estate
 
 DECRYPT, PUT_POLICY, CREATE_GRANT = "kms:Decrypt", "kms:PutKeyPolicy", "kms:CreateGrant"
@@ -41,7 +42,10 @@ def effective_access(snapshot: Snapshot) -> dict[str, KeyAccess | str]:
             why = "; ".join(f"{e.operation}: {e.code} {e.message}" for e in acct.errors if e.service == "iam")
             out[key.arn] = f"IAM of account {key.account} was not read ({why or 'snapshot from an older kmsguard'})"
             continue
-        out[key.arn] = ev.who_can(key, ACTIONS)
+        try:
+            out[key.arn] = ev.who_can(key, ACTIONS)
+        except PolicyError as e:  # a policy the engine cannot judge: an ERROR on that key, not a crashed scan
+            out[key.arn] = f"the policy engine failed ({e})"
     _CACHE.clear()
     _CACHE[id(snapshot)] = (snapshot, out)
     return out

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from kmsguard.arn import account_of, log_group, partition_of, root_arn
+from kmsguard.arn import build as build_arn
 from kmsguard.checks.metric_pattern import FilterPattern, PatternError, parse
 from kmsguard.checks.registry import Result, check, region_result
 from kmsguard.config import ScanConfig
@@ -54,8 +56,7 @@ def records_kms(trail: Trail, rw: frozenset[str]) -> bool:
 
 
 def _arn_account(arn: str) -> str | None:
-    parts = arn.split(":")
-    return parts[4] if len(parts) > 5 and parts[0] == "arn" and parts[4] else None
+    return account_of(arn)
 
 
 # --- trails, de-duplicated ----------------------------------------------------------------------------------
@@ -227,19 +228,21 @@ def cloudtrail_no_cloudwatch_logs(snapshot: Snapshot, config: ScanConfig) -> Ite
 # --- synthetic CloudTrail events the alarms must catch ----------------------------------------------------------------
 
 
-def _session(account: str, role: str, session: str, mfa: bool, key: str, **extra: Any) -> dict[str, Any]:
+def _session(
+    account: str, partition: str, role: str, session: str, mfa: bool, key: str, **extra: Any
+) -> dict[str, Any]:
     """An assumed-role identity (role session, console federation or a service acting for the role)."""
     return {
         "type": "AssumedRole",
         "principalId": f"AROAEXAMPLEROLEID:{session}",
-        "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}",
+        "arn": build_arn("sts", "", account, f"assumed-role/{role}/{session}", partition=partition),
         "accountId": account,
         "accessKeyId": key,
         "sessionContext": {
             "sessionIssuer": {
                 "type": "Role",
                 "principalId": "AROAEXAMPLEROLEID",
-                "arn": f"arn:aws:iam::{account}:role/{role}",
+                "arn": build_arn("iam", "", account, f"role/{role}", partition=partition),
                 "accountId": account,
                 "userName": role,
             },
@@ -249,13 +252,15 @@ def _session(account: str, role: str, session: str, mfa: bool, key: str, **extra
     }
 
 
-def _identity(kind: str, account: str) -> dict[str, Any]:
-    """userIdentity of each kind of caller the alarms must catch (see ``_CALLERS``)."""
+def _identity(kind: str, account: str, partition: str) -> dict[str, Any]:
+    """userIdentity of each kind of caller the alarms must catch (see ``_CALLERS``), in the account's partition
+    (a filter written for ``arn:aws-us-gov:iam::*:root`` must be tried on GovCloud's ARNs)."""
     if kind == "AssumedRole":
-        return _session(account, "KMSAdministrator", "session", False, "ASIAEXAMPLEKEYID")
+        return _session(account, partition, "KMSAdministrator", "session", False, "ASIAEXAMPLEKEYID")
     if kind == "ConsoleRole":  # SSO / console federation, MFA at sign-in
         return _session(
             account,
+            partition,
             "AWSReservedSSO_Admin_0123456789abcdef",
             "alice@example.com",
             True,
@@ -264,12 +269,12 @@ def _identity(kind: str, account: str) -> dict[str, Any]:
         )
     if kind == "ServiceForRole":  # a service calling KMS with the caller's credentials (forward access session)
         fas = {"invokedBy": "cloudformation.amazonaws.com"}
-        return _session(account, "AppDeployer", "deploy", False, "ASIAEXAMPLEFAS", **fas)
+        return _session(account, partition, "AppDeployer", "deploy", False, "ASIAEXAMPLEFAS", **fas)
     if kind == "Root":
         return {
             "type": "Root",
             "principalId": account,
-            "arn": f"arn:aws:iam::{account}:root",
+            "arn": root_arn(account, partition),
             "accountId": account,
             "accessKeyId": "ASIAEXAMPLEROOTKEY",
             "sessionContext": {"attributes": {"creationDate": "2026-01-01T00:00:00Z", "mfaAuthenticated": "true"}},
@@ -279,7 +284,7 @@ def _identity(kind: str, account: str) -> dict[str, Any]:
     return {
         "type": "IAMUser",
         "principalId": "AIDAEXAMPLEUSERID",
-        "arn": f"arn:aws:iam::{account}:user/alice",
+        "arn": build_arn("iam", "", account, "user/alice", partition=partition),
         "accountId": account,
         "accessKeyId": "AKIAEXAMPLEKEYID",
         "userName": "alice",
@@ -326,10 +331,10 @@ _KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 
 def _kms_event(name: str, account: str, region: str, caller: _Caller | str, **fields: Any) -> dict[str, Any]:
     c = caller if isinstance(caller, _Caller) else next(x for x in _CALLERS if x.who == caller)
-    key_arn = f"arn:aws:kms:{region}:{account}:key/{_KEY_ID}"
+    key_arn = build_arn("kms", region, account, f"key/{_KEY_ID}")
     event: dict[str, Any] = {
         "eventVersion": "1.09",
-        "userIdentity": _identity(c.who, account),
+        "userIdentity": _identity(c.who, account, partition_of(region)),
         "eventTime": "2026-01-01T12:00:00Z",
         "eventSource": "kms.amazonaws.com",
         "eventName": name,
@@ -361,7 +366,7 @@ def key_policy_change_events(account: str, region: str) -> list[tuple[str, dict[
     IPv4/IPv6/"AWS Internal" source addresses, with and without requestParameters). A filter must match every
     variant of a label to cover it, so conditions on fields the alarm has no business testing are caught."""
     policy = '{"Version":"2012-10-17","Statement":[]}'
-    key_arn = f"arn:aws:kms:{region}:{account}:key/{_KEY_ID}"
+    key_arn = build_arn("kms", region, account, f"key/{_KEY_ID}")
     out: list[tuple[str, dict[str, Any]]] = []
     for caller in _CALLERS:
         put = {"keyId": _KEY_ID, "policyName": "default", "policy": policy, "bypassPolicyLockoutSafetyCheck": False}
@@ -389,7 +394,7 @@ def decrypt_failure_events(account: str, region: str) -> list[tuple[str, dict[st
     """(label, event): a Decrypt refused with AccessDenied (a read-only event), sent by every caller variant."""
     out: list[tuple[str, dict[str, Any]]] = []
     for caller in _CALLERS:
-        who = _identity(caller.who, account).get("arn", "cloudformation.amazonaws.com")
+        who = _identity(caller.who, account, partition_of(region)).get("arn", "cloudformation.amazonaws.com")
         message = f"User: {who} is not authorized to perform: kms:Decrypt on this resource"
         request = {
             "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
@@ -447,14 +452,6 @@ class _Estate:
         return self.patterns[text]
 
 
-def _log_group(arn: str) -> tuple[str, str, str] | None:
-    """(account, region, name) from arn:aws:logs:<region>:<account>:log-group:<name>[:*]."""
-    parts = arn.split(":")
-    if len(parts) < 7 or parts[2] != "logs" or parts[5] != "log-group":
-        return None
-    return parts[4], parts[3], parts[6]
-
-
 def _actionable(alarm: Alarm) -> bool:
     return alarm.actions_enabled and bool(alarm.alarm_actions)
 
@@ -481,7 +478,7 @@ def _coverage(
     cov = _Coverage()
     judged: set[tuple[str, str, str]] = set()  # two trails may deliver to one log group: judge its filters once
     for trail in _watching_trails(trails, region, rw):
-        group = _log_group(trail.cloudwatch_logs_log_group_arn or "")
+        group = log_group(trail.cloudwatch_logs_log_group_arn or "")
         if trail.is_logging is None and group:
             cov.unknown_trails.append(trail.name)
         if not trail.is_logging or group is None:
@@ -568,7 +565,7 @@ def _alarm_result(
     group_regions = [
         estate.regions[(g[0], g[1])]
         for t in cov.trails
-        if (g := _log_group(t["log_group"] or "")) and (g[0], g[1]) in estate.regions
+        if (g := log_group(t["log_group"] or "")) and (g[0], g[1]) in estate.regions
     ]
     errors = _errors([reg, *group_regions], ["cloudtrail", "logs", "cloudwatch"])
     if errors or cov.unscanned_groups or cov.unknown_trails:

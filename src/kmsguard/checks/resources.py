@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from kmsguard.arn import account_of
 from kmsguard.checks.registry import Result, check, region_result, resource_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
@@ -52,8 +53,7 @@ def _aws_managed_alias(key: Key | None, ref: str | None, service: str) -> str | 
 
 
 def _arn_account(arn: str) -> str | None:
-    parts = arn.split(":")
-    return parts[4] if len(parts) > 5 and parts[0] == "arn" else None
+    return account_of(arn)
 
 
 def _describe(res: Resource) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from kmsguard.checks.registry import Result, check
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status, region_arn
-from kmsguard.model.snapshot import CollectionError, Snapshot
+from kmsguard.model.snapshot import CollectionError, IamInventory, Snapshot
 
 
 def _msg(e: CollectionError) -> str:
@@ -21,6 +21,21 @@ def _msg(e: CollectionError) -> str:
 
 def _evidence(e: CollectionError) -> dict[str, str | None]:
     return {"service": e.service, "operation": e.operation, "code": e.code, "error": e.message, "resource": e.resource}
+
+
+def _iam_errors(inv: IamInventory | None) -> Iterator[tuple[str, str, CollectionError]]:
+    """(ARN, resource type, error) of every IAM document that could not be read, on its user, role, group or policy."""
+    if inv is None:
+        return
+    for p in inv.principals:
+        for e in p.errors:
+            yield p.arn, "AWS::IAM::Role" if p.kind == "role" else "AWS::IAM::User", e
+    for g in inv.groups:
+        for e in g.errors:
+            yield g.arn, "AWS::IAM::Group", e
+    for m in inv.policies:
+        for e in m.errors:
+            yield m.arn, "AWS::IAM::ManagedPolicy", e
 
 
 @check(
@@ -44,6 +59,8 @@ def scan_collection_error(snapshot: Snapshot, config: ScanConfig) -> Iterator[Re
                 _msg(e),
                 _evidence(e),
             )
+        for arn, resource_type, e in _iam_errors(acct.iam):
+            yield Result(Status.ERROR, acct.account_id, "global", resource_type, arn, _msg(e), _evidence(e))
         for reg in acct.regions:
             for e in reg.errors:
                 yield Result(

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kmsguard.arn import parse as parse_arn
 from kmsguard.cli.common import (
     BarProgress,
     aws_options,
@@ -70,9 +71,9 @@ def resolve_key(snapshot: Snapshot, ref: str) -> Key:
         return by_arn[ref]
     alias = ref if ref.startswith("alias/") else f"alias/{ref}"
     matches = [k for k in keys if ref in (k.key_id, f"{k.region}:{k.key_id}") or alias in k.aliases]
-    if not matches and ref.startswith("arn:") and ":alias/" in ref:
-        region, name = ref.split(":")[3], ref.split(":", 5)[5]
-        matches = [k for k in keys if k.region == region and name in k.aliases]
+    parsed = parse_arn(ref)
+    if not matches and parsed is not None and parsed.resource_type == "alias":
+        matches = [k for k in keys if k.region == parsed.region and parsed.resource in k.aliases]
     if not matches:
         fail(f"unknown key {ref!r}: no key with that ARN, id or alias in the scanned accounts and regions")
     if len(matches) > 1:
@@ -84,7 +85,7 @@ def resolve_key(snapshot: Snapshot, ref: str) -> Key:
 def who_can(
     key: str = typer.Argument(..., help="Key id, ARN or alias."),
     action: list[str] | None = typer.Option(
-        None, "--action", "-a", help="KMS action (repeatable). Default: " + ", ".join(DEFAULT_ACTIONS)
+        None, "--action", "-a", help="KMS action (repeatable). Default: " + ", ".join(DEFAULT_ACTIONS) + "."
     ),
     from_snapshot: Path | None = typer.Option(None, "--from-snapshot", help="Judge a saved snapshot."),
     profile: str | None = typer.Option(None, "--profile", help="AWS profile from the shared config."),

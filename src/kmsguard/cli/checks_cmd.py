@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kmsguard.checks.registry import load_builtin_checks
-from kmsguard.cli.common import fail
+from kmsguard.cli.common import fail, severities
 from kmsguard.compliance.mapping import FRAMEWORKS, framework_controls, supporting_checks
 from kmsguard.compliance.mapping import family as control_family
 
@@ -17,8 +17,11 @@ NO_CHECK = "not assessed (no kmsguard check supports it)"
 
 
 def checks(
-    fmt: str = typer.Option("table", "--format", "-f", help="table or json"),
+    fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
     family: str | None = typer.Option(None, "--family", help="Only this family (key, policy, resource, audit ...)."),
+    severity: list[str] | None = typer.Option(
+        None, "--severity", help="Only checks of these severities (critical, high, medium, low, info)."
+    ),
     framework: str | None = typer.Option(
         None,
         "--framework",
@@ -29,7 +32,16 @@ def checks(
     if framework is not None:
         _framework(framework, fmt)
         return
-    specs = [s for _, s in sorted(load_builtin_checks().items()) if family is None or s.family == family]
+    catalogue = load_builtin_checks()
+    families = sorted({s.family for s in catalogue.values()})
+    if family is not None and family not in families:
+        fail(f"--family: {family!r} is not one of {', '.join(families)}")
+    sevs = severities(severity)
+    specs = [
+        s
+        for _, s in sorted(catalogue.items())
+        if (family is None or s.family == family) and (sevs is None or s.severity in sevs)
+    ]
     if fmt == "json":
         typer.echo(
             json.dumps(

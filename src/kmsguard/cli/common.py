@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,26 +12,34 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
-from kmsguard.aws.errors import AwsUnavailable
+from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable, error_code
 from kmsguard.aws.options import AwsOptions
 from kmsguard.config import ScanConfig
 from kmsguard.config_file import ConfigFileError, load_config
+from kmsguard.model.finding import Severity, Status
+from kmsguard.model.result import ScanResult
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.snapshot_io import SnapshotFileError, load_snapshot
 
-# Exit codes (DESIGN.md): 0 nothing failing at/above --fail-on, 1 failing findings,
-# 2 usage or input error, 3 could not reach or read AWS.
+# Exit codes (DESIGN.md): 0 nothing failing at/above --fail-on, 1 failing findings (or ERROR findings without
+# --allow-errors), 2 usage or input error, 3 could not reach or read AWS (also: every AWS call failed).
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_AWS = 0, 1, 2, 3
+FAIL_ON = ["info", "low", "medium", "high", "critical", "never"]
+ENDPOINT_ENV = "KMSGUARD_ENDPOINT_URL"
+FROM_SNAPSHOT_AWS = "--from-snapshot judges a saved snapshot: drop the AWS options (--profile, --region, --org ...)"
+ALLOW_ERRORS_HELP = "Do not exit 1 for ERROR findings (what could not be read or judged); they are still reported."
 
 err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print a one-line error naming what is wrong and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: a message quoting brackets (`pip install 'kmsguard[spark]'`, a JSON path) is text, not markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -41,6 +51,13 @@ def split_csv(values: list[str] | None) -> list[str] | None:
     return out or None
 
 
+def typed_endpoint(endpoint_url: str | None) -> bool:
+    """Whether ``--endpoint-url`` was asked for in this command rather than inherited from an exported
+    ``KMSGUARD_ENDPOINT_URL`` (`kmsguard demo --keep-running` suggests exporting it). Typing the exported value
+    again changes nothing, so it counts as inherited."""
+    return bool(endpoint_url) and endpoint_url != os.environ.get(ENDPOINT_ENV)
+
+
 def aws_options(
     profile: str | None,
     regions: list[str] | None,
@@ -48,6 +65,7 @@ def aws_options(
     org: bool,
     role_name: str,
     accounts: list[str] | None,
+    excluded_regions: list[str] | None = None,
 ) -> AwsOptions:
     accts = split_csv(accounts)
     for a in accts or ():
@@ -56,6 +74,7 @@ def aws_options(
     return AwsOptions(
         profile=profile,
         regions=split_csv(regions),
+        excluded_regions=split_csv(excluded_regions),
         endpoint_url=endpoint_url,
         org=org,
         role_name=role_name,
@@ -63,15 +82,150 @@ def aws_options(
     )
 
 
-def write_output(text: str, output: Path | None) -> None:
+def check_regions(options: AwsOptions) -> None:
+    """Exit 2 naming any requested or excluded region that is no AWS region (a typo), before anything is scanned."""
+    from kmsguard.arn import partition_of
+    from kmsguard.aws.regions import botocore_regions, unknown_regions
+
+    partitions = sorted({partition_of(r) for r in options.regions or ()})
+    if len(partitions) > 1:
+        # Credentials belong to one partition (aws, aws-us-gov, aws-cn): one run scans one of them.
+        fail(f"--region/--regions: {', '.join(options.regions or ())} span the partitions {', '.join(partitions)}; "
+             "scan each partition in its own run, with that partition's credentials")  # fmt: skip
+    for flag, asked in (("--region/--regions", options.regions), ("--excluded-regions", options.excluded_regions)):
+        if not asked:
+            continue
+        try:
+            bad = unknown_regions(asked, options)
+        except AwsUnavailable as e:
+            fail(str(e), EXIT_AWS)
+        for region in bad:
+            near = difflib.get_close_matches(region, sorted(botocore_regions()), n=3)
+            hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+            fail(f"{flag}: {region!r} is not an AWS region known to botocore or listed by the account{hint}")
+
+
+def refuse_blind(options: AwsOptions) -> None:
+    """Exit 3 when every AWS call of the run failed: nothing was read, so no finding means nothing."""
+    calls = options.calls
+    if calls.blind:
+        fail(
+            f"every AWS call failed ({calls.failed} call(s), none answered), so nothing was scanned; "
+            f"first failure: {calls.first_failure}",
+            EXIT_AWS,
+        )
+
+
+def exit_code(result: ScanResult, fail_on: str, allow_errors: bool = False) -> int:
+    """The exit code of a judged result (scan, report, trail analyze): see ``outcome_code``."""
+    errors = sum(1 for f in result.findings if f.status is Status.ERROR)
+    return outcome_code(errors, result.worst_failing(), fail_on, allow_errors)
+
+
+def outcome_code(errors: int, worst_failing: Severity | None, fail_on: str, allow_errors: bool = False) -> int:
+    """The one exit-code rule of every command that judges (scan, report, trail analyze, monitor --once): 1 when
+    a failing finding is at or above ``fail_on`` ('never': none is), and 1 for any ERROR finding (something could
+    not be read or judged, so a pass would be unproven) unless ``allow_errors``; else 0. A run that read nothing
+    at all has already exited 3 (``refuse_blind``)."""
+    if errors and not allow_errors:
+        return EXIT_FINDINGS
+    if fail_on == "never" or worst_failing is None:
+        return EXIT_OK
+    return EXIT_FINDINGS if worst_failing.rank >= Severity(fail_on).rank else EXIT_OK
+
+
+def check_fail_on(fail_on: str) -> None:
+    if fail_on not in FAIL_ON:
+        fail(f"--fail-on: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
+
+
+# Prowler calls the lowest severity "informational"; kmsguard's is "info". Both are accepted.
+_SEVERITY_NAMES = {s.value: s for s in Severity} | {"informational": Severity.INFO}
+
+
+def severities(values: list[str] | None, flag: str = "--severity") -> set[Severity] | None:
+    """``--severity high,critical`` (repeatable, any case) as a set; None when not given."""
+    out = set()
+    for v in split_csv(values) or ():
+        if v.lower() not in _SEVERITY_NAMES:
+            fail(f"{flag}: {v!r} is not one of {', '.join(s.value for s in reversed(Severity))}")
+        out.add(_SEVERITY_NAMES[v.lower()])
+    return out or None
+
+
+def statuses(values: list[str] | None, flag: str = "--status") -> set[Status] | None:
+    """``--status FAIL,ERROR`` (repeatable, any case) as a set; None when not given."""
+    out = set()
+    for v in split_csv(values) or ():
+        if v.upper() not in Status.__members__:
+            fail(f"{flag}: {v!r} is not one of {', '.join(s.value for s in Status)}")
+        out.add(Status(v.upper()))
+    return out or None
+
+
+def keep_findings(result: ScanResult, sevs: set[Severity] | None, stats: set[Status] | None) -> ScanResult:
+    """Only the findings of these severities and statuses (None: all). The report and the exit code both follow
+    what is kept, as Prowler's --severity/--status do."""
+    if sevs is None and stats is None:
+        return result
+    kept = [f for f in result.findings if (sevs is None or f.severity in sevs) and (stats is None or f.status in stats)]
+    return result.model_copy(update={"findings": kept})
+
+
+def s3_url(output: Path | str) -> str | None:
+    """``-o s3://bucket/key`` as an s3:// URL (a Path has already folded it to ``s3:/bucket/key``); None for a
+    local path."""
+    text = str(output)
+    return "s3://" + text[len("s3:") :].lstrip("/") if text.startswith("s3:/") else None
+
+
+def local_dir(path: Path | None, flag: str) -> None:
+    """Options that name a directory cannot be S3: exit 2 rather than make a local folder called ``s3:``."""
+    if path is not None and s3_url(path) is not None:
+        fail(f"{flag}: {path} is not a local directory (only files can be written to S3)")
+
+
+def write_output(data: str | bytes, output: Path | str | None, aws: AwsOptions | None = None) -> None:
+    """Write a report to stdout, a local file, or ``s3://bucket/key`` (through the session factory, with
+    ``aws``'s profile and endpoint; default: the environment's credentials and ``KMSGUARD_ENDPOINT_URL``)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
     if output is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        if isinstance(data, str):
+            sys.stdout.write(data if data.endswith("\n") else data + "\n")
+        else:
+            sys.stdout.buffer.write(raw)
+            sys.stdout.flush()
         return
+    url = s3_url(output)
+    if url is not None:
+        _put_s3(url, raw, aws or AwsOptions(endpoint_url=os.environ.get(ENDPOINT_ENV)))
+        return
+    path = Path(output)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(raw)
     except OSError as e:
-        fail(f"cannot write {output}: {e.strerror or e}")
+        fail(f"cannot write {path}: {e.strerror or e}")
+
+
+def _put_s3(url: str, data: bytes, aws: AwsOptions) -> None:
+    from kmsguard.aws.session import SessionFactory
+    from kmsguard.trail.sources import split_s3
+
+    try:
+        bucket, key = split_s3(url)
+    except ValueError as e:
+        fail(str(e))
+    if not key or key.endswith("/"):
+        fail(f"{url}: give the object key to write (s3://bucket/path/report.json)")
+    try:
+        factory = SessionFactory(aws)
+        factory.caller.client("s3", factory.home_region).put_object(Bucket=bucket, Key=key, Body=data)
+    except AwsUnavailable as e:
+        fail(str(e), EXIT_AWS)
+    except AWS_CALL_ERRORS as e:
+        code, message = error_code(e)
+        fail(f"cannot write {url}: {code}: {message}", EXIT_AWS)
 
 
 class BarProgress:
@@ -113,14 +267,18 @@ def progress_bar(enabled: bool) -> Iterator[BarProgress | None]:
 
 
 def collect_live(options: AwsOptions, quiet: bool) -> Snapshot:
-    """Collect a Snapshot from AWS with a progress bar on a terminal; exit 3 when AWS cannot be reached."""
+    """Collect a Snapshot from AWS with a progress bar on a terminal; exit 2 for a region that does not exist,
+    3 when AWS cannot be reached or every call failed."""
     from kmsguard.collect.snapshot import collect_snapshot
 
+    check_regions(options)
     try:
         with progress_bar(not quiet) as bar:
-            return collect_snapshot(options, bar)
+            snapshot = collect_snapshot(options, bar)
     except AwsUnavailable as e:
         fail(str(e), EXIT_AWS)
+    refuse_blind(options)
+    return snapshot
 
 
 def snapshot_file(path: Path) -> Snapshot:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from kmsguard.cli.common import EXIT_AWS, EXIT_OK, EXIT_USAGE, err_console, fail, progress_bar
+from kmsguard.cli.common import EXIT_AWS, EXIT_OK, EXIT_USAGE, err_console, fail, local_dir, progress_bar
 
 if TYPE_CHECKING:  # the emulator pulls in moto: import it only when the demo runs
     from kmsguard.demo.emulator import Emulator
@@ -111,6 +111,7 @@ def demo(
         fail(f"--port: {port} is not a TCP port (1-65535)")
     if port is not None and not _port_free(port):
         fail(f"--port: 127.0.0.1:{port} is already in use; pick another or leave --port out for a free one")
+    local_dir(output_dir, "--output-dir")
 
     from kmsguard.demo.emulator import Emulator
 

@@ -1,7 +1,9 @@
 """`kmsguard export securityhub`: send the findings to AWS Security Hub with BatchImportFindings.
 
-Findings go in batches of 100 (the API's limit) as ASFF (report/asff.py), into ``--region``'s Security Hub
-of the scanned account (here ``--region`` is where the findings go; the regions to scan are ``--regions``).
+Findings go in batches of 100 (the API's limit) as ASFF (report/asff.py), into the Security Hub of
+``--securityhub-region`` (default: the one ``--region`` given, else the session's region). ``--region``/``-r`` is
+the region to scan, as in every other command; with ``--from-snapshot`` nothing is scanned and one ``--region``
+only names the Security Hub region, as export's ``--region`` always did.
 Every rejected finding is reported with its id and Security Hub's error; the command exits 1 when any was
 rejected, 3 when Security Hub cannot be reached, 0 when all were imported.
 PASS findings are sent only with ``--include-passed`` (they resolve earlier imports of the same finding).
@@ -18,7 +20,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kmsguard.cli import source as src
-from kmsguard.cli.common import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, err_console, fail
+from kmsguard.cli.common import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, err_console, fail, split_csv
 from kmsguard.model.finding import Status
 from kmsguard.model.result import ScanResult
 from kmsguard.report.asff import asff_findings
@@ -63,14 +65,15 @@ def to_send(result: ScanResult, region: str, include_passed: bool) -> list[dict[
 def securityhub(
     target_region: str | None = typer.Option(
         None,
-        "--region",
-        "-r",
-        help="Security Hub region to import into (default: the session's region). Scan regions: --regions.",
+        "--securityhub-region",
+        help="Security Hub region to import into (default: the one --region scanned, else the session's region).",
     ),
     include_passed: bool = typer.Option(False, "--include-passed", help="Also send PASS findings (RESOLVED)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the ASFF findings instead of sending them."),
     profile: str | None = src.PROFILE,
+    region: list[str] | None = src.REGION,
     regions: str | None = src.REGIONS,
+    excluded_regions: list[str] | None = src.EXCLUDED,
     endpoint_url: str | None = src.ENDPOINT,
     org: bool = src.ORG,
     role_name: str = src.ROLE,
@@ -87,13 +90,21 @@ def securityhub(
     """Scan (or load a snapshot), then import the findings into AWS Security Hub with BatchImportFindings."""
     import boto3
 
-    region_list = [regions] if regions else []
+    region_list = (region or []) + ([regions] if regions else [])
+    scanned = split_csv(region_list) or []
+    # export's --region used to name the Security Hub region: one --region still imports there (backward
+    # compatible), and with --from-snapshot, where nothing is scanned, that is all it names.
+    if from_snapshot is not None and len(scanned) > 1:
+        fail("--from-snapshot judges a saved snapshot: give one --region, or --securityhub-region, to import into")
+    scan_regions = region_list if from_snapshot is None else []
     # --endpoint-url also addresses Security Hub, so it is allowed beside --from-snapshot here.
     scan_endpoint = None if from_snapshot is not None else endpoint_url
-    source = src.Source(profile, region_list, scan_endpoint, org, role_name, accounts, from_snapshot, quiet)
+    source = src.Source(
+        profile, scan_regions, scan_endpoint, org, role_name, accounts, from_snapshot, quiet, excluded_regions
+    )
     _, result = src.judged(source, config, checks, skip_checks, trusted_accounts, trusted_org_id, rotation_max_days)
     session = boto3.Session(profile_name=profile) if profile else boto3.Session()
-    home = target_region or session.region_name or "us-east-1"
+    home = target_region or (scanned[0] if len(scanned) == 1 else None) or session.region_name or "us-east-1"
     findings = to_send(result, home, include_passed)
     if dry_run:
         import json

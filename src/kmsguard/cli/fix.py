@@ -30,6 +30,7 @@ from kmsguard.cli.common import (
     split_csv,
 )
 from kmsguard.config import ROTATION_DAYS_MAX, ROTATION_DAYS_MIN, ScanConfig
+from kmsguard.fix.journal import JournalFile
 from kmsguard.fix.plan import Plan
 from kmsguard.fix.planner import FixOptions, build_plan
 from kmsguard.model.finding import Finding
@@ -46,12 +47,13 @@ def parse_context(values: list[str] | None, flag: str = "--require-context") -> 
     return out
 
 
-def _principals(values: list[str] | None, flag: str) -> frozenset[str]:
+def principal_arns(values: list[str] | None, flag: str) -> list[str]:
+    """IAM role or user ARNs in the order given (comma-separated or repeated); exit 2 naming one that is not."""
     out = split_csv(values) or []
     for arn in out:
         if account_of(arn) is None or is_root(arn):
             fail(f"{flag}: {arn!r} is not an IAM role or user ARN (arn:aws:iam::ACCOUNT:role/NAME)")
-    return frozenset(out)
+    return out
 
 
 def load_report_findings(path: Path) -> list[Finding]:
@@ -80,7 +82,12 @@ def load_report_findings(path: Path) -> list[Finding]:
 def fix(
     apply: bool = typer.Option(False, "--apply", help="Carry out the plan (after a confirmation)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (automation)."),
-    force: bool = typer.Option(False, "--force", help="Apply policy changes that lock out every administrator."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Apply policy changes that lock out every administrator; with --rollback, review a journal that is not "
+        "verified and overwrite resources changed again since (docs/fix.md).",
+    ),
     rollback_journal: Path | None = typer.Option(
         None, "--rollback", help="Restore everything a previous --apply changed, from its journal."
     ),
@@ -122,11 +129,13 @@ def fix(
         fail("--from-report and --from-snapshot are alternatives: give one")
     region_list = (region or []) + ([regions] if regions else [])
     options = aws_options(profile, region_list, endpoint_url, org, role_name, accounts)
+    # The journal first: a missing or broken file is the problem to report, not the missing --yes.
+    journal_file = _journal_file(rollback_journal, force) if rollback_journal is not None else None
     if (apply or rollback_journal is not None) and not yes and not sys.stdin.isatty():
         fail("--apply and --rollback change AWS and need a confirmation: run on a terminal or pass --yes")
 
-    if rollback_journal is not None:
-        _rollback(rollback_journal, options, force, fmt, yes)
+    if journal_file is not None:
+        _rollback(journal_file, options, scan_config(config), force, fmt, yes)
         return
 
     cfg = scan_config(config)
@@ -141,8 +150,8 @@ def fix(
         force=force,
         target_key=target_key,
         require_context=parse_context(require_context),
-        admins=_principals(admin, "--admin"),
-        users=_principals(user, "--user"),
+        admins=frozenset(principal_arns(admin, "--admin")),
+        users=frozenset(principal_arns(user, "--user")),
         trusted_accounts=frozenset(cfg.trusted_accounts),
         trusted_org_ids=frozenset(cfg.trusted_org_ids),
         checks=frozenset(split_csv(checks) or []) or None,
@@ -254,7 +263,7 @@ def _sessions(options: AwsOptions) -> Any:
 
 def _apply(plan: Plan, options: AwsOptions, cfg: ScanConfig, journal_path: Path | None, fmt: str) -> int:
     from kmsguard.fix.apply import Outcome, apply_plan
-    from kmsguard.fix.journal import Journal, default_path
+    from kmsguard.fix.journal import Journal, JournalError, default_path
     from kmsguard.fix.verify import verify
 
     path = journal_path or default_path()
@@ -263,6 +272,8 @@ def _apply(plan: Plan, options: AwsOptions, cfg: ScanConfig, journal_path: Path 
         jr = Journal(path)
     except FileExistsError:
         fail(f"--journal {path}: already exists; a journal is never overwritten")
+    except JournalError as e:  # the journal key
+        fail(str(e))
     except OSError as e:
         fail(f"--journal {path}: cannot create: {e.strerror or e}")
     err_console.print(f"journal: {path}", highlight=False)
@@ -303,24 +314,39 @@ def _apply(plan: Plan, options: AwsOptions, cfg: ScanConfig, journal_path: Path 
     return EXIT_FINDINGS if failed or not check.ok else EXIT_OK
 
 
-def _rollback(path: Path, options: AwsOptions, force: bool, fmt: str, yes: bool) -> None:
-    from kmsguard.fix.journal import JournalError, read_journal
-    from kmsguard.fix.rollback import rollback
+def _journal_file(path: Path, force: bool) -> JournalFile:
+    """The journal, or exit 2: unreadable, or not verified (unsigned, another key, edited) without --force."""
+    from kmsguard.fix.journal import JournalError, load_journal
 
     try:
-        entries = read_journal(path)
+        journal = load_journal(path)
     except JournalError as e:
         fail(str(e))
-    if not yes and not typer.confirm(f"Restore {len(entries)} change(s) from {path}?", err=True):
-        fail("not confirmed; nothing changed")
+    if not journal.verified and not force:
+        fail(f"{path}: {journal.problem}; refusing to roll back from it (--force reviews it, trusting nothing in it)")
+    return journal
+
+
+def _rollback(journal: JournalFile, options: AwsOptions, cfg: ScanConfig, force: bool, fmt: str, yes: bool) -> None:
+    from kmsguard.fix.rollback import restore, review, review_text
+
     sessions = _sessions(options)
-    results = rollback(entries, sessions, force=force)
-    failed = [r for r in results if r.status in ("failed", "skipped")]
+    steps = review(journal, sessions, options, cfg, force=force)
+    # Every concrete operation is shown before asking (on stderr when stdout carries JSON).
+    shown = sys.stdout if fmt == "text" else sys.stderr
+    shown.write(review_text(journal, steps))
+    shown.flush()  # before the question, which goes to stderr, even when stdout is a pipe
+    todo = sum(1 for s in steps if s.decision == "restore")
+    if todo and not yes and not typer.confirm(f"Carry out these {todo} restore(s)?", err=True):
+        fail("not confirmed; nothing changed")
+    results = restore(steps, sessions)
+    failed = [r for r in results if r.status not in ("restored", "unchanged")]
     if fmt == "json":
-        sys.stdout.write(json.dumps({"results": [r.to_dict() for r in results]}, indent=2) + "\n")
+        doc = {"journal": str(journal.path), "verified": journal.verified, "problem": journal.problem}
+        sys.stdout.write(json.dumps(doc | {"results": [r.to_dict() for r in results]}, indent=2, default=str) + "\n")
     else:
         for r in results:
             a = r.entry.action
-            sys.stdout.write(f"{r.status:>9}  {a['action']} {a['resource_arn']}: {r.message}\n")
+            sys.stdout.write(f"{r.status:>9}  {a.get('action')} {a.get('resource_arn')}: {r.message}\n")
         sys.stdout.write(f"{len(results) - len(failed)} restored or unchanged, {len(failed)} not restored\n")
     raise typer.Exit(EXIT_FINDINGS if failed else EXIT_OK)

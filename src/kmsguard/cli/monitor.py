@@ -11,11 +11,20 @@ from typing import Any
 
 import typer
 
-from kmsguard.cli.common import EXIT_AWS, EXIT_OK, aws_options, fail
+from kmsguard.arn import parse as parse_arn
+from kmsguard.cli.common import (
+    ALLOW_ERRORS_HELP,
+    EXIT_AWS,
+    aws_options,
+    check_regions,
+    fail,
+    outcome_code,
+    refuse_blind,
+)
 from kmsguard.monitor.channels import Channel, SlackChannel, SmtpChannel, SnsChannel, WebhookChannel, parse_smtp
 from kmsguard.monitor.events import SqsEvents, queue_region, queue_url
 from kmsguard.monitor.schedule import parse_schedule
-from kmsguard.monitor.service import AWS_ERRORS, DB_ERRORS, Monitor, MonitorSettings, TrailError
+from kmsguard.monitor.service import AWS_ERRORS, DB_ERRORS, Cycle, Monitor, MonitorSettings, TrailError
 from kmsguard.store.db import StoreError, open_store
 
 
@@ -40,7 +49,9 @@ def monitor(
     accounts: list[str] | None = typer.Option(None, "--accounts", help="Only these account ids (comma-separated)."),
     config: Path | None = typer.Option(None, "--config", help="kmsguard.yaml (default: ./kmsguard.yaml if present)."),
     sns_topic: str | None = typer.Option(None, "--sns-topic", help="Alert to this SNS topic ARN."),
-    slack_webhook: str | None = typer.Option(None, "--slack-webhook", envvar="KMSGUARD_SLACK_WEBHOOK"),
+    slack_webhook: str | None = typer.Option(
+        None, "--slack-webhook", envvar="KMSGUARD_SLACK_WEBHOOK", help="Alert to this Slack incoming webhook URL."
+    ),
     webhook: str | None = typer.Option(None, "--webhook", help="POST each alert as JSON to this URL."),
     smtp: str | None = typer.Option(None, "--smtp", help="E-mail alerts via HOST[:PORT] or smtp+starttls://U:P@H:P."),
     smtp_from: str | None = typer.Option(None, "--smtp-from", help="Sender address of alert e-mails."),
@@ -52,6 +63,7 @@ def monitor(
         help="CloudTrail logs to analyse each full cycle (file, directory or s3://bucket/prefix; repeatable).",
     ),
     event_wait: int = typer.Option(5, "--event-wait", help="Seconds each SQS long poll waits (1-20)."),
+    allow_errors: bool = typer.Option(False, "--allow-errors", help=f"With --once: {ALLOW_ERRORS_HELP}"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Log warnings and errors only."),
 ) -> None:
     """Watch the estate: scan on a schedule and on KMS events, store history, alert on drift."""
@@ -67,6 +79,7 @@ def monitor(
         fail(str(e))
     region_list = (region or []) + ([regions] if regions else [])
     options = aws_options(profile, region_list, endpoint_url, org, role_name, accounts)
+    check_regions(options)
     for source in trail or ():
         if not source.startswith("s3://") and not Path(source).exists():
             fail(f"--trail: {source}: no such file or directory")
@@ -94,11 +107,10 @@ def monitor(
             fail(f"the store became unavailable: {str(e).splitlines()[0]}")
         except TrailError as e:
             fail(str(e))
-        typer.echo(
-            f"scan {cycle.scan_id}: {cycle.failing} failing, {len(cycle.drift)} changes, "
-            f"{'1 alert' if cycle.alert_id else 'no alert'}"
-        )
-        raise typer.Exit(EXIT_OK)
+        errors = _print_cycle(mon, cycle)
+        refuse_blind(options)
+        # Failing findings are what the monitor alerts on, not a failure of the run: only ERRORs fail --once.
+        raise typer.Exit(outcome_code(errors, None, "never", allow_errors))
     _on_sigterm(stop)
     mon = Monitor(settings, channels, stop)
     sqs = None
@@ -111,6 +123,29 @@ def monitor(
         sqs = SqsEvents(client, queue, max(1, min(event_wait, 20)))
     mon.run(schedule, sqs)
     typer.echo("kmsguard monitor: stopped")
+
+
+def _print_cycle(mon: Monitor, cycle: Cycle) -> int:
+    """What one --once cycle found: each change and the alert as the channels receive it (what, where, how bad).
+    Returns the number of ERROR findings of the scan."""
+    from kmsguard.monitor.channels import render_text
+    from kmsguard.store.queries import count_by
+    from kmsguard.store.schema import AlertRow, FindingRow
+
+    with mon.store.session() as s:
+        errors = dict(count_by(s, cycle.scan_id, FindingRow.status, failing=False)).get("ERROR", 0)
+        alert = s.get(AlertRow, cycle.alert_id) if cycle.alert_id is not None else None
+        payload = dict(alert.payload) if alert is not None else None
+    typer.echo(
+        f"scan {cycle.scan_id}: {cycle.failing} failing, {errors} error(s), {len(cycle.drift)} change(s), "
+        f"{'1 alert' if payload else 'no alert'}"
+    )
+    for d in cycle.drift:
+        typer.echo(f"- [{d.severity.upper()}] {d.kind}: {d.summary}")
+        typer.echo(f"  where: account {d.account}, region {d.region}, {d.resource_arn}")
+    if payload:
+        typer.echo(f"\nalert {cycle.alert_id}:\n{render_text(payload)}")
+    return errors
 
 
 def _load_config(path: Path | None) -> Any:
@@ -134,12 +169,12 @@ def _channels(
 ) -> list[Channel]:
     out: list[Channel] = []
     if sns_topic:
-        parts = sns_topic.split(":")
-        if len(parts) != 6 or parts[2] != "sns":
-            fail(f"--sns-topic: {sns_topic!r} is not an SNS topic ARN")
+        topic = parse_arn(sns_topic)
+        if topic is None or topic.service != "sns" or not topic.region:
+            fail(f"--sns-topic: {sns_topic!r} is not an SNS topic ARN (arn:PARTITION:sns:REGION:ACCOUNT:NAME)")
         import boto3
 
-        client = boto3.Session(profile_name=profile).client("sns", region_name=parts[3], endpoint_url=endpoint_url)
+        client = boto3.Session(profile_name=profile).client("sns", region_name=topic.region, endpoint_url=endpoint_url)
         out.append(SnsChannel(sns_topic, client))
     for flag, url, cls in (("--slack-webhook", slack, SlackChannel), ("--webhook", webhook, WebhookChannel)):
         if url:

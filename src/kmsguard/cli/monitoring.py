@@ -8,7 +8,7 @@ import sys
 import typer
 
 from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable, error_code
-from kmsguard.cli.common import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, aws_options, err_console, fail
+from kmsguard.cli.common import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, aws_options, check_regions, err_console, fail
 
 app = typer.Typer(help="Set up the monitoring the audit checks look for.", no_args_is_help=True)
 
@@ -33,7 +33,7 @@ def setup(
     from kmsguard.aws.org import plan_accounts
     from kmsguard.aws.regions import resolve_regions
     from kmsguard.aws.session import SessionFactory
-    from kmsguard.monitoring_setup.setup import RegionPlan, apply_steps, plan_region
+    from kmsguard.monitoring_setup.setup import RegionPlan, apply_steps, plan_regions
 
     if fmt not in ("text", "json"):
         fail(f"--format: {fmt!r} is not one of text, json")
@@ -44,6 +44,7 @@ def setup(
     options = aws_options(
         profile, (region or []) + ([regions] if regions else []), endpoint_url, org, role_name, accounts
     )
+    check_regions(options)
     try:
         factory = SessionFactory(options)
     except AwsUnavailable as e:
@@ -55,10 +56,9 @@ def setup(
     for ap in acct_plan.accounts:
         try:
             session = factory.assume(ap.account_id, options.role_name)
-            for reg in resolve_regions(
-                session.client("ec2", factory.home_region), options.regions, factory.home_region
-            ).regions:
-                plans.append(plan_region(session, reg, sns_topic))
+            ec2 = session.client("ec2", factory.home_region)
+            planned = resolve_regions(ec2, options.regions, factory.home_region, options.excluded_regions)
+            plans.extend(plan_regions(session, planned.regions, sns_topic))
         except AWS_CALL_ERRORS as e:
             code, message = error_code(e)
             problems.append(f"{ap.account_id}: {code}: {message}")

@@ -7,13 +7,14 @@ The JSON printed by these commands is a stable contract (issue 3); every judgeme
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from kmsguard import __version__
+from kmsguard import __version__, arn
 from kmsguard.cli.common import EXIT_USAGE, fail, write_output
 from kmsguard.config import ScanConfig
 from kmsguard.model.snapshot import AccountSnapshot, Key, RegionSnapshot, Snapshot
@@ -49,6 +50,12 @@ def _load(path: Path, kind: str = "key") -> tuple[str, Policy]:
 def _account(value: str, option: str = "--account") -> str:
     if not is_account_id(value):
         fail(f"{option}: {value!r} is not a 12-digit AWS account id")
+    return value
+
+
+def _org(value: str, option: str) -> str:
+    if not is_org_id(value):
+        fail(f"{option}: {value!r} is not an Organization id (o- and 10 to 32 lower-case letters or digits)")
     return value
 
 
@@ -137,10 +144,7 @@ def analyze(
 
     _account(account)
     trusted = [_account(a, "--trusted-account") for a in trusted_account or ()]
-    orgs = list(org_id or ())
-    for o in orgs:
-        if not is_org_id(o):
-            fail(f"--org-id: {o!r} is not an Organization id (o-...)")
+    orgs = [_org(o, "--org-id") for o in org_id or ()]
     if fmt not in ("json", "table"):
         fail(f"--format: {fmt!r} is not one of json, table")
     text, pol = _load(file)
@@ -192,13 +196,20 @@ def simulate(
     iam_policy: list[Path] | None = typer.Option(None, "--iam-policy", help="The caller's identity policy (JSON)."),
     assume_iam_allows: bool = typer.Option(False, "--assume-iam-allows", help="The caller's IAM policies allow."),
     key_arn: str | None = typer.Option(None, "--key-arn", help="The key ARN (default: a key of --account)."),
+    principal_org_id: str | None = typer.Option(
+        None, "--principal-org-id", help="The caller's Organization (sets aws:PrincipalOrgID)."
+    ),
     fmt: str = typer.Option("json", "--format", "-f", help="json."),
 ) -> None:
-    """Decide one request: allow, explicit_deny or implicit_deny, and the statements that decided it."""
+    """Decide one request: allow, explicit_deny or implicit_deny, and the statements that decided it.
+
+    The request carries the context keys AWS sets from the caller (kms:CallerAccount, aws:PrincipalArn,
+    ...) unless --context gives them; the output lists them under assumed_context."""
     from kmsguard.policy.evaluate import evaluate
-    from kmsguard.policy.normalize import request
+    from kmsguard.policy.normalize import implicit_context, request
 
     _account(account)
+    org = _org(principal_org_id, "--principal-org-id") if principal_org_id is not None else None
     if iam_policy and assume_iam_allows:
         fail("--iam-policy and --assume-iam-allows exclude each other: give the policies or assume they allow")
     if not action.lower().startswith("kms:"):
@@ -209,12 +220,15 @@ def simulate(
     _, pol = _load(file)
     iam = [_load(p, "identity")[1] for p in iam_policy or ()]
     req = request(principal, action, key_arn or f"arn:aws:kms:us-east-1:{account}:key/{KEY_ID}", ctx)
+    assumed = implicit_context(req, org)
+    req = replace(req, context={**assumed, **req.context})
     result = evaluate(pol, req, iam_policies=iam or None, assume_iam_allows=assume_iam_allows, key_account=account)
     _emit(
         {
             "decision": result.decision.value,
             "matched_statements": list(result.matched_statements),
             "notes": list(result.notes),
+            "assumed_context": {k: list(v) for k, v in sorted(assumed.items())},
         },
         fmt,
     )
@@ -228,15 +242,21 @@ def diff(
     old: Path = typer.Argument(..., help="The current key policy."),
     new: Path = typer.Argument(..., help="The proposed key policy."),
     account: str = typer.Option(..., "--account", help="The key's account."),
+    key_arn: str | None = typer.Option(None, "--key-arn", help="The key's ARN (default: an example key of --account)."),
     fmt: str = typer.Option("json", "--format", "-f", help="json."),
 ) -> None:
-    """Access the change adds and removes (as example requests), and whether it locks out every admin."""
+    """Every access the change adds and removes (each class of caller with an example request), and whether
+    it locks out every admin."""
     from kmsguard.policy.diff import diff_policies
 
     _account(account)
+    if key_arn is not None:
+        parsed = arn.parse(key_arn)
+        if parsed is None or (parsed.service, parsed.resource_type, parsed.account) != ("kms", "key", account):
+            fail(f"--key-arn: {key_arn!r} is not the ARN of a KMS key in account {account}")
     _, before = _load(old)
     _, after = _load(new)
-    _emit(diff_policies(before, after, account).to_dict(), fmt)
+    _emit(diff_policies(before, after, account, key_arn=key_arn).to_dict(), fmt)
 
 
 # --- generate ---------------------------------------------------------------------------------------------

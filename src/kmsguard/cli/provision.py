@@ -9,8 +9,9 @@ from pathlib import Path
 import typer
 
 from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable, error_code
+from kmsguard.aws.options import AwsOptions
 from kmsguard.cli.common import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, aws_options, fail, write_output
-from kmsguard.cli.fix import parse_context
+from kmsguard.cli.fix import parse_context, principal_arns
 from kmsguard.config import ROTATION_DAYS_MAX, ROTATION_DAYS_MIN
 from kmsguard.policy.principals import account_of
 
@@ -22,11 +23,15 @@ def key(
     alias: str = typer.Option(..., "--alias", help="Alias, e.g. alias/production-encryption-2026."),
     admin: list[str] = typer.Option(..., "--admin", help="Administrator role ARN (repeatable)."),
     user: list[str] | None = typer.Option(None, "--user", help="User role ARN (repeatable)."),
-    environment: str | None = typer.Option(None, "--environment"),
-    data_classification: str | None = typer.Option(None, "--data-classification"),
-    owner: str | None = typer.Option(None, "--owner"),
-    cost_center: str | None = typer.Option(None, "--cost-center"),
-    description: str | None = typer.Option(None, "--description"),
+    environment: str | None = typer.Option(None, "--environment", help="Environment tag, e.g. Production."),
+    data_classification: str | None = typer.Option(
+        None, "--data-classification", help="DataClassification tag, e.g. CUI."
+    ),
+    owner: str | None = typer.Option(None, "--owner", help="Owner tag, e.g. security@example.com."),
+    cost_center: str | None = typer.Option(None, "--cost-center", help="CostCenter tag."),
+    description: str | None = typer.Option(
+        None, "--description", help="Key description (default: '<alias name> encryption key')."
+    ),
     rotation_days: int = typer.Option(365, "--rotation-days", help="90-2560."),
     multi_region: bool = typer.Option(False, "--multi-region", help="A multi-Region key (default single-region)."),
     require_context: list[str] | None = typer.Option(None, "--require-context", help="K=V every use must send."),
@@ -36,9 +41,13 @@ def key(
         None, "--account", help="Account of the key (for --output; default: --admin's)."
     ),
     output: str | None = typer.Option(None, "--output", help="cloudformation or terraform: write a template instead."),
-    output_file: Path | None = typer.Option(None, "--output-file", "-o", help="Where to write the template."),
-    profile: str | None = typer.Option(None, "--profile"),
-    endpoint_url: str | None = typer.Option(None, "--endpoint-url", envvar="KMSGUARD_ENDPOINT_URL"),
+    output_file: Path | None = typer.Option(
+        None, "--output-file", "-o", help="Where to write the template (a file or s3://bucket/key)."
+    ),
+    profile: str | None = typer.Option(None, "--profile", help="AWS profile from the shared config."),
+    endpoint_url: str | None = typer.Option(
+        None, "--endpoint-url", envvar="KMSGUARD_ENDPOINT_URL", help="Send every AWS call to this endpoint."
+    ),
 ) -> None:
     """Create (and verify) a symmetric customer managed key with a least-privilege policy, or its template."""
     from kmsguard.provision.spec import KeySpec
@@ -49,12 +58,16 @@ def key(
         fail(f"--rotation-days must be between {ROTATION_DAYS_MIN} and {ROTATION_DAYS_MAX}")
     if output not in (None, "cloudformation", "terraform"):
         fail(f"--output: {output!r} is not one of cloudformation, terraform")
-    owner_account = account or account_of(admin[0]) or ""
+    admins, users = principal_arns(admin, "--admin"), principal_arns(user, "--user")
+    if not admins:
+        fail("--admin: give at least one administrator role or user ARN")
+    if account is not None and not (account.isdigit() and len(account) == 12):
+        fail(f"--account: {account!r} is not a 12-digit AWS account id")
     spec = KeySpec(
-        account=owner_account,
+        account=account or account_of(admins[0]) or "",
         alias=alias,
-        admins=list(admin),
-        users=list(user or []),
+        admins=admins,
+        users=users,
         environment=environment,
         data_classification=data_classification,
         owner=owner,
@@ -72,7 +85,8 @@ def key(
     if output is not None:
         from kmsguard.provision.templates import cloudformation, terraform
 
-        write_output(cloudformation(spec) if output == "cloudformation" else terraform(spec), output_file)
+        template = cloudformation(spec) if output == "cloudformation" else terraform(spec)
+        write_output(template, output_file, AwsOptions(profile=profile, endpoint_url=endpoint_url))
         raise typer.Exit(EXIT_OK)
     _create(spec, profile, region, endpoint_url)
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 
+from kmsguard.aws.options import AwsOptions
 from kmsguard.cli import source as src
-from kmsguard.cli.common import fail, write_output
-from kmsguard.compliance.assess import assess
+from kmsguard.cli.common import ALLOW_ERRORS_HELP, check_fail_on, exit_code, fail, write_output
+from kmsguard.compliance.assess import FrameworkReport, assess
 from kmsguard.compliance.mapping import FRAMEWORKS
 from kmsguard.report.framework_report import (
     REPORT_FORMATS,
@@ -22,10 +23,17 @@ from kmsguard.report.framework_report import (
 def report(
     framework: str = typer.Option(..., "--framework", help=f"One of {', '.join(FRAMEWORKS)}."),
     fmt: str = typer.Option("html", "--format", "-f", help=f"One of {', '.join(REPORT_FORMATS)}."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the report to this file or s3://bucket/key instead of stdout."
+    ),
+    fail_on: str = typer.Option(
+        "never", "--fail-on", help="Exit 1 when a failing finding is at or above this severity (default 'never')."
+    ),
+    allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
     profile: str | None = src.PROFILE,
     region: list[str] | None = src.REGION,
     regions: str | None = src.REGIONS,
+    excluded_regions: list[str] | None = src.EXCLUDED,
     endpoint_url: str | None = src.ENDPOINT,
     org: bool = src.ORG,
     role_name: str = src.ROLE,
@@ -45,6 +53,9 @@ def report(
         fail(f"--framework: {framework!r} is not one of {', '.join(FRAMEWORKS)}")
     if fmt not in REPORT_FORMATS:
         fail(f"--format: {fmt!r} is not one of {', '.join(REPORT_FORMATS)}")
+    check_fail_on(fail_on)
+    if fmt == "pdf" and output is None and sys.stdout.isatty():
+        fail("--format pdf is binary: give --output FILE (or redirect stdout)")
     if fmt == "pdf":
         from kmsguard.report.pdf import PdfUnavailable, find_chromium
 
@@ -53,39 +64,29 @@ def report(
         except PdfUnavailable as e:
             fail(str(e))
     region_list = (region or []) + ([regions] if regions else [])
-    source = src.Source(profile, region_list, endpoint_url, org, role_name, accounts, from_snapshot, quiet)
+    source = src.Source(
+        profile, region_list, endpoint_url, org, role_name, accounts, from_snapshot, quiet, excluded_regions
+    )
     snapshot, result = src.judged(
         source, config, checks, skip_checks, trusted_accounts, trusted_org_id, rotation_max_days, trail
     )
     rep = assess(result, framework, snapshot)
+    write_output(_render(rep, fmt), output, AwsOptions(profile=profile, endpoint_url=endpoint_url))
+    raise typer.Exit(exit_code(result, fail_on, allow_errors))
+
+
+def _render(rep: FrameworkReport, fmt: str) -> str | bytes:
     if fmt in ("html", "pdf"):
         from kmsguard.report.html import render_report_html
 
         html = render_report_html(rep)
         if fmt == "html":
-            write_output(html, output)
-            return
+            return html
         from kmsguard.report.pdf import PdfUnavailable, html_to_pdf
 
         try:
-            data = html_to_pdf(html)
+            return html_to_pdf(html)
         except PdfUnavailable as e:
             fail(str(e))
-        _write_bytes(data, output)
-        return
     render = {"markdown": render_report_markdown, "csv": render_report_csv, "json": render_report_json}[fmt]
-    write_output(render(rep), output)
-
-
-def _write_bytes(data: bytes, output: Path | None) -> None:
-    if output is None:
-        if sys.stdout.isatty():
-            fail("--format pdf is binary: give --output FILE (or redirect stdout)")
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_bytes(data)
-    except OSError as e:
-        fail(f"cannot write {output}: {e.strerror or e}")
+    return render(rep)

@@ -7,28 +7,36 @@ from pathlib import Path
 
 import typer
 
+from kmsguard.aws.options import AwsOptions
 from kmsguard.cli.common import (
-    EXIT_FINDINGS,
-    EXIT_OK,
+    ALLOW_ERRORS_HELP,
     EXIT_USAGE,
+    FAIL_ON,
+    FROM_SNAPSHOT_AWS,
     aws_options,
+    check_fail_on,
     collect_live,
+    exit_code,
     fail,
+    keep_findings,
+    s3_url,
     scan_config,
+    severities,
     snapshot_file,
     split_csv,
+    statuses,
+    typed_endpoint,
     write_output,
 )
+from kmsguard.cli.trail import UNUSED_DAYS
 from kmsguard.config import ScanConfig
-from kmsguard.model.finding import Finding, Severity
+from kmsguard.model.finding import Finding
 from kmsguard.model.result import ScanResult
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.pipeline import judge
 from kmsguard.report import FORMATS, render
-from kmsguard.snapshot_io import save_snapshot
+from kmsguard.snapshot_io import save_snapshot, snapshot_bytes
 from kmsguard.trail.usage import TrailUsage
-
-FAIL_ON = ["info", "low", "medium", "high", "critical", "never"]
 
 
 def scan(
@@ -37,6 +45,9 @@ def scan(
         None, "--region", "-r", help="Region to scan (repeatable). Default: every region enabled for the account."
     ),
     regions: str | None = typer.Option(None, "--regions", help="Comma-separated regions (same as repeated --region)."),
+    excluded_regions: list[str] | None = typer.Option(
+        None, "--excluded-regions", "--excluded-region", help="Never scan these regions (comma-separated or repeated)."
+    ),
     endpoint_url: str | None = typer.Option(
         None,
         "--endpoint-url",
@@ -48,7 +59,9 @@ def scan(
         "OrganizationAccountAccessRole", "--role-name", help="Role assumed in each member account."
     ),
     accounts: list[str] | None = typer.Option(None, "--accounts", help="Only these account ids (comma-separated)."),
-    snapshot_out: Path | None = typer.Option(None, "--snapshot-out", help="Also save the collected snapshot here."),
+    snapshot_out: Path | None = typer.Option(
+        None, "--snapshot-out", help="Also save the collected snapshot to this file or s3://bucket/key."
+    ),
     from_snapshot: Path | None = typer.Option(
         None, "--from-snapshot", help="Judge a saved snapshot instead of calling AWS."
     ),
@@ -58,9 +71,18 @@ def scan(
         "-f",
         help=f"Output format: table, {', '.join(FORMATS)}. Default: table on a terminal, else json.",
     ),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the report to this file or s3://bucket/key instead of stdout."
+    ),
     fail_on: str = typer.Option(
         "low", "--fail-on", help="Exit 1 when a failing finding is at or above this severity (or 'never')."
+    ),
+    allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
+    severity: list[str] | None = typer.Option(
+        None, "--severity", help="Report only findings of these severities (critical, high, medium, low, info)."
+    ),
+    status: list[str] | None = typer.Option(
+        None, "--status", help="Report only findings with these statuses (FAIL, PASS, ERROR, MUTED)."
     ),
     checks: list[str] | None = typer.Option(None, "--checks", help="Run only these check ids (comma-separated)."),
     skip_checks: list[str] | None = typer.Option(None, "--skip-checks", help="Skip these check ids."),
@@ -77,35 +99,48 @@ def scan(
     trail: list[str] | None = typer.Option(
         None, "--trail", help="CloudTrail logs to analyse too (file, directory or s3://bucket/prefix; repeatable)."
     ),
+    unused_days: int = UNUSED_DAYS,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Scan KMS keys, key policies, the audit set-up and the resources that use KMS."""
     fmt = _resolve_format(fmt, output)
-    if fail_on not in FAIL_ON:
-        fail(f"--fail-on: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
+    check_fail_on(fail_on)
+    sevs, stats = severities(severity), statuses(status)
     cfg = scan_config(config, trusted_accounts, trusted_org_id, rotation_max_days)
     region_list = (region or []) + ([regions] if regions else [])
+    # Where reports and snapshots go on S3 (the scan's credentials; an exported KMSGUARD_ENDPOINT_URL too).
+    out_aws = AwsOptions(profile=profile, endpoint_url=endpoint_url)
 
     if from_snapshot is not None:
-        if org or accounts or region_list or endpoint_url or profile:
-            fail("--from-snapshot judges a saved snapshot: drop the AWS options (--profile, --region, --org ...)")
+        # An endpoint exported in the environment was not asked for here: only typed options are refused.
+        if org or accounts or region_list or excluded_regions or profile or typed_endpoint(endpoint_url):
+            fail(FROM_SNAPSHOT_AWS)
         snapshot = snapshot_file(from_snapshot)
     else:
-        snapshot = collect_live(aws_options(profile, region_list, endpoint_url, org, role_name, accounts), quiet)
+        options = aws_options(profile, region_list, endpoint_url, org, role_name, accounts, excluded_regions)
+        snapshot = collect_live(options, quiet)
     if snapshot_out is not None:
-        try:
-            save_snapshot(snapshot, snapshot_out)
-        except OSError as e:
-            fail(f"cannot write snapshot {snapshot_out}: {e.strerror or e}")
+        _save_snapshot(snapshot, snapshot_out, out_aws)
 
-    extra, usage = trail_analysis(trail, snapshot, cfg, profile, region_list, endpoint_url, role_name)
+    extra, usage = trail_analysis(trail, snapshot, cfg, profile, region_list, endpoint_url, role_name, unused_days)
     try:
         result = judge(snapshot, cfg, split_csv(checks), split_csv(skip_checks), extra=extra)
     except ValueError as e:
         fail(str(e))
     result.trail_usage = usage
-    emit(result, fmt, output)
-    raise typer.Exit(exit_code(result, fail_on))
+    result = keep_findings(result, sevs, stats)
+    emit(result, fmt, output, out_aws)
+    raise typer.Exit(exit_code(result, fail_on, allow_errors))
+
+
+def _save_snapshot(snapshot: Snapshot, path: Path, aws: AwsOptions) -> None:
+    if s3_url(path) is not None:
+        write_output(snapshot_bytes(snapshot, gzipped=path.suffix == ".gz"), path, aws)
+        return
+    try:
+        save_snapshot(snapshot, path)
+    except OSError as e:
+        fail(f"cannot write snapshot {path}: {e.strerror or e}")
 
 
 def trail_analysis(
@@ -116,12 +151,14 @@ def trail_analysis(
     regions: list[str],
     endpoint_url: str | None,
     role_name: str,
+    unused_days: int | None = None,
 ) -> tuple[list[Finding], TrailUsage | None]:
     """`--trail` (scan and report): the CloudTrail detections joined with this scan's snapshot, and the key
     usage summary the result keeps; nothing without sources."""
     if not sources:
         return [], None
     from kmsguard.trail.analyze import TrailOptions
+    from kmsguard.trail.detections import Params
     from kmsguard.trail.usage import analyze_usage
 
     for source in sources:
@@ -130,7 +167,8 @@ def trail_analysis(
     # S3 sources are read with the scan's credentials and endpoint (one bucket: never --org).
     trail_aws = aws_options(profile, regions, endpoint_url, False, role_name, None)
     try:
-        return analyze_usage(sources, snapshot, TrailOptions(config=cfg, aws=trail_aws))
+        params = Params() if unused_days is None else Params(unused_days=unused_days)
+        return analyze_usage(sources, snapshot, TrailOptions(config=cfg, aws=trail_aws, params=params))
     except (OSError, ValueError) as e:
         fail(f"--trail: {e}")
 
@@ -143,21 +181,13 @@ def _resolve_format(fmt: str | None, output: Path | None) -> str:
     return fmt
 
 
-def emit(result: ScanResult, fmt: str, output: Path | None) -> None:
+def emit(result: ScanResult, fmt: str, output: Path | None, aws: AwsOptions | None = None) -> None:
     if fmt == "table":
         from kmsguard.report.table import print_table
 
         print_table(result)
         return
-    write_output(render(result, fmt), output)
+    write_output(render(result, fmt), output, aws)
 
 
-def exit_code(result: ScanResult, fail_on: str) -> int:
-    if fail_on == "never":
-        return EXIT_OK
-    threshold = Severity(fail_on).rank
-    worst = result.worst_failing()
-    return EXIT_FINDINGS if worst is not None and worst.rank >= threshold else EXIT_OK
-
-
-__all__ = ["EXIT_USAGE", "emit", "exit_code", "scan", "trail_analysis"]
+__all__ = ["EXIT_USAGE", "FAIL_ON", "emit", "exit_code", "scan", "trail_analysis"]

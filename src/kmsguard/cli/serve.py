@@ -17,6 +17,18 @@ def serve(
         None, "--token", envvar="KMSGUARD_TOKEN", help="Login token (default: generated and printed when needed)."
     ),
     require_token: bool = typer.Option(False, "--require-token", help="Require a token even on 127.0.0.1."),
+    allowed_host: list[str] = typer.Option(
+        [],
+        "--allowed-host",
+        help="Another host name browsers use to reach the dashboard (repeatable); only loopback and --host are "
+        "served otherwise.",
+    ),
+    behind_tls: bool = typer.Option(
+        False,
+        "--behind-tls",
+        envvar="KMSGUARD_BEHIND_TLS",
+        help="A proxy in front ends TLS: mark the session cookie Secure.",
+    ),
 ) -> None:
     """Serve the dashboard: posture, keys, findings (mute/unmute), compliance."""
     import uvicorn
@@ -35,6 +47,13 @@ def serve(
         err_console.print(f"login token: {token}", highlight=False)
     if token is not None and len(token) < 16:
         fail("--token must be at least 16 characters")
+    try:
+        app = create_app(store, token, host=host, allowed_hosts=allowed_host, behind_tls=behind_tls)
+    except ValueError as e:
+        fail(str(e))
     shown = f"[{host}]" if ":" in host else host
     err_console.print(f"kmsguard dashboard on http://{shown}:{port}/ (store {store.url})", highlight=False)
-    uvicorn.run(create_app(store, token), host=host, port=port, log_level="warning")
+    if host in ("0.0.0.0", "::") and not allowed_host:
+        # Every interface, but the guard serves only the names it knows: say so before the first 421.
+        err_console.print(f"only loopback names and {host} are served: add others with --allowed-host", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

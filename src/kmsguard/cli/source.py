@@ -13,7 +13,16 @@ from pathlib import Path
 
 import typer
 
-from kmsguard.cli.common import aws_options, collect_live, fail, scan_config, snapshot_file, split_csv
+from kmsguard.cli.common import (
+    FROM_SNAPSHOT_AWS,
+    aws_options,
+    collect_live,
+    fail,
+    scan_config,
+    snapshot_file,
+    split_csv,
+    typed_endpoint,
+)
 from kmsguard.model.result import ScanResult
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.pipeline import judge
@@ -21,6 +30,9 @@ from kmsguard.pipeline import judge
 PROFILE = typer.Option(None, "--profile", help="AWS profile from the shared config.")
 REGION = typer.Option(None, "--region", "-r", help="Region to scan (repeatable). Default: every enabled region.")
 REGIONS = typer.Option(None, "--regions", help="Comma-separated regions (same as repeated --region).")
+EXCLUDED = typer.Option(
+    None, "--excluded-regions", "--excluded-region", help="Never scan these regions (comma-separated or repeated)."
+)
 ENDPOINT = typer.Option(
     None, "--endpoint-url", envvar="KMSGUARD_ENDPOINT_URL", help="Send every AWS call to this endpoint (an emulator)."
 )
@@ -50,13 +62,24 @@ class Source:
     accounts: list[str] | None
     from_snapshot: Path | None
     quiet: bool
+    excluded_regions: list[str] | None = None
 
     def snapshot(self) -> Snapshot:
         if self.from_snapshot is not None:
-            if self.org or self.accounts or self.regions or self.endpoint_url or self.profile:
-                fail("--from-snapshot judges a saved snapshot: drop the AWS options (--profile, --region, --org ...)")
+            # As in scan: an endpoint exported in the environment was not asked for here.
+            endpoint = typed_endpoint(self.endpoint_url)
+            if self.org or self.accounts or self.regions or self.excluded_regions or endpoint or self.profile:
+                fail(FROM_SNAPSHOT_AWS)
             return snapshot_file(self.from_snapshot)
-        options = aws_options(self.profile, self.regions, self.endpoint_url, self.org, self.role_name, self.accounts)
+        options = aws_options(
+            self.profile,
+            self.regions,
+            self.endpoint_url,
+            self.org,
+            self.role_name,
+            self.accounts,
+            self.excluded_regions,
+        )
         return collect_live(options, self.quiet)
 
 

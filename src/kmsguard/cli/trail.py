@@ -11,13 +11,30 @@ import typer
 
 from kmsguard import __version__
 from kmsguard.aws.errors import AwsUnavailable
-from kmsguard.cli.common import EXIT_AWS, aws_options, err_console, fail, progress_bar, split_csv, write_output
+from kmsguard.aws.options import AwsOptions
+from kmsguard.cli.common import (
+    ALLOW_ERRORS_HELP,
+    EXIT_AWS,
+    aws_options,
+    check_fail_on,
+    err_console,
+    exit_code,
+    fail,
+    local_dir,
+    progress_bar,
+    split_csv,
+    write_output,
+)
 from kmsguard.model.result import ScanResult
 from kmsguard.report import FORMATS
 
 app = typer.Typer(help="Key usage and attacks from CloudTrail logs.", no_args_is_help=True)
 
 _RELATIVE = re.compile(r"(\d+)([dhm])")
+# key_unused's window, shared with `scan --trail`.
+UNUSED_DAYS = typer.Option(
+    90, "--unused-days", min=1, help="key_unused (with logs): no cryptographic use in this many days."
+)
 
 
 def parse_time(text: str, option: str) -> datetime:
@@ -46,15 +63,26 @@ def analyze_cmd(
     region: list[str] | None = typer.Option(None, "--region", "-r", help="Only logs of these regions (repeatable)."),
     cache: Path | None = typer.Option(None, "--cache", help="Cache directory (default: per source set, ~/.cache)."),
     fmt: str | None = typer.Option(None, "--format", "-f", help=f"table, {', '.join(FORMATS)}."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report here instead of stdout."),
-    engine: str = typer.Option("duckdb", "--engine", help="duckdb (embedded) or spark."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the report to this file or s3://bucket/key instead of stdout."
+    ),
+    engine: str = typer.Option(
+        "duckdb", "--engine", help="duckdb (embedded) or spark (pip install 'kmsguard[spark]')."
+    ),
     lookup: bool = typer.Option(False, "--lookup", help="Also read KMS events from CloudTrail LookupEvents."),
     profile: str | None = typer.Option(None, "--profile", help="AWS profile (for s3:// sources and --lookup)."),
-    endpoint_url: str | None = typer.Option(None, "--endpoint-url", envvar="KMSGUARD_ENDPOINT_URL"),
+    endpoint_url: str | None = typer.Option(
+        None,
+        "--endpoint-url",
+        envvar="KMSGUARD_ENDPOINT_URL",
+        help="Send every AWS call to this endpoint (an emulator).",
+    ),
     workers: int | None = typer.Option(None, "--workers", help="Decoder processes (default: one per core)."),
-    unused_days: int = typer.Option(90, "--unused-days", help="key_unused: no cryptographic use in this many days."),
+    unused_days: int = UNUSED_DAYS,
     learn_days: float = typer.Option(7.0, "--learn-days", help="Days at the start of the logs learnt as normal."),
-    burst_threshold: int = typer.Option(5, "--burst-threshold", help="Errors per key per 5 minutes above which."),
+    burst_threshold: int = typer.Option(
+        5, "--burst-threshold", help="Failed calls on one key within 5 minutes above which a burst is reported."
+    ),
     spike_k: float = typer.Option(6.0, "--spike-k", help="Spike: calls above median + k * 1.4826 * MAD."),
     spike_min_count: int = typer.Option(50, "--spike-min-count", help="Spike: never below this many calls/hour."),
     principal_env: list[str] | None = typer.Option(
@@ -63,10 +91,11 @@ def analyze_cmd(
     summary_out: Path | None = typer.Option(None, "--summary-out", help="Write the usage summary (JSON) here."),
     charts: Path | None = typer.Option(None, "--charts", help="Write PNG charts and an HTML page to this directory."),
     fail_on: str = typer.Option("low", "--fail-on", help="Exit 1 at or above this severity (or 'never')."),
+    allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Analyse CloudTrail logs: per-key usage summaries and findings."""
-    from kmsguard.cli.scan import FAIL_ON, emit, exit_code
+    from kmsguard.cli.scan import emit
     from kmsguard.trail.analyze import TrailOptions, analyze
     from kmsguard.trail.detections import Params
     from kmsguard.trail.usage import summarise
@@ -80,10 +109,13 @@ def analyze_cmd(
         fmt = "table" if output is None and sys.stdout.isatty() else "json"
     if fmt != "table" and fmt not in FORMATS:
         fail(f"--format: {fmt!r} is not one of table, {', '.join(FORMATS)}")
-    if fail_on not in FAIL_ON:
-        fail(f"--fail-on: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
+    check_fail_on(fail_on)
     if engine not in ("duckdb", "spark"):
         fail(f"--engine: {engine!r} is not one of duckdb, spark")
+    if engine == "spark":
+        _require_pyspark()
+    local_dir(charts, "--charts")
+    local_dir(cache, "--cache")
     envs: dict[str, str] = {}
     for item in principal_env or ():
         arn, sep, env = item.partition("=")
@@ -130,8 +162,10 @@ def analyze_cmd(
         fail(str(e))
 
     _print_summary(report)
+    _refuse_nothing_read(srcs, report)
+    out_aws = AwsOptions(profile=profile, endpoint_url=endpoint_url)
     if summary_out is not None:
-        write_output(json.dumps(report.summary_dict(), indent=2, default=str), summary_out)
+        write_output(json.dumps(report.summary_dict(), indent=2, default=str), summary_out, out_aws)
     if charts is not None:
         from kmsguard.trail.charts import write_charts
 
@@ -147,8 +181,32 @@ def analyze_cmd(
     )
     if fmt == "table":
         _print_usage(report)
-    emit(result, fmt, output)
-    raise typer.Exit(exit_code(result, fail_on))
+    emit(result, fmt, output, out_aws)
+    raise typer.Exit(exit_code(result, fail_on, allow_errors))
+
+
+def _require_pyspark() -> None:
+    """--engine spark needs the optional pyspark: one line saying how to get it, not an import traceback."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        fail("--engine spark needs pyspark, which is not installed: pip install 'kmsguard[spark]'")
+
+
+def _refuse_nothing_read(sources: list[str], report: object) -> None:
+    """Exit 2 when the sources held no log file, or when every log file failed: an analysis of nothing is not a
+    clean bill of health."""
+    from kmsguard.trail.analyze import TrailReport
+
+    assert isinstance(report, TrailReport)
+    ing = report.ingest
+    from_sources = [s for s in ing.stats if not s.file.startswith("lookup://")]
+    if sources and not from_sources and ing.files_pruned == 0:
+        fail(f"no CloudTrail log files found in {', '.join(sources)}")
+    if ing.stats and all(s.error for s in ing.stats):
+        reasons = "; ".join(f"{s.file}: {s.error}" for s in ing.stats[:3])
+        more = f" (and {len(ing.stats) - 3} more)" if len(ing.stats) > 3 else ""
+        fail(f"every log file failed ({len(ing.stats)}), nothing was analysed: {reasons}{more}")
 
 
 def _print_summary(report: object) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
+from kmsguard.arn import log_group
 from kmsguard.collect.context import RegionContext, paginate
 from kmsguard.collect.errors import guard
 from kmsguard.model.snapshot import MetricFilter, Trail
@@ -44,9 +45,9 @@ def _read_home_trail(ctx: RegionContext, ct: Any, trail: Trail) -> None:
     with guard(errors, SERVICE, "GetEventSelectors", trail.arn):
         apply_selectors(trail, ct.get_event_selectors(TrailName=trail.arn))
     if trail.cloudwatch_logs_log_group_arn:
-        # arn:aws:logs:<region>:<account>:log-group:<name>:*  (CloudTrail requires the trail's region)
-        parts = trail.cloudwatch_logs_log_group_arn.split(":")
-        group, region = parts[6], parts[3] or ctx.region
+        # arn:PARTITION:logs:<region>:<account>:log-group:<name>:*  (CloudTrail requires the trail's region)
+        found = log_group(trail.cloudwatch_logs_log_group_arn)
+        group, region = (found[2], found[1] or ctx.region) if found else ("", ctx.region)
         logs = ctx.session.client("logs", region)
         with guard(errors, "logs", "DescribeMetricFilters", trail.cloudwatch_logs_log_group_arn):
             for f in paginate(logs, "describe_metric_filters", "metricFilters", logGroupName=group):

@@ -158,7 +158,7 @@ class _Collection:
             acct.errors.append(collection_error("sts", "AssumeRole", e, role))
             return
         ec2 = session.client("ec2", self.factory.home_region)
-        plan = resolve_regions(ec2, self.options.regions, self.factory.home_region)
+        plan = resolve_regions(ec2, self.options.regions, self.factory.home_region, self.options.excluded_regions)
         if plan.lookup_error is not None:
             code, message = plan.lookup_error
             note = f"{message} (scanned only {self.factory.home_region})"

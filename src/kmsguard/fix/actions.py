@@ -7,7 +7,8 @@ Each kind is one small class with the same four methods, so apply, verify and ro
 - ``as_planned``: the live state is still the one the plan was made from (else the action is skipped, never
   written over someone else's change);
 - ``done``: the live state is already the target (applying again would change nothing);
-- ``apply`` / ``restore``.
+- ``apply`` / ``restore``;
+- ``restore_text``: the concrete operation a restore carries out, in words, shown before rollback asks.
 
 Actions arrive as their JSON form (``Action.to_dict()`` plus ``detail``) so that rollback can run from a
 journal alone.
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from kmsguard.arn import parse as parse_arn
 from kmsguard.aws.session import AccountSession
 
 ActionDict = dict[str, Any]
@@ -30,6 +32,7 @@ class Kind(Protocol):
     def done(self, current: dict[str, Any], a: ActionDict) -> bool: ...
     def apply(self, a: ActionDict, detail: dict[str, Any], s: AccountSession) -> None: ...
     def restore(self, prior: dict[str, Any], a: ActionDict, detail: dict[str, Any], s: AccountSession) -> None: ...
+    def restore_text(self, prior: dict[str, Any], current: dict[str, Any], a: ActionDict) -> str: ...
 
 
 def _kms(a: ActionDict, s: AccountSession) -> Any:
@@ -69,10 +72,14 @@ class Rotation:
 
     def restore(self, prior: dict[str, Any], a: ActionDict, detail: dict[str, Any], s: AccountSession) -> None:
         kms, key = _kms(a, s), _key_id(a, detail)
-        if prior["rotation_enabled"]:
-            kms.enable_key_rotation(KeyId=key, RotationPeriodInDays=int(prior["rotation_period_days"] or 365))
+        enabled, days = self._state(prior)
+        if enabled:
+            kms.enable_key_rotation(KeyId=key, RotationPeriodInDays=int(days or 365))
         else:
             kms.disable_key_rotation(KeyId=key)
+
+    def restore_text(self, prior: dict[str, Any], current: dict[str, Any], a: ActionDict) -> str:
+        return f"rotation of {a['resource_arn']}: {_rotation_words(current)} -> {_rotation_words(prior)}"
 
 
 class KeyPolicy:
@@ -90,6 +97,18 @@ class KeyPolicy:
 
     def restore(self, prior: dict[str, Any], a: ActionDict, detail: dict[str, Any], s: AccountSession) -> None:
         _kms(a, s).put_key_policy(KeyId=_key_id(a, detail), PolicyName="default", Policy=prior["policy"])
+
+    def restore_text(self, prior: dict[str, Any], current: dict[str, Any], a: ActionDict) -> str:
+        return f"put the key policy from before the fix on {a['resource_arn']} (diff below)"
+
+
+def _rotation_words(state: dict[str, Any]) -> str:
+    enabled, days = Rotation._state(state)
+    return f"on, every {days} days" if enabled else "off"
+
+
+def _key_words(ref: str | None) -> str:
+    return ref or "the AWS managed key"
 
 
 def _same_key(ref: str | None, other: str | None) -> bool:
@@ -141,6 +160,10 @@ class S3DefaultEncryption:
         else:
             s3.put_bucket_encryption(Bucket=detail["name"], ServerSideEncryptionConfiguration=prior["configuration"])
 
+    def restore_text(self, prior: dict[str, Any], current: dict[str, Any], a: ActionDict) -> str:
+        before = "no default encryption" if prior["configuration"] is None else _key_words(self._rules_key(prior))
+        return f"default encryption of {a['resource_arn']}: {_key_words(self._rules_key(current))} -> {before}"
+
 
 class SecretKey:
     def read(self, a: ActionDict, detail: dict[str, Any], s: AccountSession) -> dict[str, Any]:
@@ -164,6 +187,10 @@ class SecretKey:
             SecretId=a["resource_arn"], KmsKeyId=prior["kms_key_id"] or "alias/aws/secretsmanager"
         )
 
+    def restore_text(self, prior: dict[str, Any], current: dict[str, Any], a: ActionDict) -> str:
+        was, now = prior["kms_key_id"] or "alias/aws/secretsmanager", current["kms_key_id"]
+        return f"KMS key of secret {a['resource_arn']}: {_key_words(now)} -> {_key_words(was)}"
+
 
 class EbsDefaultKey:
     def read(self, a: ActionDict, detail: dict[str, Any], s: AccountSession) -> dict[str, Any]:
@@ -186,6 +213,14 @@ class EbsDefaultKey:
         else:
             ec2.modify_ebs_default_kms_key_id(KmsKeyId=ref)
 
+    def restore_text(self, prior: dict[str, Any], current: dict[str, Any], a: ActionDict) -> str:
+        was = prior["kms_key_id"] or "alias/aws/ebs"
+        return f"EBS default key of {a['account']} in {a['region']}: {_key_words(current['kms_key_id'])} -> {was}"
+
+
+# KMS's shortest waiting period: a cancelled deletion is re-scheduled with it (the original date cannot be given).
+RESCHEDULE_DAYS = 7
+
 
 class CancelDeletion:
     def read(self, a: ActionDict, detail: dict[str, Any], s: AccountSession) -> dict[str, Any]:
@@ -194,7 +229,8 @@ class CancelDeletion:
         return {"key_state": md.get("KeyState"), "deletion_date": when.isoformat() if when else None}
 
     def as_planned(self, current: dict[str, Any], a: ActionDict) -> bool:
-        return current["key_state"] == "PendingDeletion"
+        # Only a deletion the plan saw scheduled is cancelled (and, by rollback, scheduled again).
+        return bool(current["key_state"] == "PendingDeletion" == a["before"]["key_state"])
 
     def done(self, current: dict[str, Any], a: ActionDict) -> bool:
         return current["key_state"] == "Enabled"
@@ -206,8 +242,14 @@ class CancelDeletion:
 
     def restore(self, prior: dict[str, Any], a: ActionDict, detail: dict[str, Any], s: AccountSession) -> None:
         # KMS takes a waiting period, not a date: the original date cannot be restored exactly, only the
-        # shortest allowed wait (7 days) - a later deletion date than before, never an earlier one.
-        _kms(a, s).schedule_key_deletion(KeyId=_key_id(a, detail), PendingWindowInDays=7)
+        # shortest allowed wait - a later deletion date than before, never an earlier one.
+        _kms(a, s).schedule_key_deletion(KeyId=_key_id(a, detail), PendingWindowInDays=RESCHEDULE_DAYS)
+
+    def restore_text(self, prior: dict[str, Any], current: dict[str, Any], a: ActionDict) -> str:
+        return (
+            f"schedule deletion of {a['resource_arn']} in {RESCHEDULE_DAYS} days "
+            f"(it is {current['key_state']} now; its deletion was cancelled by this journal's fix)"
+        )
 
 
 KINDS: dict[str, Kind] = {
@@ -218,3 +260,49 @@ KINDS: dict[str, Kind] = {
     "set_ebs_default_key": EbsDefaultKey(),
     "cancel_key_deletion": CancelDeletion(),
 }
+
+# Action kinds made of several AWS calls: when one fails after another succeeded, the change is partial.
+MULTI_CALL = frozenset({"cancel_key_deletion"})
+# Action kinds whose resource is a KMS key named by ``detail["key_id"]`` (or the ARN).
+KEY_KINDS = frozenset({"enable_rotation", "tighten_key_policy", "cancel_key_deletion"})
+_SERVICE = {
+    "enable_rotation": "kms",
+    "tighten_key_policy": "kms",
+    "cancel_key_deletion": "kms",
+    "set_s3_default_encryption": "s3",
+    "set_secret_kms_key": "secretsmanager",
+    "set_ebs_default_key": "",  # model.finding.region_arn: arn:<partition>:::<account>:<region>
+}
+
+
+def same_state(kind: str, prior: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Is ``current`` the journal's ``prior`` state (what restoring would give)?"""
+    if kind == "cancel_key_deletion":  # KMS cannot be given a deletion date back, only a waiting period
+        return bool(prior["key_state"] == current["key_state"])
+    return prior == current
+
+
+def target_problem(a: ActionDict, detail: dict[str, Any]) -> str | None:
+    """Why the resource a journal entry names is not the one its calls would change, or None.
+
+    A journal entry says the resource (ARN, account, region) and, apart, what the calls use (the key id, the
+    bucket name): rollback refuses an entry where the two disagree, so a restore cannot act on another resource
+    than the one it shows."""
+    kind, arn = a["action"], str(a["resource_arn"])
+    parsed = parse_arn(arn)
+    if parsed is None or parsed.service != _SERVICE[kind]:
+        return f"{arn!r} is not the ARN of what {kind} changes"
+    region, account, resource = parsed.region, parsed.account, parsed.resource
+    if kind == "set_ebs_default_key":
+        region, resource = resource, ""
+    if account and account != a["account"]:
+        return f"{arn} is in account {account}, the entry says {a['account']}"
+    if region and region != a["region"]:
+        return f"{arn} is in region {region}, the entry says {a['region']}"
+    if kind in KEY_KINDS:
+        key_id = resource.removeprefix("key/")
+        if not resource.startswith("key/") or _key_id(a, detail) not in (arn, key_id):
+            return f"the entry changes key {_key_id(a, detail)}, not {arn}"
+    if kind == "set_s3_default_encryption" and detail.get("name") != resource:
+        return f"the entry changes bucket {detail.get('name')!r}, not {arn}"
+    return None

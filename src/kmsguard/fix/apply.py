@@ -1,7 +1,9 @@
 """Carry out a Plan: per action re-read, compare with the plan, journal the prior state, change, record.
 
 One failed action never stops the others; each ends as one ``Outcome`` (applied, skipped with the reason, or
-failed with the AWS error). A key whose policy changed between plan and apply is skipped, never overwritten.
+failed with the AWS error) and, once journalled, one result line (``applied``, ``failed``, or ``partial`` for a
+failed action of several calls that did change the resource). A key whose policy changed between plan and apply
+is skipped, never overwritten.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, Literal
 
 from kmsguard.aws.errors import AWS_CALL_ERRORS, error_code
 from kmsguard.aws.session import AccountSession, SessionFactory
-from kmsguard.fix.actions import KINDS
+from kmsguard.fix.actions import KINDS, MULTI_CALL, same_state
 from kmsguard.fix.journal import Journal
 from kmsguard.fix.plan import Action, Plan
 
@@ -91,7 +93,21 @@ def _apply_one(action: Action, sessions: Sessions, journal: Journal) -> Outcome:
     try:
         kind.apply(a, action.detail, session)
     except AWS_CALL_ERRORS as e:
-        journal.result(seq, "failed", error_text(e))
+        journal.result(seq, _failed_status(action, current, session), error_text(e))
         return Outcome(action, "failed", error_text(e))
     journal.result(seq, "applied")
     return Outcome(action, "applied", "applied")
+
+
+def _failed_status(action: Action, prior: dict[str, Any], session: AccountSession) -> str:
+    """``partial`` when an action of several calls failed after changing the resource (CancelKeyDeletion went
+    through, EnableKey did not), else ``failed``. Decided now, from a fresh read, and journalled: rollback
+    restores only what the journal says changed, never guessing from a later state someone else may have made.
+    A single call that failed changed nothing."""
+    if action.action not in MULTI_CALL:
+        return "failed"
+    try:
+        now = KINDS[action.action].read(action.to_dict(), action.detail, session)
+    except AWS_CALL_ERRORS:
+        return "partial"  # unknown: say it may have changed, so rollback looks at it
+    return "failed" if same_state(action.action, prior, now) else "partial"

@@ -198,7 +198,7 @@ class _Planner:
             self._refuse(key, check_id, "the engine found nothing it can rewrite safely; see the finding's remediation")
             return
         new_text = to_text(result.document)
-        diff = diff_policies(key.policy, new_text, key.account)
+        diff = diff_policies(key.policy, new_text, key.account, key_arn=key.arn)
         losses = lost_accesses(key.policy, new_text, key.arn, key.account, context=self.opts.require_context)
         surprise = unintended(losses, result.removals)
         access = self._access(key, new_text, result.removals)

@@ -23,13 +23,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kmsguard.arn import partition_in, root_arn
 from kmsguard.model.snapshot import Key, Snapshot
 from kmsguard.policy.access import DEFAULT_ACTIONS, AccessEvaluator, KeyAccess, PrincipalAccess
 from kmsguard.policy.actions import KMS_ACTIONS, canonical_action
 from kmsguard.policy.evaluate import evaluate
 from kmsguard.policy.model import Decision, Policy
 from kmsguard.policy.normalize import parse_and_normalize, request
-from kmsguard.policy.principals import account_of, is_root, named_principals, root_arn
+from kmsguard.policy.principals import account_of, is_root, named_principals
 from kmsguard.policy.tighten import Removal
 
 
@@ -62,7 +63,7 @@ def lost_accesses(
     """Every (principal, action) the old policy allowed and the new one does not."""
     old = parse_and_normalize(old_text)
     new = parse_and_normalize(new_text)
-    principals = [*sorted(p for p in named_principals(old) if account_of(p)), root_arn(account)]
+    principals = [*sorted(p for p in named_principals(old) if account_of(p)), root_arn(account, partition_in(key_arn))]
     out: list[Loss] = []
     for principal in dict.fromkeys(principals):
         for action in KMS_ACTIONS:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from kmsguard.arn import parse as parse_arn
+
 log = logging.getLogger(__name__)
 
 # KMS API calls that change what kmsguard judges about a key.
@@ -70,9 +72,9 @@ def key_event(body: Any) -> KeyEvent | None:
         return None
     account = str(event.get("account") or detail.get("recipientAccountId") or "")
     region = str(event.get("region") or detail.get("awsRegion") or "")
-    if str(ref).startswith("arn:"):
-        parts = str(ref).split(":")
-        region, account = parts[3] or region, parts[4] or account
+    parsed = parse_arn(str(ref))
+    if parsed is not None:
+        region, account = parsed.region or region, parsed.account or account
     if not account or not region:
         return None
     return KeyEvent(name, account, region, str(ref))

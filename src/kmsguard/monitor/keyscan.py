@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from kmsguard.arn import partition_in
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Finding
 from kmsguard.model.snapshot import AccountSnapshot, Key, RegionSnapshot, Snapshot
@@ -28,7 +29,7 @@ def replace_key(base: Snapshot | None, key: Key, kmsguard_version: str) -> Snaps
     )
     acct = next((a for a in snap.accounts if a.account_id == key.account), None)
     if acct is None:
-        acct = AccountSnapshot(account_id=key.account, partition=key.arn.split(":")[1])
+        acct = AccountSnapshot(account_id=key.account, partition=partition_in(key.arn))
         snap.accounts.append(acct)
     reg = next((r for r in acct.regions if r.region == key.region), None)
     if reg is None:

@@ -19,6 +19,7 @@ import logging
 import os
 from typing import Any
 
+from kmsguard.arn import parse as parse_arn
 from kmsguard.aws.options import AwsOptions
 from kmsguard.monitor.channels import Channel, SlackChannel, SnsChannel, WebhookChannel
 from kmsguard.monitor.events import key_event
@@ -38,7 +39,9 @@ def _build() -> Monitor:
     channels: list[Channel] = []
     topic = env.get("KMSGUARD_SNS_TOPIC")
     if topic:
-        channels.append(SnsChannel(topic, boto3.client("sns", region_name=topic.split(":")[3], endpoint_url=endpoint)))
+        parsed = parse_arn(topic)
+        region = parsed.region if parsed is not None else None
+        channels.append(SnsChannel(topic, boto3.client("sns", region_name=region, endpoint_url=endpoint)))
     if env.get("KMSGUARD_SLACK_WEBHOOK"):
         channels.append(SlackChannel(env["KMSGUARD_SLACK_WEBHOOK"]))
     if env.get("KMSGUARD_WEBHOOK"):

@@ -20,6 +20,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from kmsguard.arn import build as build_arn
+from kmsguard.arn import log_group, partition_of
 from kmsguard.aws.errors import AWS_CALL_ERRORS, error_code
 from kmsguard.aws.session import AccountSession
 
@@ -95,6 +97,8 @@ class RegionPlan:
 
 
 def create_trail_commands(region: str, account: str) -> list[str]:
+    group = build_arn("logs", region, account, "log-group:CloudTrail/kms-audit:*")
+    role = build_arn("iam", "", account, "role/CloudTrailToCloudWatch", partition=partition_of(region))
     return [
         f"aws logs create-log-group --region {region} --log-group-name CloudTrail/kms-audit",
         "aws iam create-role --role-name CloudTrailToCloudWatch --assume-role-policy-document "
@@ -103,18 +107,9 @@ def create_trail_commands(region: str, account: str) -> list[str]:
         "logs:PutLogEvents on the log group)",
         f"aws cloudtrail create-trail --region {region} --name kms-audit --s3-bucket-name <bucket> "
         "--is-multi-region-trail --enable-log-file-validation "
-        f"--cloud-watch-logs-log-group-arn arn:aws:logs:{region}:{account}:log-group:CloudTrail/kms-audit:* "
-        f"--cloud-watch-logs-role-arn arn:aws:iam::{account}:role/CloudTrailToCloudWatch",
+        f"--cloud-watch-logs-log-group-arn {group} --cloud-watch-logs-role-arn {role}",
         f"aws cloudtrail start-logging --region {region} --name kms-audit",
     ]
-
-
-def _log_group(arn: str) -> tuple[str, str] | None:
-    """(region, name) of arn:aws:logs:<region>:<account>:log-group:<name>[:*]."""
-    parts = arn.split(":")
-    if len(parts) < 7 or parts[2] != "logs" or parts[5] != "log-group":
-        return None
-    return parts[3], parts[6]
 
 
 def _trail_log_group(session: AccountSession, region: str) -> tuple[str, str] | None:
@@ -122,41 +117,52 @@ def _trail_log_group(session: AccountSession, region: str) -> tuple[str, str] | 
     for t in ct.describe_trails(includeShadowTrails=True)["trailList"]:
         if not (t.get("IsMultiRegionTrail") or t.get("HomeRegion") == region):
             continue
-        group = _log_group(t.get("CloudWatchLogsLogGroupArn") or "")
-        if group is None:
+        found = log_group(t.get("CloudWatchLogsLogGroupArn") or "")
+        if found is None:
             continue
+        group = found[1], found[2]  # (region, name)
         home = session.client("cloudtrail", t.get("HomeRegion") or region)
         if home.get_trail_status(Name=t["TrailARN"]).get("IsLogging"):
             return group
     return None
 
 
-def dashboard_body(region: str) -> str:
-    def widget(title: str, metrics: list[list[Any]], y: int) -> dict[str, Any]:
-        props = {
-            "title": title,
-            "metrics": metrics,
-            "stat": "Sum",
-            "period": 300,
-            "region": region,
-            "view": "timeSeries",
-        }
+def dashboard_body(regions: list[str]) -> str:
+    """The dashboard's body. CloudWatch dashboards are global (one per name and account, whatever region writes
+    it), so one dashboard draws every planned region: each widget's home is the first, the others are named on
+    their metrics."""
+    home = regions[0]
+
+    def metrics(namespace: str, name: str) -> list[list[Any]]:
+        return [[namespace, name] if r == home else [namespace, name, {"region": r}] for r in regions]
+
+    def widget(title: str, rows: list[list[Any]], y: int) -> dict[str, Any]:
+        props = {"title": title, "metrics": rows, "stat": "Sum", "period": 300, "region": home, "view": "timeSeries"}
         return {"type": "metric", "x": 0, "y": y, "width": 24, "height": 6, "properties": props}
 
     return json.dumps(
         {
             "widgets": [
-                widget("KMS API calls", [["AWS/KMS", "APICallsCount"]], 0),
-                widget("Key policy changes, disabling, scheduled deletion", [[NAMESPACE, "KMSPolicyChanges"]], 6),
-                widget("Failed Decrypt calls", [[NAMESPACE, "KMSDecryptFailures"]], 12),
+                widget("KMS API calls", metrics("AWS/KMS", "APICallsCount"), 0),
+                widget("Key policy changes, disabling, scheduled deletion", metrics(NAMESPACE, "KMSPolicyChanges"), 6),
+                widget("Failed Decrypt calls", metrics(NAMESPACE, "KMSDecryptFailures"), 12),
             ]
         },
         sort_keys=True,
     )
 
 
-def plan_region(session: AccountSession, region: str, sns_topic: str | None) -> RegionPlan:
-    """What is missing in one region (reads only)."""
+def plan_region(
+    session: AccountSession,
+    region: str,
+    sns_topic: str | None,
+    planned: set[tuple[str, str, str]] | None = None,
+    dashboard: list[str] | None = None,
+) -> RegionPlan:
+    """What is missing in one region (reads only). ``planned``: the (account, region, name) of log groups whose
+    filters and alarms an earlier region of the same plan already covers (a multi-region trail delivers every
+    region's events to one log group: its filters are planned once, not once per region). ``dashboard``: the
+    regions the account's one dashboard draws (default: this region; empty: planned with another region)."""
     out = RegionPlan(session.account_id, region)
     group = _trail_log_group(session, region)
     if group is None:
@@ -165,11 +171,28 @@ def plan_region(session: AccountSession, region: str, sns_topic: str | None) -> 
             "to put metric filters on; create one with: "
             + " && ".join(create_trail_commands(region, session.account_id))
         )
+    elif planned is not None and (session.account_id, *group) in planned:
+        out.notes.append(
+            f"metric filters and alarms: on log group {group[1]} in {group[0]}, planned with the first region "
+            "its trail covers"
+        )
     else:
+        if planned is not None:
+            planned.add((session.account_id, *group))
         _plan_filters(out, session, group, sns_topic)
     _plan_config(out, session, region)
-    _plan_dashboard(out, session, region)
+    if dashboard == []:
+        out.notes.append(f"dashboard {DASHBOARD}: global to the account, planned with the first region")
+    else:
+        _plan_dashboard(out, session, region, dashboard or [region])
     return out
+
+
+def plan_regions(session: AccountSession, regions: list[str], sns_topic: str | None) -> list[RegionPlan]:
+    """``plan_region`` for each region of one account: each log group's filters and alarms, and the account's
+    dashboard, planned once."""
+    planned: set[tuple[str, str, str]] = set()
+    return [plan_region(session, r, sns_topic, planned, regions if i == 0 else []) for i, r in enumerate(regions)]
 
 
 def _plan_filters(out: RegionPlan, session: AccountSession, group: tuple[str, str], sns_topic: str | None) -> None:
@@ -300,9 +323,9 @@ def _plan_config(out: RegionPlan, session: AccountSession, region: str) -> None:
         )
 
 
-def _plan_dashboard(out: RegionPlan, session: AccountSession, region: str) -> None:
+def _plan_dashboard(out: RegionPlan, session: AccountSession, region: str, regions: list[str]) -> None:
     cw = session.client("cloudwatch", region)
-    body = dashboard_body(region)
+    body = dashboard_body(regions)
     try:
         current = cw.get_dashboard(DashboardName=DASHBOARD).get("DashboardBody")
     except ClientError as e:

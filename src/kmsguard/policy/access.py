@@ -35,6 +35,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Literal, cast
 
+from kmsguard.arn import parse as parse_arn
+from kmsguard.arn import partition_in, root_arn
 from kmsguard.model.snapshot import Grant, Key
 from kmsguard.policy.access_classes import (
     Matches,
@@ -56,7 +58,7 @@ from kmsguard.policy.evaluate import (
 )
 from kmsguard.policy.model import Condition, Policy, Principal
 from kmsguard.policy.normalize import PrincipalInfo, principal_info
-from kmsguard.policy.principals import account_of, mentioned_accounts, mentioned_orgs
+from kmsguard.policy.principals import account_of, mentioned_accounts, mentioned_orgs, session_of
 from kmsguard.policy.solver import Formula, reach
 
 DEFAULT_ACTIONS: tuple[str, ...] = (
@@ -69,6 +71,8 @@ DEFAULT_ACTIONS: tuple[str, ...] = (
     "kms:ScheduleKeyDeletion",
 )
 MAX_CHAIN = 5
+_SESSION = "kmsguard-session"  # the name of the session a role is judged as: one no policy names
+ANYONE = "000000000000"  # the account an aggregate ("*", org:ID) is judged as: one no policy names
 _KEY_CACHE_MAX = 512  # whole answers kept for keys of a shared class
 ASSUME_ROLE = "sts:assumerole"
 
@@ -251,7 +255,7 @@ def _hits(prefix: str, policy: Policy, info: PrincipalInfo, action: str, resourc
     for st, cst in zip(policy.statements, compiled.statements, strict=True):
         how = cst.principal(info)
         sessions: tuple[str, ...] = ()
-        if how == NO_MATCH and info.kind == "role" and st.principals:
+        if how == NO_MATCH and info.kind == "session" and st.principals:
             # A statement naming sessions of this role applies to the sessions with those names only.
             sessions = _session_names(st.principals, info)
             how = DIRECT if sessions else NO_MATCH
@@ -330,6 +334,12 @@ class _Target:
     arn_matters: bool = False  # the key policy or an RCP names particular keys: the key is a class of its own
 
     @cached_property
+    def on_key(self) -> bool:
+        """A KMS key (else a role, asked about its trust policy)."""
+        parsed = parse_arn(self.arn)
+        return parsed is not None and parsed.service == "kms"
+
+    @cached_property
     def group_cls(self) -> tuple[object, ...]:
         """What the answer to a principal the key does not name depends on, besides the statements of the
         principal's own policies that name the key (``SpecificIndex``). Grants matter only when granted to
@@ -347,7 +357,7 @@ class _Target:
             self.rcp_exempt,
             to_accounts,
             specific,
-            self.arn.split(":")[2],
+            self.on_key,
         )
 
     @cached_property
@@ -492,11 +502,11 @@ class AccessEvaluator:
     def outcome(self, subject: Subject, action: str, target: _Target, *, iam_known: bool = True) -> _Outcome:
         """The formula under which ``subject`` may perform ``action`` on ``target``, and the paths."""
         action = action.lower()
-        info = self._info(subject.arn)
+        info = self._info(self._caller(subject))
         known = self._known(subject, info, target, self._principal_org(subject))
         same = subject.account == target.account
         is_root = subject.kind == "root"
-        on_key = target.arn.split(":")[2] == "kms"
+        on_key = target.on_key
         # An implicit deny in a permissions boundary does not limit what a key policy or grant gives a user ARN
         # or a role session ARN directly; a trust policy naming a user still needs the boundary to allow.
         user_exempt = subject.kind == "user" and on_key
@@ -630,6 +640,14 @@ class AccessEvaluator:
         if hit is None:
             hit = self._policies[text] = parsed(text, "key")
         return hit
+
+    def _caller(self, subject: Subject) -> str:
+        """Who sends the request: a role only ever acts through a session of it, and AWS judges a session at
+        three levels (account, role, session), so a Deny with a NotPrincipal that lists the role but not the
+        session applies (IAM User Guide, "AWS JSON policy elements: NotPrincipal")."""
+        if subject.kind == "role":
+            return session_of(subject.arn, _SESSION) or subject.arn
+        return subject.arn
 
     def _info(self, arn: str) -> PrincipalInfo:
         hit = self._infos.get(arn)
@@ -889,18 +907,19 @@ class AccessEvaluator:
                 )
             elif g.grantee_principal.endswith(".amazonaws.com"):
                 services.add(g.grantee_principal.lower())
+        partition = partition_in(key.arn)  # principals outside the scan are in the key's partition
         for acct in sorted(accounts - self.estate.scanned_accounts):
-            out.append(Aggregate(f"arn:aws:iam::{acct}:root", acct, f"account:{acct}"))
+            out.append(Aggregate(root_arn(acct, partition), acct, f"account:{acct}"))
         for arn in sorted(named):
             acct = account_of(arn)
             if acct and acct not in self.estate.scanned_accounts and arn not in self.estate.subjects:
                 kind = "role" if ":role/" in arn else "user" if ":user/" in arn else "aggregate"
                 out.append(Subject(arn, kind, acct))
         for org in sorted(mentioned_orgs(pol) if pol else ()):
-            out.append(Aggregate("arn:aws:iam::000000000000:root", "000000000000", f"org:{org}", org_id=org))
+            out.append(Aggregate(root_arn(ANYONE, partition), ANYONE, f"org:{org}", org_id=org))
         for svc in sorted(services):
             out.append(Aggregate(f"service:{svc}", "", f"service:{svc}"))
-        out.append(Aggregate("arn:aws:iam::000000000000:root", "000000000000", "*"))
+        out.append(Aggregate(root_arn(ANYONE, partition), ANYONE, "*"))
         return out
 
     # -- role chains ------------------------------------------------------------------------------
@@ -964,8 +983,14 @@ class AccessEvaluator:
             )
         return hit
 
+    def _probe_of(self, who: str, role: str) -> str:
+        """The principal an answer about ``who`` is judged as: itself, or for an aggregate a stranger in the
+        role's partition."""
+        return who if who in self.estate.subjects else root_arn(ANYONE, partition_in(role))
+
     def _trust_aggregates(self, role: Subject) -> list[Subject]:
         out: list[Subject] = []
+        partition = partition_in(role.arn)
         for st in role.trust.statements if role.trust else ():
             if st.effect != "Allow":
                 continue
@@ -975,11 +1000,11 @@ class AccessEvaluator:
                 elif p.kind == "Federated":
                     out.append(Aggregate(f"federated:{p.value}", "", f"federated:{p.value}"))
                 elif p.kind == "AWS" and p.is_wildcard:
-                    out.append(Aggregate("arn:aws:iam::000000000000:root", "000000000000", "*"))
+                    out.append(Aggregate(root_arn(ANYONE, partition), ANYONE, "*"))
                 elif p.kind == "AWS":
                     acct = account_of(p.value)
                     if acct and acct not in self.estate.scanned_accounts:
-                        out.append(Aggregate(f"arn:aws:iam::{acct}:root", acct, f"account:{acct}"))
+                        out.append(Aggregate(root_arn(acct, partition), acct, f"account:{acct}"))
         return out
 
     def _chains(self, holders: dict[str, PrincipalAccess], others: frozenset[str] = frozenset()) -> tuple[Entry, ...]:
@@ -997,7 +1022,7 @@ class AccessEvaluator:
             for who, o in self.assumers(roles[role_arn]):
                 if who in holders or who in others or who in reached or who in chain:
                     continue
-                edge, _ = self.decide(o.formula, _probe_of(self.estate, who), roles[role_arn].account)
+                edge, _ = self.decide(o.formula, self._probe_of(who, role_arn), roles[role_arn].account)
                 if edge is None:
                     continue
                 d: Decision = "allowed" if edge == decision == "allowed" else "conditional"
@@ -1037,10 +1062,6 @@ class Aggregate(Subject):
             ("unreadable", ()),
         ):
             object.__setattr__(self, name, default)
-
-
-def _probe_of(estate: Estate, who: str) -> str:
-    return who if who in estate.subjects else "arn:aws:iam::000000000000:root"
 
 
 def _weakest(hits: Sequence[_Hit]) -> tuple[Condition, ...]:

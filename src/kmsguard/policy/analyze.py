@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+from kmsguard.arn import root_arn
 from kmsguard.policy import fastpath
 from kmsguard.policy.actions import CRYPTOGRAPHIC_ACTIONS, KMS_ACTIONS, canonical_action
 from kmsguard.policy.model import Condition, Policy, Principal, Request, Statement
@@ -36,10 +37,10 @@ from kmsguard.policy.principals import (
     mentioned_orgs,
     named_principals,
     names_directly,
+    policy_partition,
     principal_label,
-    root_arn,
 )
-from kmsguard.policy.solver import Identity, Proof, Question, fixed, prove
+from kmsguard.policy.solver import Identity, Proof, Question, fixed, prove, question_partition
 
 ALL_ACTIONS: tuple[str, ...] = tuple(a.lower() for a in KMS_ACTIONS)
 CRYPTO_ACTIONS: tuple[str, ...] = tuple(sorted(CRYPTOGRAPHIC_ACTIONS))
@@ -220,7 +221,7 @@ class Asker:
         named = self.named if pol is self.policy else self.named | named_principals(pol)
         with_root = any(st.not_principals is not None for st in pol.statements)
         for group in groups:
-            for probe in fastpath.probes(q, self.orgs, named, with_root):
+            for probe in fastpath.probes(q, self.orgs, named, with_root, question_partition(pol, q)):
                 v = fastpath.decide(pol, q, probe, group[0], self.match)
                 if v is fastpath.V.YES:
                     return v
@@ -376,7 +377,8 @@ def _external_candidates(
     for acct in sorted(known_accounts - trusted):
         # Any principal of that account (not one of the named ones, asked about below), in any
         # organisation we do not trust: we cannot know which organisation an outside account is in.
-        out.append((root_arn(acct), Identity(account=acct, exclude_principals=named, exclude_orgs=trusted_orgs)))
+        root = root_arn(acct, policy_partition(pol))
+        out.append((root, Identity(account=acct, exclude_principals=named, exclude_orgs=trusted_orgs)))
     for arn in sorted(named):
         owner = account_of(arn)
         if owner is None or owner in trusted or is_root(arn):
@@ -394,7 +396,8 @@ def _external_candidates(
 
 def _granting(pol: Policy, identity: Identity) -> list[int]:
     """Evidence: the Allow statements whose principal element can apply to the identity class."""
-    probes = fastpath.probes(Question((), identity, ""), mentioned_orgs(pol))
+    question = Question((), identity, "")
+    probes = fastpath.probes(question, mentioned_orgs(pol), partition=question_partition(pol, question))
     out = []
     for st in pol.statements:
         if st.effect != "Allow":

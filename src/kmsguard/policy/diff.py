@@ -2,10 +2,13 @@
 every administrator.
 
 Gained and lost access are found by the solver over one shared request (allowed by the new policy and not
-the old, and the reverse), for each class of caller either policy mentions: every named principal, every
-named account (any other principal of it, through its IAM), the key account's own principals (through
-IAM), and unrelated accounts; a principal of the key account that the policies name is judged by the key
-policy alone. Each change is a concrete request the direct evaluator confirms.
+the old, and the reverse), for each class of caller either policy mentions: every named principal (and,
+when a policy has a NotPrincipal, the sessions of each named role, which such a list treats apart from
+the role), every named account (any other principal of it, through its IAM), the key account's own
+principals (through IAM), and unrelated accounts; a principal of the key account that the policies name
+is judged by the key policy alone. Every action that differs is reported, once per class, with an example
+request the direct evaluator confirms; the list is sorted, so the same two policies always give the same
+diff. An action the solver could not decide is listed in ``uncertain``, never dropped.
 
 Lock-out follows KMS's own policy lockout safety check (the reason ``BypassPolicyLockoutSafetyCheck``
 exists): a key stays manageable while some principal can still call kms:PutKeyPolicy. The account root
@@ -14,52 +17,131 @@ counts when the root statement lets IAM grant PutKeyPolicy (IAM policies are ass
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from kmsguard.policy.actions import KMS_ACTIONS
+from kmsguard.policy.actions import KMS_ACTIONS, canonical_action
 from kmsguard.policy.analyze import load, request_dict
 from kmsguard.policy.model import Policy, Request
-from kmsguard.policy.principals import account_of, is_root, mentioned_accounts, mentioned_orgs, named_principals
+from kmsguard.policy.principals import (
+    account_of,
+    is_root,
+    mentioned_accounts,
+    mentioned_orgs,
+    named_principals,
+    session_of,
+)
 from kmsguard.policy.solver import Identity, Question, differences, prove
 
 ALL = tuple(a.lower() for a in KMS_ACTIONS)
 
 
-@dataclass
-class PolicyDiff:
-    gained: list[Request] = field(default_factory=list)
-    lost: list[Request] = field(default_factory=list)
-    admin_lockout: bool = False
-    administrable_before: bool = True
-    administrable_after: bool = True
+@dataclass(frozen=True)
+class CallerClass:
+    """A class of callers the diff asks about, and how it is shown: ``who`` is the principal's ARN when
+    the class is one principal, else a description ("any principal of account ...")."""
+
+    identity: Identity
+    who: str
+    account: str | None = None  # the account every member is in, when there is one
+
+    @property
+    def one_principal(self) -> bool:
+        return not self.who.startswith("any ")
+
+
+@dataclass(frozen=True)
+class AccessChange:
+    """One action a class of callers gains or loses, with an example request the evaluator confirms.
+
+    ``principal`` and ``principal_account`` are the example's (what a caller needs to look a change up);
+    ``who`` and ``resource`` say what the change is about, with the example labelled as one."""
+
+    who: str
+    action: str
+    resource: str
+    example: Request
+
+    @property
+    def principal(self) -> str:
+        return self.example.principal
+
+    @property
+    def principal_account(self) -> str | None:
+        return self.example.principal_account or account_of(self.example.principal)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "gained": [request_dict(r) for r in self.gained],
-            "lost": [request_dict(r) for r in self.lost],
-            "admin_lockout": self.admin_lockout,
-            "administrable_before": self.administrable_before,
-            "administrable_after": self.administrable_after,
+            "principal": self.who,
+            "action": canonical_action(self.action),
+            "resource": self.resource,
+            "context": {k: list(v) for k, v in sorted(self.example.context.items())},
+            "example": request_dict(self.example),
         }
 
 
-def _classes(old: Policy, new: Policy, account: str) -> list[Identity]:
+@dataclass
+class PolicyDiff:
+    gained: list[AccessChange] = field(default_factory=list)
+    lost: list[AccessChange] = field(default_factory=list)
+    admin_lockout: bool = False
+    administrable_before: bool = True
+    administrable_after: bool = True
+    uncertain: list[str] = field(default_factory=list)  # "<who>: <action> gained/lost: <why>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gained": [c.to_dict() for c in self.gained],
+            "lost": [c.to_dict() for c in self.lost],
+            "admin_lockout": self.admin_lockout,
+            "administrable_before": self.administrable_before,
+            "administrable_after": self.administrable_after,
+            "uncertain": list(self.uncertain),
+        }
+
+
+def _classes(old: Policy, new: Policy, account: str) -> list[CallerClass]:
     named = frozenset(named_principals(old) | named_principals(new))
     accounts = frozenset(mentioned_accounts(old) | mentioned_accounts(new)) | {account}
     orgs = frozenset(mentioned_orgs(old) | mentioned_orgs(new))
     # A principal the key account names is judged by the key policy alone (its IAM policies could restore
     # what root delegation allows, and then no key-policy change would ever show for it).
     out = [
-        Identity(principal=p, iam_allows=account_of(p) != account)
+        CallerClass(Identity(principal=p, iam_allows=account_of(p) != account), p, account_of(p))
         for p in sorted(named)
         if not is_root(p) and account_of(p)
     ]
-    out += [Identity(account=a, exclude_principals=named) for a in sorted(accounts)]
-    out.append(Identity(exclude_accounts=accounts, exclude_principals=named, exclude_orgs=orgs))
+    if any(st.not_principals is not None for st in old.statements + new.statements):
+        out += _session_classes(named, account)
+    for a in sorted(accounts):
+        other = "other " if any(account_of(p) == a and not is_root(p) for p in named) else ""
+        who = f"any {other}principal of account {a}"
+        out.append(CallerClass(Identity(account=a, exclude_principals=named), who, a))
+    unnamed = "any principal of an account neither policy names"
+    out.append(CallerClass(Identity(exclude_accounts=accounts, exclude_principals=named, exclude_orgs=orgs), unnamed))
     out += [
-        Identity(exclude_accounts=accounts, exclude_principals=named, org_mode="fixed", org_id=o) for o in sorted(orgs)
+        CallerClass(
+            Identity(exclude_accounts=accounts, exclude_principals=named, org_mode="fixed", org_id=o),
+            f"any principal of organisation {o} in an account neither policy names",
+        )
+        for o in sorted(orgs)
     ]
+    return out
+
+
+def _session_classes(named: frozenset[str], account: str) -> list[CallerClass]:
+    """A NotPrincipal list judges a role and its sessions apart (a session is exempt only when the list
+    names the session itself), so each named role's sessions are a class of their own, asked about through
+    one session with a name no policy uses."""
+    out = []
+    for role in sorted(named):
+        if session_of(role) is None:
+            continue
+        sessions = (session_of(role, f"example{n or ''}") for n in itertools.count())
+        session = next(s for s in sessions if s not in named)
+        ident = Identity(principal=session, iam_allows=account_of(role) != account)
+        out.append(CallerClass(ident, f"any session of {role}", account_of(role)))
     return out
 
 
@@ -68,14 +150,32 @@ def administrable(policy: Policy, account: str) -> bool:
     return not prove(policy, Question(("kms:putkeypolicy",), Identity(), account)).proved
 
 
-def diff_policies(old: Policy | str, new: Policy | str, account: str, *, per_class: int = 8) -> PolicyDiff:
+def diff_policies(old: Policy | str, new: Policy | str, account: str, *, key_arn: str | None = None) -> PolicyDiff:
+    """Every access ``new`` adds and removes relative to ``old`` for the key in ``account``. ``key_arn`` is
+    the key's ARN when the caller knows it: the requests are then about that key (else about an example key
+    of ``account``, and each says so)."""
     before, after = load(old), load(new)
     out = PolicyDiff()
-    for ident in _classes(before, after, account):
-        q = Question(ALL, ident, account)
-        out.gained += differences(after, before, q, per_class)
-        out.lost += differences(before, after, q, per_class)
+    for cls in _classes(before, after, account):
+        q = Question(ALL, cls.identity, account, resource=key_arn)
+        for kind, (allows, denies) in (("gained", (after, before)), ("lost", (before, after))):
+            found = differences(allows, denies, q)
+            changes = out.gained if kind == "gained" else out.lost
+            changes += [_change(cls, r, key_arn, account) for r in found.found]
+            out.uncertain += [f"{cls.who}: {canonical_action(a)} {kind}: {why}" for a, why in found.undecided]
+    out.gained.sort(key=_order)
+    out.lost.sort(key=_order)
     out.administrable_before = administrable(before, account)
     out.administrable_after = administrable(after, account)
     out.admin_lockout = out.administrable_before and not out.administrable_after
     return out
+
+
+def _change(cls: CallerClass, example: Request, key_arn: str | None, account: str) -> AccessChange:
+    who = cls.who if cls.one_principal else f"{cls.who} (for example {example.principal})"
+    resource = key_arn or f"this key of account {account} (for example {example.resource})"
+    return AccessChange(who, example.action.lower(), resource, example)
+
+
+def _order(change: AccessChange) -> tuple[str, str]:
+    return change.who, change.action

@@ -210,7 +210,7 @@ def _ordered_test(base: str, values: Sequence[str]) -> ValueTest:
 
 
 @lru_cache(maxsize=4096)
-def _cached_date(text: str) -> float | None:
+def _cached_date(text: str) -> Decimal | None:
     return parse_date(text)
 
 

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 
+from kmsguard.arn import DEFAULT_PARTITION, root_arn
 from kmsguard.policy.actions import KMS_ACTIONS_LOWER, action_pattern, glob_to_regex
 from kmsguard.policy.model import Condition, Decision, Policy, Principal, Request, Statement
+from kmsguard.policy.normalize import principal_info
 from kmsguard.policy.principals import (
     ACCOUNT_KEYS,
     ARN_KEYS,
@@ -35,6 +37,7 @@ from kmsguard.policy.principals import (
     SOURCE_KEYS,
     account_of,
     names_directly,
+    not_principal_excludes,
 )
 from kmsguard.policy.solver import Question
 
@@ -54,6 +57,8 @@ class Probe:
     exact_account: bool
     iam_allows: bool
     service: bool = False
+    # A role of a generic class: it stands for its sessions, whatever their names (see ``_excluded``).
+    sessions: bool = False
 
 
 _LIKE_OPS = {"StringLike", "StringNotLike", "ArnLike", "ArnNotLike", "ArnEquals", "ArnNotEquals"}
@@ -61,12 +66,17 @@ _FRESH_ORG = "o-kmsguardprobe0"
 
 
 def probes(
-    q: Question, mentioned_orgs: Iterable[str], named: Iterable[str] = (), with_root: bool = False
+    q: Question,
+    mentioned_orgs: Iterable[str],
+    named: Iterable[str] = (),
+    with_root: bool = False,
+    partition: str = DEFAULT_PARTITION,
 ) -> list[Probe]:
     """Representatives of the question's principal class, one per equivalence class of its organisation.
 
     A generic class (no fixed principal) is represented by a fresh role, which no Principal element names;
-    the principals the policy does name (``named``) that belong to the class get probes of their own.
+    the principals the policy does name (``named``) that belong to the class get probes of their own (a
+    named role's probe stands for its sessions, as every role of a class does).
     The class's root user is judged apart from its roles where it differs: under NotPrincipal (it has only
     the account level) and without the caller's IAM policies (it needs none); ``with_root`` asks for it
     (it is added anyway when the question does not assume IAM allows)."""
@@ -88,16 +98,17 @@ def probes(
         acct, exact_acct = ident.account, True
     else:
         acct, exact_acct = _fresh_account(ident.exclude_accounts), False
-    role = f"arn:aws:iam::{acct}:role/kmsguard-probe"
+    role = f"arn:{partition}:iam::{acct}:role/kmsguard-probe"
     out = [Probe(role, acct, o, False, exact_acct, ident.iam_allows) for o in orgs]
-    root = f"arn:aws:iam::{acct}:root"
+    root = root_arn(acct, partition)
     if (with_root or not ident.iam_allows) and root not in ident.exclude_principals:
         out += [Probe(root, acct, o, exact_acct, exact_acct, ident.iam_allows) for o in orgs]
     for arn in sorted(set(named) - ident.exclude_principals):
         owner = account_of(arn)
         in_class = owner == ident.account if ident.account else owner not in ident.exclude_accounts
         if owner and in_class:
-            out += [Probe(arn, owner, o, True, True, ident.iam_allows) for o in orgs]
+            is_role = ":role/" in arn
+            out += [Probe(arn, owner, o, True, True, ident.iam_allows, sessions=is_role) for o in orgs]
     return out
 
 
@@ -142,8 +153,9 @@ def _any(values: Iterable[V]) -> V:
 
 def _excluded(elements: tuple[Principal, ...], probe: Probe) -> bool:
     """NotPrincipal: the caller is excluded only when each of its identity levels is listed (its account,
-    then its own ARN; the root user has only the account level). A representative principal's own level is
-    never listed (its class leaves out the named principals)."""
+    then its user or role, then its session; the root user has only the account level). A representative
+    principal's own level is never listed (its class leaves out the named principals), nor is a role's that
+    stands for its sessions (a session is excluded only by its own session ARN)."""
     if any(e.is_wildcard for e in elements):
         return True
     if probe.service:
@@ -153,7 +165,9 @@ def _excluded(elements: tuple[Principal, ...], probe: Probe) -> bool:
         return False
     if probe.principal.endswith(":root"):
         return True
-    return probe.exact_principal and any(e.kind == "AWS" and names_directly(e.value, probe.principal) for e in elements)
+    if not probe.exact_principal or probe.sessions:
+        return False
+    return not_principal_excludes(elements, probe.principal, probe.account)
 
 
 def principal_match(st: Statement, probe: Probe, kind: str = "key") -> V:
@@ -219,7 +233,9 @@ def _identity_values(key: str, probe: Probe) -> tuple[tuple[str, ...] | None, bo
     if key in ACCOUNT_KEYS:
         return (None if probe.service or probe.account is None else (probe.account,)), probe.exact_account
     if key in ARN_KEYS:
-        return (None if probe.service else (probe.principal,)), probe.exact_principal
+        if probe.service:
+            return None, probe.exact_principal
+        return (principal_info(probe.principal).arn or probe.principal,), probe.exact_principal  # a session: its role
     if key in ORG_KEYS:
         return ((probe.org,) if probe.org else None), True
     if key in ORG_PATH_KEYS:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kmsguard.policy.principals import account_of, is_account_id, is_root, root_arn
+from kmsguard.arn import DEFAULT_PARTITION, mentioned_partition, root_arn
+from kmsguard.policy.principals import account_of, is_account_id, is_root
 
 ADMIN_ACTIONS: tuple[str, ...] = (
     "kms:Create*",
@@ -79,7 +80,9 @@ def generate_key_policy(
         {
             "Sid": "EnableIAMUserPermissions",
             "Effect": "Allow",
-            "Principal": {"AWS": root_arn(account)},
+            "Principal": {
+                "AWS": root_arn(account, mentioned_partition([*admin_list, *user_list]) or DEFAULT_PARTITION)
+            },
             "Action": "kms:*",
             "Resource": "*",
             "Condition": {"StringEquals": {"kms:CallerAccount": account}},

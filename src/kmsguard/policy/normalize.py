@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal
 
+from kmsguard.arn import DEFAULT_PARTITION, mentioned_partition, root_arn
 from kmsguard.policy import actions as cat
 from kmsguard.policy.errors import PolicyNormalizeError
 from kmsguard.policy.model import Condition, Policy, Principal, PrincipalKind, Request, Statement
@@ -25,11 +26,15 @@ _PRINCIPAL_TYPES: tuple[PrincipalKind, ...] = ("AWS", "Service", "Federated", "C
 ContextValue = str | bool | int | float | Iterable[str | bool | int | float]
 
 
-def normalize(raw_or_dict: RawPolicy | Mapping[str, Any], kind: PolicyKind | None = None) -> Policy:
+def normalize(
+    raw_or_dict: RawPolicy | Mapping[str, Any], kind: PolicyKind | None = None, partition: str | None = None
+) -> Policy:
     """A validated ``RawPolicy`` (or an already-decoded document) -> ``Policy``.
 
     A plain mapping is not validated first; a shape the model cannot hold raises PolicyNormalizeError.
-    ``kind`` defaults to the RawPolicy's kind, else "key".
+    ``kind`` defaults to the RawPolicy's kind, else "key". ``partition`` is where the account-id shorthand
+    in a Principal points (AWS reads it as that account's root user in the resource's partition); when not
+    given, the partition of the ARNs the policy quotes, else ``aws``.
     """
     if isinstance(raw_or_dict, RawPolicy):
         data: Mapping[str, Any] = raw_or_dict.data
@@ -46,10 +51,11 @@ def normalize(raw_or_dict: RawPolicy | Mapping[str, Any], kind: PolicyKind | Non
         raise PolicyNormalizeError("Statement must be an object or a list of objects")
     version = data.get("Version")
     pid = data.get("Id")
+    shorthand = partition or _quoted_partition(data)
     return Policy(
         kind=kind,
         version=version if isinstance(version, str) else None,
-        statements=tuple(_statement(i, st, kind) for i, st in enumerate(stmts)),
+        statements=tuple(_statement(i, st, kind, shorthand) for i, st in enumerate(stmts)),
         id=pid if isinstance(pid, str) else None,
     )
 
@@ -70,7 +76,7 @@ def parse_and_normalize(
     return pol
 
 
-def _statement(index: int, st: Any, kind: PolicyKind) -> Statement:
+def _statement(index: int, st: Any, kind: PolicyKind, partition: str = DEFAULT_PARTITION) -> Statement:
     where = f"Statement[{index}]"
     if not isinstance(st, Mapping):
         raise PolicyNormalizeError(f"{where} must be an object")
@@ -87,8 +93,10 @@ def _statement(index: int, st: Any, kind: PolicyKind) -> Statement:
         index=index,
         sid=sid if isinstance(sid, str) else None,
         effect=effect,
-        principals=_principals(st["Principal"], f"{where}.Principal") if "Principal" in st else None,
-        not_principals=_principals(st["NotPrincipal"], f"{where}.NotPrincipal") if "NotPrincipal" in st else None,
+        principals=_principals(st["Principal"], f"{where}.Principal", partition) if "Principal" in st else None,
+        not_principals=(
+            _principals(st["NotPrincipal"], f"{where}.NotPrincipal", partition) if "NotPrincipal" in st else None
+        ),
         actions=_strings(st["Action"], f"{where}.Action", lower=True) if "Action" in st else None,
         not_actions=_strings(st["NotAction"], f"{where}.NotAction", lower=True) if "NotAction" in st else None,
         resources=_strings(st["Resource"], f"{where}.Resource") if "Resource" in st else None,
@@ -114,7 +122,25 @@ def _strings(value: Any, where: str, lower: bool = False) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _principals(value: Any, where: str) -> tuple[Principal, ...]:
+def _quoted_partition(data: Any) -> str:
+    """The partition of the ARNs anywhere in the document (principals, resources, conditions)."""
+    texts: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str):
+            texts.append(v)
+        elif isinstance(v, Mapping):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list | tuple):
+            for x in v:
+                walk(x)
+
+    walk(data)
+    return mentioned_partition(texts) or DEFAULT_PARTITION
+
+
+def _principals(value: Any, where: str, partition: str = DEFAULT_PARTITION) -> tuple[Principal, ...]:
     if value == "*":
         return (Principal("AWS", "*"),)
     if not isinstance(value, Mapping):
@@ -125,7 +151,7 @@ def _principals(value: Any, where: str) -> tuple[Principal, ...]:
             raise PolicyNormalizeError(f"{where}: unknown principal type {ptype!r}")
         for item in _strings(pvalues, f"{where}.{ptype}"):
             if ptype == "AWS" and _ACCOUNT.fullmatch(item):
-                item = f"arn:aws:iam::{item}:root"  # the account-id shorthand means that account's root
+                item = root_arn(item, partition)  # the account-id shorthand means that account's root
             out.append(Principal(ptype, item))
     return tuple(out)
 
@@ -213,7 +239,9 @@ class PrincipalInfo:
     ``direct_tokens``: the forms a key-policy Principal entry can take to name this caller specifically
     (its own ARN; ``role:ACCT/NAME`` for a role and every session of it; ``svc:NAME`` for a service).
     ``levels``: the identities AWS checks one after another for NotPrincipal (account, then role or user,
-    then session); the caller is excluded by a NotPrincipal list only if every level is listed.
+    then session); the caller is excluded by a NotPrincipal list only if every level is listed. A session
+    is identified by its own session ARN: listing its role (and account) does not exclude it (IAM guide,
+    "AWS JSON policy elements: NotPrincipal", whose example lists the session, the role and the account).
     """
 
     raw: str
@@ -278,8 +306,9 @@ def principal_info(principal: str, principal_account: str | None = None) -> Prin
     if service == "sts" and parts[0] == "assumed-role" and len(parts) >= 3:
         role = parts[1]
         role_arn = f"arn:{partition}:iam::{account}:role/{role}"
-        me = frozenset({p, f"role:{account}/{role}", f"arn:{partition}:sts::{account}:assumed-role/{role}"})
-        return PrincipalInfo(p, "session", account, partition, role, role_arn, me, (acct, me))
+        role_level = frozenset({f"role:{account}/{role}"})
+        me = role_level | {p, f"arn:{partition}:sts::{account}:assumed-role/{role}"}
+        return PrincipalInfo(p, "session", account, partition, role, role_arn, me, (acct, role_level, frozenset({p})))
     if service == "sts" and parts[0] == "federated-user" and len(parts) >= 2:
         me = frozenset({p})
         return PrincipalInfo(p, "federated-user", account, partition, parts[1], p, me, (acct, me))
@@ -297,13 +326,13 @@ _PRINCIPAL_TYPE = {
 }
 
 
-def with_implicit_context(req: Request) -> Request:
-    """The request with the keys AWS puts in every real KMS request context added where absent:
-    aws:PrincipalArn, aws:PrincipalAccount, kms:CallerAccount, aws:PrincipalType, aws:username (IAM users),
-    aws:PrincipalIsAWSService and aws:PrincipalServiceName (service principals).
-
-    ``request()`` never does this, because the CLI contract is that the context is exactly what the user
-    gave; call this when you want an AWS-realistic request."""
+def implicit_context(req: Request, org_id: str | None = None) -> dict[str, tuple[str, ...]]:
+    """The keys AWS puts in every real KMS request context that ``req`` does not give: aws:PrincipalArn,
+    aws:PrincipalAccount, kms:CallerAccount, aws:PrincipalType, aws:username (IAM users),
+    aws:PrincipalIsAWSService and aws:PrincipalServiceName (service principals), and aws:PrincipalOrgID
+    when the caller's organisation ``org_id`` is known (absent otherwise: a principal outside any
+    organisation has none). Keys that depend on how the call is made (aws:SecureTransport,
+    aws:SourceIp, kms:ViaService, ...) are never assumed."""
     info = principal_info(req.principal, req.principal_account)
     extra: dict[str, tuple[str, ...]] = {}
     if info.kind == "service":
@@ -320,6 +349,14 @@ def with_implicit_context(req: Request) -> Request:
             extra["aws:principaltype"] = (_PRINCIPAL_TYPE[info.kind],)
         if info.kind == "user" and info.name:
             extra["aws:username"] = (info.name,)
-    ctx = dict(extra)
-    ctx.update(req.context)  # what the caller gave always wins
-    return replace(req, context=ctx)
+        if org_id:
+            extra["aws:principalorgid"] = (org_id,)
+    return {k: v for k, v in extra.items() if k not in req.context}  # what the caller gave always wins
+
+
+def with_implicit_context(req: Request, org_id: str | None = None) -> Request:
+    """The request with ``implicit_context`` added.
+
+    ``request()`` never does this, because its contract is that the context is exactly what the caller
+    gave; call this when you want an AWS-realistic request."""
+    return replace(req, context={**implicit_context(req, org_id), **req.context})

@@ -13,13 +13,14 @@ keeps the last one, which is also what AWS's parser does, so a duplicate is wort
 from __future__ import annotations
 
 import bisect
+import calendar
 import difflib
 import ipaddress
 import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any, Literal
 
@@ -668,7 +669,7 @@ class _Validator:
                 self.add(
                     "error",
                     "bad-condition-value",
-                    f"{base} needs an ISO 8601 date or epoch seconds, not {text!r}",
+                    f"{base} needs an ISO 8601 date (as 2024-01-31T12:00:00Z) or whole epoch seconds, not {text!r}",
                     path,
                 )
         elif base in ("IpAddress", "NotIpAddress"):
@@ -680,19 +681,59 @@ class _Validator:
             self.add("warning", "bad-condition-value", f"{text!r} is not an ARN: {base} will not match it", path)
 
 
-def parse_date(text: str) -> float | None:
-    """Epoch seconds for an IAM date value (ISO 8601, with or without time/zone, or epoch seconds)."""
+# Date condition values (and request dates): "one of the W3C implementations of the ISO 8601 date formats or
+# epoch (UNIX) time" (IAM guide, "Condition operators", Date condition operators). The W3C profile
+# (www.w3.org/TR/NOTE-datetime): YYYY-MM, YYYY-MM-DD, then THH:MM, :SS and .fraction, with a zone designator Z
+# or +HH:MM/-HH:MM. "T" and "Z" may be written in lower case (RFC 3339, section 5.6, which profiles ISO 8601
+# the same way); a time without a zone is read as UTC. Epoch time is whole seconds: "1700000000.5" and
+# "1.7e9" are neither form. A bare year is not accepted as a date: "2024" reads as epoch seconds.
+_EPOCH_SECONDS = re.compile(r"-?[0-9]+")
+_W3C_DATE = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})(?:-(?P<day>[0-9]{2})"
+    r"(?:[Tt](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?)?"
+    r"(?P<zone>[Zz]|[+-][0-9]{2}:[0-9]{2})?)?)?"
+)
+
+
+def parse_date(text: str) -> Decimal | None:
+    """Epoch seconds (exact, fractions kept) for an IAM date value, or None when it is no form AWS documents.
+
+    The one date parser: the validator, the evaluator and the solver all read dates through it."""
     t = text.strip()
-    if not t:
+    if _EPOCH_SECONDS.fullmatch(t):
+        return Decimal(int(t))
+    m = _W3C_DATE.fullmatch(t)
+    if m is None:
         return None
+    part = m.groupdict()
     try:
-        return float(Decimal(t))
-    except InvalidOperation:
-        pass
-    try:
-        dt = datetime.fromisoformat(t[:-1] + "+00:00" if t.endswith(("Z", "z")) else t)
-    except ValueError:
+        dt = datetime(
+            int(part["year"]),
+            int(part["month"]),
+            int(part["day"] or 1),
+            int(part["hour"] or 0),
+            int(part["minute"] or 0),
+            int(part["second"] or 0),
+            tzinfo=UTC,
+        )
+    except ValueError:  # month 13, 31 February, hour 25 ...
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)  # IAM reads a date without a zone as UTC
-    return dt.timestamp()
+    seconds = Decimal(calendar.timegm(dt.timetuple())) + Decimal(f"0.{part['fraction'] or 0}")
+    zone = part["zone"] or "Z"
+    if zone.upper() != "Z":
+        hours, minutes = int(zone[1:3]), int(zone[4:6])
+        if hours > 23 or minutes > 59:
+            return None
+        offset = hours * 3600 + minutes * 60
+        seconds -= offset if zone[0] == "+" else -offset
+    return seconds
+
+
+def date_text(seconds: Decimal) -> str:
+    """Epoch seconds as the ISO 8601 UTC text ``parse_date`` reads back to the same value."""
+    whole = int(seconds.to_integral_value(rounding=ROUND_FLOOR))
+    text = datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = seconds - whole
+    if fraction:
+        text += format(fraction, "f")[1:].rstrip("0")  # "0.5" -> ".5"
+    return text + "Z"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 
+from kmsguard import arn as _arn
 from kmsguard.policy.model import Policy, Principal
 
 _ACCOUNT_RE = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::(\d{12}):")
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
-_ORG_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
+# Organizations API reference, Organization.Id: ^o-[a-z0-9]{10,32}$ ("o-" and 10 to 32 lower-case letters or digits).
+_ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
 
 # Condition keys whose value is fixed by *who* the caller is (not by what the caller puts in the request).
 # An unrelated principal cannot make these equal to our account, organisation or role; every other key
@@ -34,7 +36,8 @@ def is_account_id(value: str) -> bool:
 
 
 def is_org_id(value: str) -> bool:
-    return bool(_ORG_ID.match(value))
+    """Every id AWS accepts, and only those (``fullmatch``: "$" would let a trailing newline through)."""
+    return bool(_ORG_ID.fullmatch(value))
 
 
 def account_of(arn: str) -> str | None:
@@ -43,8 +46,13 @@ def account_of(arn: str) -> str | None:
     return m.group(1) if m else None
 
 
-def root_arn(account: str, partition: str = "aws") -> str:
-    return f"arn:{partition}:iam::{account}:root"
+def policy_partition(policy: Policy) -> str:
+    """The partition the policy's principals and keys live in: that of the ARNs it quotes (principals,
+    resources, condition values); ``aws`` when it quotes none (then the partition cannot change an answer)."""
+    texts = [p.value for st in policy.statements for p in (*(st.principals or ()), *(st.not_principals or ()))]
+    texts += [r for st in policy.statements for r in (*(st.resources or ()), *(st.not_resources or ()))]
+    texts += [v for st in policy.statements for c in st.conditions for v in c.values]
+    return _arn.mentioned_partition(texts) or _arn.DEFAULT_PARTITION
 
 
 def is_root(arn: str) -> bool:
@@ -58,9 +66,9 @@ def is_key_account_root(p: Principal, account: str) -> bool:
 def direct_forms(arn: str) -> tuple[str, ...]:
     """The request principals an element names directly: a role ARN names the role whatever its path
     (requests carry the role ARN without one)."""
-    parts = arn.split(":", 5)
-    if len(parts) == 6 and parts[2] == "iam" and parts[5].startswith("role/"):
-        bare = ":".join([*parts[:5], "role/" + parts[5].rsplit("/", 1)[-1]])
+    a = _arn.parse(arn)
+    if a is not None and a.service == "iam" and a.resource_type == "role":
+        bare = str(_arn.Arn(a.partition, a.service, a.region, a.account, f"role/{a.resource_id}"))
         return (arn, bare) if bare != arn else (arn,)
     return (arn,)
 
@@ -75,6 +83,21 @@ def names_directly(element: str, principal: str) -> bool:
 
     token = principal_token(Principal("AWS", element))
     return token is not None and token in principal_info(principal).direct_tokens
+
+
+def not_principal_excludes(elements: tuple[Principal, ...], principal: str, account: str | None = None) -> bool:
+    """Does a NotPrincipal list leave the request ``principal`` out, as the direct evaluator judges it?
+
+    Only when every identity level AWS checks is listed: the account, then the user or role, then the
+    session (a session ARN; listing the role does not exclude its sessions)."""
+    from kmsguard.policy.evaluate import principal_token
+    from kmsguard.policy.normalize import principal_info
+
+    tokens = [principal_token(e) for e in elements]
+    if any(t is None for t in tokens):
+        return True
+    listed = frozenset(t for t in tokens if t is not None)
+    return all(not listed.isdisjoint(level) for level in principal_info(principal, account).levels)
 
 
 def principal_label(p: Principal) -> str:
@@ -116,5 +139,28 @@ def mentioned_orgs(policy: Policy) -> set[str]:
 
 
 def named_principals(policy: Policy) -> set[str]:
-    """The exact AWS principal ARNs (not "*") that Principal elements name."""
-    return {p.value for s in policy.statements for p in (s.principals or ()) if p.kind == "AWS" and not p.is_wildcard}
+    """The exact AWS principal ARNs (not "*") that Principal elements name, and the role sessions that
+    NotPrincipal lists name: such a session is exempt from a Deny that the other sessions of its role are
+    not, so a class of callers leaves it out and it is asked about by name, like a named principal."""
+    out = {p.value for s in policy.statements for p in (s.principals or ()) if p.kind == "AWS" and not p.is_wildcard}
+    out |= {p.value for s in policy.statements for p in (s.not_principals or ()) if session_parts(p.value)}
+    return out
+
+
+def session_parts(text: str) -> tuple[str, str, str, str] | None:
+    """(partition, account, role name, session name) of an assumed-role session ARN, else None."""
+    a = _arn.parse(text)
+    if a is None or a.service != "sts" or not _ACCOUNT_ID.match(a.account):
+        return None
+    kind, _, rest = a.resource.partition("/")
+    role, _, session = rest.partition("/")
+    return (a.partition, a.account, role, session) if kind == "assumed-role" and role and session else None
+
+
+def session_of(role_arn: str, session: str = "example") -> str | None:
+    """The ARN of a session of an IAM role (a session's ARN carries the role's name, not its path);
+    ``None`` when ``role_arn`` is not a role ARN."""
+    a = _arn.parse(role_arn)
+    if a is None or a.service != "iam" or a.resource_type != "role" or not _ACCOUNT_ID.match(a.account):
+        return None
+    return f"arn:{a.partition}:sts::{a.account}:assumed-role/{a.resource_id}/{session}"

@@ -27,13 +27,16 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Literal
 
 import z3
 
+from kmsguard.arn import partition_in
 from kmsguard.policy.actions import NEGATED_OPERATORS, action_pattern
 from kmsguard.policy.model import Condition, Decision, Policy, Principal, Request, Statement
+from kmsguard.policy.normalize import principal_info
+from kmsguard.policy.parse import date_text, parse_date
 from kmsguard.policy.principals import (
     ACCOUNT_KEYS,
     ARN_KEYS,
@@ -44,6 +47,10 @@ from kmsguard.policy.principals import (
     account_of,
     direct_forms,
     names_directly,
+    not_principal_excludes,
+    policy_partition,
+    session_of,
+    session_parts,
 )
 
 TIMEOUT_MS = 5000
@@ -95,6 +102,15 @@ class Question:
     description: str = ""
 
 
+def question_partition(policy: Policy, q: Question) -> str:
+    """The partition the question's principals and keys live in: the key's, the principal's, else that of the
+    ARNs the policy quotes (a policy that quotes none cannot tell partitions apart), else ``aws``."""
+    for given in (q.resource, q.identity.principal):
+        if given and given.startswith("arn:"):
+            return partition_in(given)
+    return policy_partition(policy)
+
+
 @dataclass(frozen=True)
 class Proof:
     status: Literal["proved", "counterexample", "unknown"]
@@ -122,22 +138,27 @@ class _Key:
         return self.count > 0
 
 
-_STR = z3.StringSort()
-_ANY = z3.AllChar(z3.ReSort(_STR))
-_ORG_ID_RE = z3.Concat(z3.Re("o-"), z3.Loop(z3.Union(z3.Range("a", "z"), z3.Range("0", "9")), 10, 32))
+def _any_char(ctx: z3.Context) -> z3.ReRef:
+    return z3.AllChar(z3.ReSort(z3.StringSort(ctx)))
 
 
-def _glob_re(pattern: str, *, ignore_case: bool = False, stop_at_colon: bool = False) -> z3.ReRef:
+def _org_id_re(ctx: z3.Context) -> z3.ReRef:
+    """An organisation id: o-[a-z0-9]{10,32}."""
+    alnum = z3.Union(z3.Range("a", "z", ctx), z3.Range("0", "9", ctx))
+    return z3.Concat(z3.Re("o-", ctx), z3.Loop(alnum, 10, 32))
+
+
+def _glob_re(pattern: str, ctx: z3.Context, *, ignore_case: bool = False, stop_at_colon: bool = False) -> z3.ReRef:
     """An IAM wildcard pattern (* and ?) as a z3 regular expression (literal runs kept whole: the string
     solver is much faster on ``str.to_re "abc"`` than on a chain of one-character pieces)."""
-    star_char = z3.Diff(_ANY, z3.Re(":")) if stop_at_colon else _ANY
+    star_char = z3.Diff(_any_char(ctx), z3.Re(":", ctx)) if stop_at_colon else _any_char(ctx)
     parts: list[z3.ReRef] = []
     literal = ""
 
     def flush() -> None:
         nonlocal literal
         if literal:
-            parts.append(z3.Re(literal))
+            parts.append(z3.Re(literal, ctx))
             literal = ""
 
     for ch in pattern:
@@ -149,28 +170,28 @@ def _glob_re(pattern: str, *, ignore_case: bool = False, stop_at_colon: bool = F
             parts.append(star_char)
         elif ignore_case and ch.lower() != ch.upper():
             flush()
-            parts.append(z3.Union(z3.Re(ch.lower()), z3.Re(ch.upper())))
+            parts.append(z3.Union(z3.Re(ch.lower(), ctx), z3.Re(ch.upper(), ctx)))
         else:
             literal += ch
     flush()
     if not parts:
-        return z3.Re("")
+        return z3.Re("", ctx)
     return parts[0] if len(parts) == 1 else z3.Concat(*parts)
 
 
-def _arn_re(pattern: str) -> z3.ReRef:
+def _arn_re(pattern: str, ctx: z3.Context) -> z3.ReRef:
     """ArnLike/ArnEquals: the first five colon-separated parts match separately (a * stays inside its
     part); the resource part may itself contain colons."""
     if pattern == "*":
-        return z3.Full(z3.ReSort(_STR))
+        return z3.Full(z3.ReSort(z3.StringSort(ctx)))
     comps = pattern.split(":", 5)
     if len(comps) < 6:
-        return z3.Empty(z3.ReSort(_STR))  # not an ARN pattern: matches nothing
+        return z3.Empty(z3.ReSort(z3.StringSort(ctx)))  # not an ARN pattern: matches nothing
     pieces: list[z3.ReRef] = []
     for i, comp in enumerate(comps):
-        pieces.append(_glob_re(comp, stop_at_colon=i < 5))
+        pieces.append(_glob_re(comp, ctx, stop_at_colon=i < 5))
         if i < 5:
-            pieces.append(z3.Re(":"))
+            pieces.append(z3.Re(":", ctx))
     return z3.Concat(*pieces)
 
 
@@ -180,19 +201,6 @@ def _parse_number(text: str) -> float | None:
     except ValueError:
         return None
     return v if math.isfinite(v) else None
-
-
-def _parse_date(text: str) -> int | None:
-    t = text.strip()
-    if t.lstrip("-").isdigit():
-        return int(t)
-    try:
-        dt = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp())
 
 
 def _ip_range(text: str) -> tuple[int, int] | None:
@@ -205,9 +213,12 @@ def _ip_range(text: str) -> tuple[int, int] | None:
     return int(net.network_address), int(net.broadcast_address)
 
 
-def _compare(op: str, left: z3.ArithRef, right: float | int) -> z3.BoolRef:
+def _compare(op: str, left: z3.ArithRef, right: float | int | Decimal) -> z3.BoolRef:
     suffix = op.removeprefix("Numeric").removeprefix("Date")
-    r = z3.RealVal(right) if isinstance(right, float) else z3.IntVal(right)
+    if isinstance(right, Decimal):
+        r = z3.RealVal(format(right, "f"), left.ctx)  # exact: a date's fraction of a second stays exact
+    else:
+        r = z3.RealVal(right, left.ctx) if isinstance(right, float) else z3.IntVal(right, left.ctx)
     match suffix:
         case "Equals":
             return left == r
@@ -222,66 +233,102 @@ def _compare(op: str, left: z3.ArithRef, right: float | int) -> z3.BoolRef:
 
 
 class _Encoder:
+    """One question about one policy as a z3 problem.
+
+    Every encoder has a z3 context of its own: the models z3 picks depend on every term its context has
+    seen, so answers built in the shared main context would change with whatever was asked before (in
+    this process, or by another test). A fresh context makes each answer a function of its question."""
+
     def __init__(self, policy: Policy, q: Question, strict_accounts: bool = False) -> None:
         self.strict_accounts = strict_accounts
         self.policy = policy
         self.q = q
-        self.s = z3.Solver()
+        self.ctx = c = z3.Context()
+        self.s = z3.Solver(ctx=c)
         self.s.set("timeout", TIMEOUT_MS)
         self.approximated = False
         self.fixed = dict(q.fixed_context)
-        self.p = z3.String("principal")
-        self.acct = z3.String("account")
-        self.org = z3.String("org")
-        self.org_present = z3.Bool("org_present")
-        self.res = z3.String("resource")
-        self.act = z3.Int("action")
+        self.p = z3.String("principal", c)
+        self.acct = z3.String("account", c)
+        self.org = z3.String("org", c)
+        self.org_present = z3.Bool("org_present", c)
+        self.res = z3.String("resource", c)
+        self.act = z3.Int("action", c)
         self.actions = tuple(a.lower() for a in q.actions)
         self.is_service = (q.identity.principal or "").startswith("service:")
+        self.partition = question_partition(policy, q)
         self._fresh = 0
-        self.is_root_user: z3.BoolRef = z3.BoolVal(False)
+        self.is_root_user: z3.BoolRef = self.true(False)
+        self.is_role: z3.BoolRef = self.true(False)  # a generic caller that is a role (acting through a session)
+        self.principal_arn: z3.SeqRef = self.p
+        self.session: z3.SeqRef | None = None
         self.keys: dict[str, _Key] = {}
         self._identity()
         self._request_shape()
         self._declare_keys()
 
+    # --- terms in this encoder's context ----------------------------------------------------------------
+
+    def text(self, value: str) -> z3.SeqRef:
+        return z3.StringVal(value, self.ctx)
+
+    def true(self, value: bool) -> z3.BoolRef:
+        return z3.BoolVal(value, self.ctx)
+
+    def any_of(self, terms: Iterable[z3.BoolRef]) -> z3.BoolRef:
+        items = list(terms)
+        return z3.Or(*items) if items else self.true(False)
+
+    def all_of(self, terms: Iterable[z3.BoolRef]) -> z3.BoolRef:
+        items = list(terms)
+        return z3.And(*items) if items else self.true(True)
+
     # --- the request's fixed parts ---------------------------------------------------------------------
 
     def _identity(self) -> None:
-        ident, s = self.q.identity, self.s
+        ident, s, c = self.q.identity, self.s, self.ctx
         if ident.principal is not None:
-            s.add(self.p == z3.StringVal(_request_principal(ident.principal)))
-            self.is_root_user = z3.BoolVal(
-                ident.principal.endswith(":root") and account_of(ident.principal) is not None
-            )
+            principal = _request_principal(ident.principal)
+            s.add(self.p == self.text(principal))
+            # aws:PrincipalArn: a session carries its role's ARN, every other IAM principal its own.
+            self.principal_arn = self.text(principal_info(principal, ident.account).arn or principal)
+            self.is_root_user = self.true(ident.principal.endswith(":root") and account_of(ident.principal) is not None)
             acct = ident.account or account_of(ident.principal)
-            s.add(self.acct == z3.StringVal(acct or ""))
+            s.add(self.acct == self.text(acct or ""))
         else:
             if ident.account is not None:
-                s.add(self.acct == z3.StringVal(ident.account))
+                s.add(self.acct == self.text(ident.account))
             else:
                 self._any_account()
                 for a in sorted(ident.exclude_accounts):
-                    s.add(self.acct != z3.StringVal(a))
-            # Its root user, or a role or user of it named without ":" or "/".
-            name_char = z3.Diff(_ANY, z3.Union(z3.Re(":"), z3.Re("/")))
-            named = z3.Concat(z3.Union(z3.Re("role/"), z3.Re("user/")), z3.Plus(name_char))
-            resource = z3.String("principal_resource")
-            s.add(z3.InRe(resource, z3.Union(z3.Re("root"), named)))
+                    s.add(self.acct != self.text(a))
+            # Its root user, or a role or user of it named without ":" or "/". A role stands for its
+            # sessions (a role never signs a request itself); see ``_excluded`` and ``witness``.
+            name_char = z3.Diff(_any_char(c), z3.Union(z3.Re(":", c), z3.Re("/", c)))
+            named = z3.Concat(z3.Union(z3.Re("role/", c), z3.Re("user/", c)), z3.Plus(name_char))
+            resource = z3.String("principal_resource", c)
+            s.add(z3.InRe(resource, z3.Union(z3.Re("root", c), named)))
             # Kept as its own term: z3 is slow on SuffixOf(":root", principal) over the concatenation.
-            self.is_root_user = resource == z3.StringVal("root")
-            s.add(self.p == z3.Concat(z3.StringVal("arn:aws:iam::"), self.acct, z3.StringVal(":"), resource))
+            self.is_root_user = resource == self.text("root")
+            self.is_role = z3.PrefixOf(self.text("role/"), resource)
+            self.session = z3.String("session", c)  # the name of the session a role acts through
+            prefix = f"arn:{self.partition}:iam::"
+            s.add(self.p == z3.Concat(self.text(prefix), self.acct, self.text(":"), resource))
             for arn in sorted(ident.exclude_principals):
-                s.add(self.p != z3.StringVal(arn))
+                s.add(self.p != self.text(arn))
+                parts = session_parts(arn)
+                if parts is not None:  # that session is not in the class; its role's other sessions are
+                    role_arn = self.text(f"arn:{parts[0]}:iam::{parts[1]}:role/{parts[2]}")
+                    s.add(z3.Not(z3.And(self.p == role_arn, self.session == self.text(parts[3]))))
         if ident.org_mode == "fixed" and ident.org_id:
-            s.add(self.org_present, self.org == z3.StringVal(ident.org_id))
+            s.add(self.org_present, self.org == self.text(ident.org_id))
         elif ident.org_mode == "absent" or self.is_service:
             s.add(z3.Not(self.org_present))
         else:
             # Any organisation id: o-[a-z0-9]{10,32} (no "/" or ":", so an org-path pattern cannot stretch it).
-            s.add(z3.Implies(self.org_present, z3.InRe(self.org, _ORG_ID_RE)))
+            s.add(z3.Implies(self.org_present, z3.InRe(self.org, _org_id_re(c))))
             for o in sorted(ident.exclude_orgs):
-                s.add(z3.Implies(self.org_present, self.org != z3.StringVal(o)))
+                s.add(z3.Implies(self.org_present, self.org != self.text(o)))
 
     def _any_account(self) -> None:
         """A 12-character account id. Requiring digits is slow in z3's string solver, so by default any
@@ -289,7 +336,7 @@ class _Encoder:
         counter-example with a non-digit account is re-labelled with digits (``_relabel``) and confirmed by
         the evaluator; ``strict_accounts`` requires digits, for when that confirmation fails."""
         if self.strict_accounts:
-            self.s.add(z3.InRe(self.acct, z3.Loop(z3.Range("0", "9"), 12, 12)))
+            self.s.add(z3.InRe(self.acct, z3.Loop(z3.Range("0", "9", self.ctx), 12, 12)))
         else:
             self.s.add(z3.Length(self.acct) == 12)
 
@@ -297,13 +344,13 @@ class _Encoder:
         s = self.s
         s.add(self.act >= 0, self.act < len(self.actions))
         if self.q.resource is not None:
-            s.add(self.res == z3.StringVal(self.q.resource))
+            s.add(self.res == self.text(self.q.resource))
         else:
-            region, key_id = z3.String("resource_region"), z3.String("resource_key_id")
+            region, key_id = z3.String("resource_region", self.ctx), z3.String("resource_key_id", self.ctx)
             for part in (region, key_id):
-                s.add(z3.Length(part) > 0, z3.Not(z3.Contains(part, ":")))
-            account = z3.StringVal(f":{self.q.key_account}:key/")
-            s.add(self.res == z3.Concat(z3.StringVal("arn:aws:kms:"), region, account, key_id))
+                s.add(z3.Length(part) > 0, z3.Not(z3.Contains(part, self.text(":"))))
+            account = self.text(f":{self.q.key_account}:key/")
+            s.add(self.res == z3.Concat(self.text(f"arn:{self.partition}:kms:"), region, account, key_id))
 
     # --- condition keys ---------------------------------------------------------------------------------
 
@@ -319,85 +366,90 @@ class _Encoder:
             self.keys[key] = self._key(key, used, 2 if key in multi else 1)
 
     def _key(self, key: str, used: set[str], slots: int) -> _Key:
-        s = self.s
-        one, zero = z3.IntVal(1), z3.IntVal(0)
+        s, c = self.s, self.ctx
+        one, zero = z3.IntVal(1, c), z3.IntVal(0, c)
         iam = not self.is_service
         if key in ACCOUNT_KEYS:
             k = _Key([self.acct], one if iam else zero)
         elif key in ARN_KEYS:
-            k = _Key([self.p], one if iam else zero)
+            k = _Key([self.principal_arn], one if iam else zero)
         elif key in ORG_KEYS:
             k = _Key([self.org], z3.If(self.org_present, one, zero))
         elif key in ORG_PATH_KEYS:
-            path = z3.String(f"ctx:{key}")
-            s.add(z3.PrefixOf(z3.Concat(self.org, z3.StringVal("/")), path))
+            path = z3.String(f"ctx:{key}", c)
+            s.add(z3.PrefixOf(z3.Concat(self.org, self.text("/")), path))
             if not used & {"StringLike", "StringNotLike"}:
                 # Redundant with the organisation id's alphabet (no "/"), but it spares z3 a long search when
                 # paths are compared literally: the id ends at the path's first "/". (With wildcard patterns
                 # the lemma slows z3 down instead.)
-                s.add(z3.Implies(self.org_present, z3.IndexOf(path, z3.StringVal("/"), 0) == z3.Length(self.org)))
+                s.add(z3.Implies(self.org_present, z3.IndexOf(path, self.text("/"), 0) == z3.Length(self.org)))
             k = _Key([path], z3.If(self.org_present, one, zero))
         elif key in SOURCE_KEYS and iam:
-            k = _Key([z3.String(f"ctx:{key}")], zero)
+            k = _Key([z3.String(f"ctx:{key}", c)], zero)
         elif key in SERVICE_FLAG_KEYS:
-            k = _Key([z3.StringVal("false" if iam else "true")], one)
+            k = _Key([self.text("false" if iam else "true")], one)
         elif key in self.fixed:
             values = self.fixed[key] or ()
-            k = _Key([z3.StringVal(v) for v in values], z3.IntVal(len(values)))
+            k = _Key([self.text(v) for v in values], z3.IntVal(len(values), c))
         else:
-            strs = [z3.String(f"ctx:{key}#{i}") for i in range(slots)]
-            count = z3.Int(f"ctx:{key}#n")
+            strs = [z3.String(f"ctx:{key}#{i}", c) for i in range(slots)]
+            count = z3.Int(f"ctx:{key}#n", c)
             s.add(count >= 0, count <= slots)
             k = _Key(list(strs), count)
         n = len(k.strs)
         if used & _NUMERIC_OPS | used & {"NumericNotEquals"}:
             k.nums = [self._view(key, "num", i, k, z3.Real) for i in range(n)]
         if used & _DATE_OPS | used & {"DateNotEquals"}:
-            k.dates = [self._view(key, "date", i, k, z3.Int) for i in range(n)]
+            k.dates = [self._view(key, "date", i, k, z3.Real) for i in range(n)]  # seconds, with fractions
         if used & {"IpAddress", "NotIpAddress"}:
             k.ips = [self._view(key, "ip", i, k, z3.Int) for i in range(n)]
             for v in k.ips:
                 s.add(v >= 0, v < 2**32)
         return k
 
-    def _view(self, key: str, kind: str, i: int, k: _Key, make: type) -> z3.ArithRef:
-        var: z3.ArithRef = make(f"ctx:{key}#{i}:{kind}")
+    def _view(self, key: str, kind: str, i: int, k: _Key, make: Callable[..., z3.ArithRef]) -> z3.ArithRef:
+        var = make(f"ctx:{key}#{i}:{kind}", self.ctx)
         if key in self.fixed:  # a fixed value pins its numeric reading too
             text = (self.fixed[key] or ())[i]
-            parsed = {"num": _parse_number, "date": _parse_date}.get(kind)
-            value = parsed(text) if parsed else (_ip_range(text) or (None, None))[0]
-            if value is None:
-                self.s.add(z3.BoolVal(False))
+            value: float | int | Decimal | None
+            if kind == "num":
+                value = _parse_number(text)
+            elif kind == "date":
+                value = parse_date(text)
             else:
-                self.s.add(var == value)
+                value = (_ip_range(text) or (None, None))[0]
+            if value is None:
+                self.s.add(self.true(False))
+            else:
+                self.s.add(_compare("Equals", var, value))
         return var
 
     def _unknown(self) -> z3.BoolRef:
         """A condition the encoding does not model: a fresh boolean (over-approximates access)."""
         self.approximated = True
         self._fresh += 1
-        return z3.Bool(f"approx#{self._fresh}")
+        return z3.Bool(f"approx#{self._fresh}", self.ctx)
 
     def _match_one(self, base: str, k: _Key, i: int, value: str) -> z3.BoolRef:
         if "${" in value:
             return self._unknown()
         sv = k.strs[i]
         if base == "StringEquals" or base == "BinaryEquals":
-            return sv == z3.StringVal(value)
+            return sv == self.text(value)
         if base == "StringEqualsIgnoreCase":
             return self._ci_literal(sv, value)
         if base == "StringLike":
-            return z3.InRe(sv, _glob_re(value))
+            return z3.InRe(sv, _glob_re(value, self.ctx))
         if base in ("ArnEquals", "ArnLike"):
-            return z3.InRe(sv, _arn_re(value))
+            return z3.InRe(sv, _arn_re(value, self.ctx))
         if base == "Bool":
             return self._ci_literal(sv, value)
         if base in _NUMERIC_OPS:
             number = _parse_number(value)
-            return z3.BoolVal(False) if number is None or not k.nums else _compare(base, k.nums[i], number)
+            return self.true(False) if number is None or not k.nums else _compare(base, k.nums[i], number)
         if base in _DATE_OPS:
-            date = _parse_date(value)
-            return z3.BoolVal(False) if date is None or not k.dates else _compare(base, k.dates[i], date)
+            date = parse_date(value)
+            return self.true(False) if date is None or not k.dates else _compare(base, k.dates[i], date)
         if base == "IpAddress":
             rng = _ip_range(value)
             if rng is None or not k.ips:
@@ -405,31 +457,34 @@ class _Encoder:
             return z3.And(k.ips[i] >= rng[0], k.ips[i] <= rng[1])
         return self._unknown()
 
-    @staticmethod
-    def _ci_literal(sv: z3.SeqRef, value: str) -> z3.BoolRef:
-        parts = [z3.Union(z3.Re(c.lower()), z3.Re(c.upper())) if c.lower() != c.upper() else z3.Re(c) for c in value]
+    def _ci_literal(self, sv: z3.SeqRef, value: str) -> z3.BoolRef:
+        c = self.ctx
+        parts = [
+            z3.Union(z3.Re(ch.lower(), c), z3.Re(ch.upper(), c)) if ch.lower() != ch.upper() else z3.Re(ch, c)
+            for ch in value
+        ]
         if not parts:
-            return sv == z3.StringVal("")
+            return sv == self.text("")
         return z3.InRe(sv, parts[0] if len(parts) == 1 else z3.Concat(*parts))
 
     def condition(self, c: Condition) -> z3.BoolRef:
         k = self.keys[c.key]
         if c.operator == "Null":
             # Null true: the key is absent; false: present. Several values OR together.
-            return z3.Or(*[z3.Not(k.present) if v.lower() == "true" else k.present for v in c.values])
+            return self.any_of(z3.Not(k.present) if v.lower() == "true" else k.present for v in c.values)
         negated = c.operator in NEGATED_OPERATORS
         base = _POSITIVE_OF.get(c.operator, c.operator)
         n = len(k.strs)
 
         def hit(i: int) -> z3.BoolRef:  # slot i matches one of the condition's values (positive form)
-            return z3.Or(*[self._match_one(base, k, i, v) for v in c.values]) if c.values else z3.BoolVal(False)
+            return self.any_of(self._match_one(base, k, i, v) for v in c.values)
 
         if c.set_op == "ForAllValues":
-            out = z3.And(*[z3.Implies(k.active(i), z3.Not(hit(i)) if negated else hit(i)) for i in range(n)])
+            out = self.all_of(z3.Implies(k.active(i), z3.Not(hit(i)) if negated else hit(i)) for i in range(n))
         elif c.set_op == "ForAnyValue":
-            out = z3.Or(*[z3.And(k.active(i), z3.Not(hit(i)) if negated else hit(i)) for i in range(n)])
+            out = self.any_of(z3.And(k.active(i), z3.Not(hit(i)) if negated else hit(i)) for i in range(n))
         else:
-            any_hit = z3.Or(*[z3.And(k.active(i), hit(i)) for i in range(n)]) if n else z3.BoolVal(False)
+            any_hit = self.any_of(z3.And(k.active(i), hit(i)) for i in range(n))
             out = z3.Not(any_hit) if negated else any_hit
         if c.if_exists and c.set_op is None:  # with a set operator, the operator alone decides absence
             out = z3.Or(z3.Not(k.present), out)
@@ -443,12 +498,13 @@ class _Encoder:
         if e.kind == "AWS":
             fixed_principal = self.q.identity.principal
             if fixed_principal is not None:  # judged as the evaluator does (paths, sessions)
-                return z3.BoolVal(names_directly(e.value, _request_principal(fixed_principal)))
-            # A generic caller is an IAM root, role or user ARN (never a session): equality suffices.
-            return z3.Or(*[self.p == z3.StringVal(v) for v in direct_forms(e.value)])
+                return self.true(names_directly(e.value, _request_principal(fixed_principal)))
+            # A generic caller is an IAM root, role or user ARN (a role's sessions carry its ARN as
+            # aws:PrincipalArn and are named by it): equality suffices.
+            return self.any_of(self.p == self.text(v) for v in direct_forms(e.value))
         if e.kind == "Service":
-            return self.p == z3.StringVal(f"service:{e.value.lower()}")
-        return self.p == z3.StringVal(f"{e.kind.lower()}:{e.value}")
+            return self.p == self.text(f"service:{e.value.lower()}")
+        return self.p == self.text(f"{e.kind.lower()}:{e.value}")
 
     def _root_of(self, e: Principal) -> str | None:
         if e.kind == "AWS" and e.value.endswith(":root"):
@@ -459,41 +515,60 @@ class _Encoder:
         """A Principal element applies to the caller: named directly, or the caller's account root (an
         Allow through the account still needs the caller's IAM policies: see ``allowed``)."""
         if e.is_wildcard:
-            return z3.BoolVal(True)
+            return self.true(True)
         acct = self._root_of(e)
         if acct is not None:
-            return z3.And(self.acct == z3.StringVal(acct), z3.BoolVal(not self.is_service))
+            return z3.And(self.acct == self.text(acct), self.true(not self.is_service))
         return self._named(e)
 
     def _direct(self, e: Principal) -> z3.BoolRef:
         """The element names the caller itself: "*", its ARN, or it is that account's root user."""
         if e.is_wildcard:
-            return z3.BoolVal(True)
+            return self.true(True)
         if self._root_of(e) is not None:
-            return self.p == z3.StringVal(e.value)
+            return self.p == self.text(e.value)
         return self._named(e)
 
     def _excluded(self, elements: tuple[Principal, ...]) -> z3.BoolRef:
-        """NotPrincipal: the caller is excluded only when each of its identity levels is listed
-        (its account, then its user/role ARN; the root user has only the account level)."""
+        """NotPrincipal: the caller is excluded only when each of its identity levels is listed: its
+        account, then its user or role, then its session (the root user has only the account level).
+
+        A fixed principal is judged as the evaluator judges it. In a generic class a role acts through a
+        session (``self.session`` names it), which is excluded only when the list names that session too:
+        listing the role does not exempt its sessions (IAM guide, "AWS JSON policy elements:
+        NotPrincipal", whose example lists the session, the role and the account)."""
         if any(e.is_wildcard for e in elements):
-            return z3.BoolVal(True)
+            return self.true(True)
         if self.is_service:
-            return z3.Or(*[self._named(e) for e in elements if e.kind == "Service"] or [z3.BoolVal(False)])
+            return self.any_of(self._named(e) for e in elements if e.kind == "Service")
+        fixed_principal = self.q.identity.principal
+        if fixed_principal is not None:
+            principal = _request_principal(fixed_principal)
+            return self.true(not_principal_excludes(elements, principal, self.q.identity.account))
         roots = [a for a in (self._root_of(e) for e in elements) if a is not None]
-        acct_listed = z3.Or(*[self.acct == z3.StringVal(a) for a in roots]) if roots else z3.BoolVal(False)
-        named = [self._named(e) for e in elements if self._root_of(e) is None]
-        return z3.And(acct_listed, z3.Or(self.is_root_user, *named))
+        acct_listed = self.any_of(self.acct == self.text(a) for a in roots)
+        # Equality with the caller's ARN: a user element names a user, a role element the role.
+        listed = self.any_of(self._named(e) for e in elements if self._root_of(e) is None)
+        sessions = []
+        for e in elements:
+            parts = session_parts(e.value) if e.kind == "AWS" else None
+            if parts is not None and self.session is not None:
+                partition, acct, role, name = parts
+                role_arn = self.text(f"arn:{partition}:iam::{acct}:role/{role}")
+                sessions.append(z3.And(self.p == role_arn, self.session == self.text(name)))
+        session_listed = self.any_of(sessions)
+        user_or_role = z3.If(self.is_role, z3.And(listed, session_listed), listed)
+        return z3.And(acct_listed, z3.Or(self.is_root_user, user_or_role))
 
     def applies(self, st: Statement, direct_only: bool = False) -> z3.BoolRef:
         parts: list[z3.BoolRef] = []
         if st.principals is not None:
             match = self._direct if direct_only else self._element
-            parts.append(z3.Or(*[match(e) for e in st.principals]) if st.principals else z3.BoolVal(False))
+            parts.append(self.any_of(match(e) for e in st.principals))
         elif st.not_principals is not None:
             parts.append(z3.Not(self._excluded(st.not_principals)))
         elif self.policy.kind == "key":
-            return z3.BoolVal(False)  # a key-policy statement without a principal applies to nobody
+            return self.true(False)  # a key-policy statement without a principal applies to nobody
         parts.append(self._actions(st))
         parts.append(self._resources(st))
         parts.extend(self.condition(c) for c in st.conditions)
@@ -504,13 +579,13 @@ class _Encoder:
         hits = [i for i, a in enumerate(self.actions) if any(action_pattern(p).match(a) for p in patterns)]
         if st.not_actions is not None:
             hits = [i for i in range(len(self.actions)) if i not in hits]
-        return z3.Or(*[self.act == i for i in hits]) if hits else z3.BoolVal(False)
+        return self.any_of(self.act == i for i in hits)
 
     def _resources(self, st: Statement) -> z3.BoolRef:
         if st.resources is None and st.not_resources is None:
-            return z3.BoolVal(True)
+            return self.true(True)
         patterns = st.resources if st.resources is not None else st.not_resources or ()
-        hit = z3.Or(*[z3.InRe(self.res, _glob_re(r)) for r in patterns]) if patterns else z3.BoolVal(False)
+        hit = self.any_of(z3.InRe(self.res, _glob_re(r, self.ctx)) for r in patterns)
         return z3.Not(hit) if st.not_resources is not None else hit
 
     # --- solving ----------------------------------------------------------------------------------------
@@ -525,17 +600,25 @@ class _Encoder:
                 self.policy = saved
         allow_sts = [st for st in self.policy.statements if st.effect == "Allow"]
         denies = [self.applies(st) for st in self.policy.statements if st.effect == "Deny"]
-        not_denied = z3.Not(z3.Or(*denies)) if denies else z3.BoolVal(True)
+        not_denied = z3.Not(self.any_of(denies))
         if not allow_sts:
-            return z3.BoolVal(False)
-        some_allow = z3.Or(*[self.applies(st) for st in allow_sts])
+            return self.true(False)
+        some_allow = self.any_of(self.applies(st) for st in allow_sts)
         if self.policy.kind == "identity" or self.is_service or self.q.identity.iam_allows:
             return z3.And(some_allow, not_denied)
         # Without the caller's IAM policies, only a statement naming the caller itself, in the key's own
         # account, allows; the root user needs no identity policy.
-        same_account = self.acct == z3.StringVal(self.q.key_account)
-        direct = z3.Or(*[self.applies(st, direct_only=True) for st in allow_sts])
+        same_account = self.acct == self.text(self.q.key_account)
+        direct = self.any_of(self.applies(st, direct_only=True) for st in allow_sts)
         return z3.And(z3.Or(z3.And(same_account, direct), z3.And(some_allow, self.is_root_user)), not_denied)
+
+    def session_name(self, m: z3.ModelRef) -> str:
+        """The session a generic role acts through in the model ("example" when any name would do)."""
+        if self.session is None:
+            return "example"
+        value = m.eval(self.session, model_completion=True)
+        name = value.as_string() if isinstance(value, z3.SeqRef) else ""
+        return name if name and _SESSION_NAME.fullmatch(name) else "example"
 
     def request(self, m: z3.ModelRef) -> Request:
         def text(v: z3.ExprRef) -> str:
@@ -552,8 +635,7 @@ class _Encoder:
                 if k.nums:
                     values.append(_number_text(m.eval(k.nums[i], model_completion=True)))
                 elif k.dates:
-                    secs = m.eval(k.dates[i], model_completion=True).as_long()  # type: ignore[attr-defined]
-                    values.append(datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                    values.append(date_text(_decimal(m.eval(k.dates[i], model_completion=True))))
                 elif k.ips:
                     ip = m.eval(k.ips[i], model_completion=True).as_long()  # type: ignore[attr-defined]
                     values.append(str(ipaddress.IPv4Address(ip)))
@@ -587,6 +669,18 @@ def _number_text(v: z3.ExprRef) -> str:
     return "0"
 
 
+def _decimal(v: z3.ExprRef) -> Decimal:
+    """A model's real value as a Decimal: exact for the decimal fractions dates are written with, else to
+    the nanosecond (the evaluator then confirms the request or not)."""
+    if z3.is_int_value(v):
+        return Decimal(v.as_long())  # type: ignore[attr-defined]
+    if z3.is_rational_value(v):
+        frac = v.as_fraction()  # type: ignore[attr-defined]
+        exact = Decimal(frac.numerator) / Decimal(frac.denominator)
+        return exact if exact * frac.denominator == frac.numerator else exact.quantize(Decimal("1e-9"))
+    return Decimal(0)
+
+
 def prove(policy: Policy, question: Question, *, verify: bool = True) -> Proof:
     """Is there a request of the question's class that the policy allows?
 
@@ -609,56 +703,152 @@ def _solve(policy: Policy, question: Question, verify: bool, *, strict_accounts:
         return Proof("proved")
     if result != z3.sat:
         return Proof("unknown", note=f"solver gave up: {enc.s.reason_unknown()}")
-    req = _relabel(enc.request(enc.s.model()), question)
+    model = enc.s.model()
+    req = _relabel(enc.request(model), question)
     if verify:
-        req = prettify(req, lambda r: _evaluate(policy, r, question) is Decision.ALLOW)
+        req = witness(
+            req, question, lambda r: _evaluate(policy, r, question) is Decision.ALLOW, enc.session_name(model)
+        )
         decision = _evaluate(policy, req, question)
         if decision is not Decision.ALLOW:
             return Proof("unknown", req, note=f"model not confirmed by the evaluator ({decision.value})")
     return Proof("counterexample", req, note="approximated conditions" if enc.approximated else "")
 
 
-def differences(new: Policy, old: Policy, question: Question, limit: int = 8) -> list[Request]:
-    """Requests of the question's class that ``new`` allows and ``old`` does not (up to ``limit``, one per
-    action), each confirmed by the direct evaluator."""
-    merged = Policy(new.kind, new.version, new.statements + old.statements)  # declares every condition key
-    enc = _Encoder(merged, question)
-    enc.s.add(enc.allowed(new), z3.Not(enc.allowed(old)))
-    out: list[Request] = []
-    while len(out) < limit and enc.s.check() == z3.sat:
-        model = enc.s.model()
-        idx = model.eval(enc.act, model_completion=True).as_long()  # type: ignore[attr-defined]
-        req = _relabel(enc.request(model), question)
+@dataclass(frozen=True)
+class Differences:
+    """What ``differences`` found: one confirmed example request per action that differs (in the
+    question's action order) and the actions it could not decide, each with why."""
 
-        def differs(r: Request) -> bool:
-            return _evaluate(new, r, question) is Decision.ALLOW and _evaluate(old, r, question) is not Decision.ALLOW
-
-        if differs(req):
-            out.append(prettify(req, differs))
-        enc.s.add(enc.act != idx)
-    return out
+    found: tuple[Request, ...] = ()
+    undecided: tuple[tuple[str, str], ...] = ()
 
 
-_READABLE = re.compile(r"[A-Za-z0-9+=,.@_-]+")
+def differences(new: Policy, old: Policy, question: Question) -> Differences:
+    """Every action of the question for which some request of its class is allowed by ``new`` and not by
+    ``old``: the complete set, with one example request each that the direct evaluator confirms.
+
+    Each action found is blocked and the solver asked again, so the search ends after at most one round
+    per candidate action. The examples do not depend on what z3 was asked before: every encoder has its
+    own context (see ``_Encoder``)."""
+    return _DiffSearch(new, old, question).run()
 
 
-def prettify(req: Request, keeps: Callable[[Request], bool]) -> Request:
-    """Replace the solver's arbitrary names (role "\\u{0}", region "G") with readable ones, keeping each
-    replacement only if the request still has the property ``keeps`` checks."""
-    principal = req.principal
-    head, sep, name = principal.rpartition("/")
-    if sep and head.startswith("arn:") and not _READABLE.fullmatch(name):
-        candidate = replace(req, principal=f"{head}/example")
-        if keeps(candidate):
-            req = candidate
-    parts = req.resource.split(":", 5)
-    if len(parts) == 6 and parts[2] == "kms":
-        parts[3] = "us-east-1"
-        parts[5] = "key/1234abcd-12ab-34cd-56ef-1234567890ab"
-        candidate = replace(req, resource=":".join(parts))
-        if keeps(candidate):
-            req = candidate
+class _DiffSearch:
+    def __init__(self, new: Policy, old: Policy, question: Question) -> None:
+        self.new, self.old, self.q = new, old, question
+        self.found: dict[str, Request] = {}
+        self.undecided: dict[str, str] = {}
+
+    def differs(self, r: Request) -> bool:
+        return _evaluate(self.new, r, self.q) is Decision.ALLOW and _evaluate(self.old, r, self.q) is not Decision.ALLOW
+
+    def encoder(self, q: Question, strict_accounts: bool = False) -> _Encoder:
+        merged = Policy(self.new.kind, self.new.version, self.new.statements + self.old.statements)
+        enc = _Encoder(merged, q, strict_accounts)  # the merged policy declares every condition key
+        enc.s.add(enc.allowed(self.new), z3.Not(enc.allowed(self.old)))
+        return enc
+
+    def run(self) -> Differences:
+        enc = self.encoder(self.q)
+        remaining = list(enc.actions)
+        while remaining:
+            result = enc.s.check()
+            if result == z3.unsat:
+                break
+            if result != z3.sat:  # too hard all at once: one action at a time
+                for action in remaining:
+                    self.one_action(enc, action)
+                break
+            model = enc.s.model()
+            idx = model.eval(enc.act, model_completion=True).as_long()  # type: ignore[attr-defined]
+            self.settle(enc, model)
+            remaining.remove(enc.actions[idx])
+            enc.s.add(enc.act != idx)
+        order = {a: i for i, a in enumerate(enc.actions)}
+        return Differences(
+            tuple(self.found[a] for a in sorted(self.found, key=order.__getitem__)),
+            tuple((a, self.undecided[a]) for a in sorted(self.undecided, key=order.__getitem__)),
+        )
+
+    def one_action(self, enc: _Encoder, action: str) -> None:
+        enc.s.push()
+        enc.s.add(enc.act == enc.actions.index(action))
+        result = enc.s.check()
+        if result == z3.sat:
+            self.settle(enc, enc.s.model())
+        elif result != z3.unsat:
+            self.undecided[action] = f"solver gave up: {enc.s.reason_unknown()}"
+        enc.s.pop()
+
+    def settle(self, enc: _Encoder, model: z3.ModelRef, *, retry: bool = True) -> None:
+        """Record the model's request if the evaluator confirms it; otherwise ask about its action once
+        more with digit-only accounts (see ``_Encoder._any_account``) before calling it undecided."""
+        req = witness(_relabel(enc.request(model), enc.q), enc.q, self.differs, enc.session_name(model))
+        action = req.action
+        if self.differs(req):
+            self.found[action] = req
+            return
+        if not retry:
+            self.undecided[action] = "the solver's example is not confirmed by the evaluator"
+            return
+        strict = self.encoder(replace(self.q, actions=(action,)), strict_accounts=True)
+        result = strict.s.check()
+        if result == z3.sat:
+            self.settle(strict, strict.s.model(), retry=False)
+        elif result != z3.unsat:
+            self.undecided[action] = f"solver gave up: {strict.s.reason_unknown()}"
+
+
+_EXAMPLE_KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")  # what STS accepts as a RoleSessionName
+
+
+def witness(req: Request, q: Question, keeps: Callable[[Request], bool], session: str = "example") -> Request:
+    """The example request shown for a model: the solver's own names replaced by plain ones, each change
+    kept only if the request still has the property ``keeps`` checks.
+
+    In a generic class (no fixed principal) a role acts through its sessions: when the role itself does
+    not show the property (a NotPrincipal list names it), its session ``session`` does. The principal is
+    renamed ``role/example`` or ``user/example`` (the class is "any principal of ...": the name is an
+    example), and, when the question has no key ARN, the key is the documentation's example key."""
+    if q.identity.principal is None:
+        if not keeps(req):
+            session_arn = session_of(req.principal, session)
+            if session_arn is not None and keeps(replace(req, principal=session_arn)):
+                req = replace(req, principal=session_arn)
+        req = _renamed(req, q, keeps)
+    if q.resource is None:
+        parts = req.resource.split(":", 5)
+        if len(parts) == 6 and parts[2] == "kms":
+            parts[3], parts[5] = "us-east-1", f"key/{_EXAMPLE_KEY_ID}"
+            candidate = replace(req, resource=":".join(parts))
+            if keeps(candidate):
+                req = candidate
     return req
+
+
+_GENERIC_NAME = re.compile(
+    r"arn:(aws[a-z-]*):(?:iam::(\d{12}):(role|user)/([^/]+)|sts::(\d{12}):assumed-role/([^/]+)/.+)"
+)
+
+
+def _renamed(req: Request, q: Question, keeps: Callable[[Request], bool]) -> Request:
+    """A generic class's role, user or session renamed ``example`` (the role ARN in the context too: a
+    session's aws:PrincipalArn is its role's ARN)."""
+    m = _GENERIC_NAME.fullmatch(req.principal)
+    if m is None:
+        return req
+    partition, acct, kind, name = m[1], m[2] or m[5], m[3] or "role", m[4] or m[6]
+    if name == "example":
+        return req
+    before, after = f"arn:{partition}:iam::{acct}:{kind}/{name}", f"arn:{partition}:iam::{acct}:{kind}/example"
+    if after in q.identity.exclude_principals:
+        return req
+    principal = after if m[3] else f"arn:{partition}:sts::{acct}:assumed-role/example/example"
+    context = {k: tuple(after if v == before else v for v in vals) for k, vals in req.context.items()}
+    candidate = replace(req, principal=principal, context=context)
+    return candidate if keeps(candidate) else req
 
 
 def _relabel(req: Request, q: Question) -> Request:
@@ -741,9 +931,9 @@ def _formula(enc: _Encoder, f: Formula) -> z3.BoolRef:
     if tag == "cond":
         return enc.condition(f[1])  # type: ignore[arg-type]
     if tag == "and":
-        return z3.And(*[_formula(enc, g) for g in f[1]])  # type: ignore[attr-defined]
+        return enc.all_of(_formula(enc, g) for g in f[1])  # type: ignore[attr-defined]
     if tag == "or":
-        return z3.Or(*[_formula(enc, g) for g in f[1]])  # type: ignore[attr-defined]
+        return enc.any_of(_formula(enc, g) for g in f[1])  # type: ignore[attr-defined]
     if tag == "not":
         return z3.Not(_formula(enc, f[1]))  # type: ignore[arg-type]
-    return z3.BoolVal(tag == "true")
+    return enc.true(tag == "true")

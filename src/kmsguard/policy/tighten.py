@@ -35,13 +35,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kmsguard.arn import root_arn
 from kmsguard.policy.actions import CRYPTOGRAPHIC_ACTIONS, canonical_action, expand_kms_actions
 from kmsguard.policy.analyze import KeyPolicyAnalysis, analyze_key_policy
 from kmsguard.policy.fastpath import covered
 from kmsguard.policy.generate import ADMIN_ACTIONS, USE_ACTIONS
 from kmsguard.policy.model import Policy, Statement
 from kmsguard.policy.normalize import parse_and_normalize
-from kmsguard.policy.principals import account_of, is_account_id, is_root, root_arn
+from kmsguard.policy.principals import account_of, is_account_id, is_root, policy_partition
 
 _MAX_PASSES = 4
 _ADMIN_NAME = re.compile(r"admin|security|break-?glass", re.IGNORECASE)
@@ -110,14 +111,15 @@ def _listify(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _norm_principal(value: str) -> str:
-    return root_arn(value) if is_account_id(value) else value
+def _norm_principal(value: str, partition: str) -> str:
+    return root_arn(value, partition) if is_account_id(value) else value
 
 
 class _Rewriter:
     def __init__(self, text: str, account: str, opts: TightenOptions, analysis: KeyPolicyAnalysis) -> None:
         self.doc: dict[str, Any] = json.loads(text)
         self.policy: Policy = parse_and_normalize(text)
+        self.partition = policy_partition(self.policy)
         self.account = account
         self.opts = opts
         self.a = analysis
@@ -202,7 +204,7 @@ class _Rewriter:
         entries = self._principal_entries(principal)
         kept: list[tuple[str, str]] = []
         for kind, value in entries:
-            norm = _norm_principal(value) if kind == "AWS" else value
+            norm = _norm_principal(value, self.partition) if kind == "AWS" else value
             if kind == "AWS" and value == "*" and st.index in self.wild_outsiders:
                 self.changes.append(f'{label}: remove Principal "*" (grants principals outside the account)')
                 self.removals.append(Removal("*", ("*",), f"{label} made the key public or open to an outside org"))
@@ -245,7 +247,7 @@ class _Rewriter:
     ) -> list[dict[str, Any]]:
         actions = covered(st.actions, st.not_actions)
         wildcard = st.index in self.a.wildcard_statements
-        named = [(k, v) for k, v in kept if k == "AWS" and not is_root(_norm_principal(v))]
+        named = [(k, v) for k, v in kept if k == "AWS" and not is_root(_norm_principal(v, self.partition))]
         # An AWS service given a wildcard gets the usage actions too: services encrypt and decrypt (CloudTrail,
         # CloudWatch Logs, SNS ...); none needs to administer the key through its policy.
         services = [v for k, v in kept if k == "Service"] if wildcard else []

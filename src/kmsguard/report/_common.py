@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from kmsguard.arn import parse as parse_arn
 from kmsguard.model.finding import Finding, Severity, Status
 
 # Worst first: the order every format lists severities in.
@@ -79,18 +80,18 @@ def short_resource(f: Finding) -> str:
     alias = _alias(f.evidence) if f.resource_type == "AWS::KMS::Key" else None
     if alias:
         return alias
-    parts = f.resource_arn.split(":", 5)
-    if len(parts) < 6 or parts[0] != "arn":
+    parsed = parse_arn(f.resource_arn)
+    if parsed is None:
         return f.resource_arn
     if is_region_arn(f.resource_arn):
-        return f"account {parts[4]}"
-    return parts[5] or f.resource_arn
+        return f"account {parsed.account}"
+    return parsed.resource or f.resource_arn
 
 
 def is_region_arn(arn: str) -> bool:
     """True for the ``arn:<partition>:::<account>:<region>`` pseudo-ARN of account/region findings."""
-    parts = arn.split(":", 5)
-    return len(parts) == 6 and parts[0] == "arn" and not parts[2] and not parts[3]
+    parsed = parse_arn(arn)
+    return parsed is not None and not parsed.service and not parsed.region
 
 
 def _alias(evidence: Mapping[str, Any]) -> str | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kmsguard.arn import partition_in
 from kmsguard.checks.registry import load_builtin_checks
 from kmsguard.model.finding import Finding, Severity, Status
 from kmsguard.model.result import ScanResult
@@ -65,14 +66,9 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _partition(arn: str) -> str:
-    parts = arn.split(":", 2)
-    return parts[1] if len(parts) > 1 and parts[0] == "arn" and parts[1] else "aws"
-
-
 def asff_finding(f: Finding, result: ScanResult, region: str | None = None) -> dict[str, Any]:
     spec = load_builtin_checks().get(f.check_id)
-    partition = _partition(f.resource_arn)
+    partition = partition_in(f.resource_arn)
     home = region or (f.region if f.region != "global" else DEFAULT_REGION)
     when = iso_z(result.scanned_at)
     related = [f"{fw} {ctl}" for fw, ctls in sorted(f.compliance.items()) for ctl in ctls][:32]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kmsguard.arn import partition_in
 from kmsguard.checks.registry import load_builtin_checks
 from kmsguard.model.finding import Finding, Severity, Status
 from kmsguard.model.result import ScanResult
@@ -35,11 +36,6 @@ SEVERITY_NAME = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Criti
 STATUS_ID = {Status.FAIL: 1, Status.ERROR: 1, Status.MUTED: 3, Status.PASS: 4}
 STATUS_NAME = {1: "New", 3: "Suppressed", 4: "Resolved"}
 AWS_ACCOUNT_TYPE_ID = 10  # OCSF account.type_id 10 = "AWS Account"
-
-
-def _partition(f: Finding) -> str:
-    parts = f.resource_arn.split(":", 2)
-    return parts[1] if len(parts) > 1 and parts[0] == "arn" and parts[1] else "aws"
 
 
 def ocsf_event(f: Finding, result: ScanResult) -> dict[str, Any]:
@@ -94,7 +90,7 @@ def ocsf_event(f: Finding, result: ScanResult) -> dict[str, Any]:
                 "name": short_resource(f),
                 "type": f.resource_type,
                 "region": f.region,
-                "cloud_partition": _partition(f),
+                "cloud_partition": partition_in(f.resource_arn),
                 "data": f.evidence,
             }
         ],

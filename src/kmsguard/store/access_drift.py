@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from kmsguard.arn import partition_in
 from kmsguard.model.finding import region_arn
 from kmsguard.model.snapshot import Key, Snapshot
 from kmsguard.policy.access import AccessEvaluator, KeyAccess, PrincipalAccess
@@ -520,7 +521,7 @@ def _capped(items: list[KeyItem]) -> list[KeyItem]:
     for i in rest:
         by_kind[i.kind] = by_kind.get(i.kind, 0) + 1
     first = rest[0]
-    partition = first.resource_arn.split(":")[1] if first.resource_arn.startswith("arn:") else "aws"
+    partition = partition_in(first.resource_arn)
     counts = ", ".join(f"{n} {k}" for k, n in sorted(by_kind.items()))
     kept.append(
         KeyItem(

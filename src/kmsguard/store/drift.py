@@ -10,11 +10,14 @@ policy, IAM, grants or role chains ("arn:...:role/X can now decrypt alias/k (arn
 When it cannot be judged (a scan without the IAM inventory or without its snapshot), a changed key policy's item
 says so instead of "no access gained" and is alerted.
 
-``alert`` marks the drift that is dangerous enough to alert on by itself: a policy change that gains access
-or locks administrators out, a principal gaining access or losing its conditions, nobody left able to change
-the key policy, effective access that could not be judged where it may have changed, rotation disabled,
-deletion scheduled, a key disabled, a key gone. New failing findings are alerted through the de-duplicating
-alert state (see ``monitor.alerts``), not from here.
+A changed policy the engine could not diff (it failed on the policy, or more than ``MAX_POLICY_DIFFS`` changed in
+one cycle) says "could not judge" with the reason, at high severity, and is alerted.
+
+``alert`` marks the drift that is dangerous enough to alert on by itself: a policy change that gains access,
+locks administrators out or could not be judged, a principal gaining access or losing its conditions, nobody
+left able to change the key policy, effective access that could not be judged where it may have changed,
+rotation disabled, deletion scheduled, a key disabled, a key gone. New failing findings are alerted through the
+de-duplicating alert state (see ``monitor.alerts``), not from here.
 """
 
 from __future__ import annotations
@@ -170,17 +173,13 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
             if diffs < MAX_POLICY_DIFFS:
                 diffs += 1
                 detail, gained, lockout = _policy_diff(s, prev_id, new_id, arn, n.account)
+                not_diffed = detail.get("error")
             else:
-                detail = {"note": f"more than {MAX_POLICY_DIFFS} policies changed; access diff skipped"}
-            sev = "critical" if lockout else "high" if gained else "low"
-            what = "locks every administrator out" if lockout else "gains access" if gained else "no access gained"
+                not_diffed = f"more than {MAX_POLICY_DIFFS} policies changed in this cycle; the access diff was skipped"
+                detail = {"note": not_diffed}
             unjudged = access.not_judged.get(arn)
+            sev, what = _policy_verdict(not_diffed, gained, lockout, unjudged)
             if unjudged is not None:
-                # The key policy alone cannot say nobody gained access: IAM, grants and role chains are not in it.
-                what = (what if gained or lockout else "no access gained in the key policy") + (
-                    f"; who can decrypt it through IAM, grants or role chains could not be judged: {unjudged}"
-                )
-                sev = sev if gained or lockout else "medium"
                 detail = {**detail, "effective_access": {"judged": False, "reason": unjudged}}
             items.append(
                 DriftItem(
@@ -189,7 +188,7 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
                     *where,
                     f"key policy of {_name(n)} changed: {what}",
                     detail,
-                    alert=gained or lockout or diffs > MAX_POLICY_DIFFS or unjudged is not None,
+                    alert=gained or lockout or not_diffed is not None or unjudged is not None,
                 )
             )
         if o.rotation_enabled is True and n.rotation_enabled is False:
@@ -220,6 +219,25 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
     return items
 
 
+def _policy_verdict(not_diffed: str | None, gained: bool, lockout: bool, unjudged: str | None) -> tuple[str, str]:
+    """(severity, words) for a changed key policy. A diff that could not be made says "could not judge" and why,
+    high enough to alert on: never "no access gained", which nobody knows then."""
+    if not_diffed is not None:
+        sev, what = "high", f"could not judge what access it gives: {not_diffed}"
+    elif lockout:
+        sev, what = "critical", "locks every administrator out"
+    elif gained:
+        sev, what = "high", "gains access"
+    elif unjudged is not None:
+        # The key policy alone cannot say nobody gained access: IAM, grants and role chains are not in it.
+        sev, what = "medium", "no access gained in the key policy"
+    else:
+        sev, what = "low", "no access gained"
+    if unjudged is not None:
+        what += f"; who can decrypt it through IAM, grants or role chains could not be judged: {unjudged}"
+    return sev, what
+
+
 def _access(
     s: Session, prev_id: int, new_id: int, key_arn: str | None, names: dict[str, str], changed: set[str]
 ) -> AccessDrift:
@@ -241,8 +259,8 @@ def _policy_diff(s: Session, prev_id: int, new_id: int, arn: str, account: str) 
     if old is None or new is None:
         return {}, False, False
     try:
-        d = diff_policies(old, new, account)
-    except Exception as e:  # an unparsable policy must not stop the cycle; the change is still reported
+        d = diff_policies(old, new, account, key_arn=arn)
+    except Exception as e:  # the engine could not judge: the change is reported as such, and the cycle goes on
         log.warning("policy diff failed for %s: %s", arn, e)
-        return {"error": str(e)}, False, False
+        return {"error": f"the policy engine failed ({e})"}, False, False
     return d.to_dict(), bool(d.gained), d.admin_lockout

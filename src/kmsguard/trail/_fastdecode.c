@@ -49,7 +49,9 @@
 #define MAX_CRYPTO 64
 
 static const char KMS_SOURCE[] = "kms.amazonaws.com";
-static const char S3_PREFIX[] = "arn:aws:s3:::";
+/* An S3 object's ARN in any partition: "arn:" PARTITION ":s3:::" (kmsguard.arn.PARTITION_PATTERN: "aws" and
+   "aws-" followed by lower-case letters and dashes). */
+static const char S3_SERVICE[] = ":s3:::";
 
 /* What a record gives, as read (decode.Record and the KmsParams / KmsResponse parts). */
 enum {
@@ -578,6 +580,22 @@ static int span_contains(Span h, const char *needle, size_t n)
 
 /* A value typed ``str | None``: 0 and *out set (p NULL for null), 1 if of another type (not consumed), -1 if
    malformed. *escaped is or-ed with whether the string holds an escape. */
+/* decode's test for an S3 ARN: "arn:", a partition (aws(-[a-z]+)*, kmsguard.arn.PARTITION_PATTERN), ":s3:::". */
+static int is_s3_arn(Span v)
+{
+    if (v.n < 4 + 3 + sizeof S3_SERVICE - 1 || memcmp(v.p, "arn:aws", 7) != 0)
+        return 0;
+    size_t i = 7;
+    while (i < v.n && v.p[i] == '-') {
+        size_t start = ++i;
+        while (i < v.n && v.p[i] >= 'a' && v.p[i] <= 'z')
+            i++;
+        if (i == start)
+            return 0;
+    }
+    return v.n - i >= sizeof S3_SERVICE - 1 && memcmp(v.p + i, S3_SERVICE, sizeof S3_SERVICE - 1) == 0;
+}
+
 static int read_str_or_null(Scanner *s, Span *out, int *escaped)
 {
     if (*s->p == '"') {
@@ -1029,7 +1047,7 @@ static int kept_row(Scanner *s)
        context names a resource, or (rare) grantee/alias are given and the raw text holds "arn:". Without an object
        of parameters all of these fields are null, as with KmsParams(None). */
     Span key = f[F_RESOURCE_KEY], ctx = f[F_RP_CONTEXT_ARN];
-    if (ctx.p != NULL && ctx.n >= sizeof S3_PREFIX - 1 && memcmp(ctx.p, S3_PREFIX, sizeof S3_PREFIX - 1) == 0) {
+    if (ctx.p != NULL && is_s3_arn(ctx)) {
         /* An S3 object: its bucket is the resource that carries tags (v.split("/", 1)[0]). */
         const uint8_t *slash = memchr(ctx.p, '/', ctx.n);
         if (slash != NULL)

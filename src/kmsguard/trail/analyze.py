@@ -193,7 +193,7 @@ def _detect(
         tick()
 
     ctx = findings.Context(p, opts.config, snapshot, principal_env=opts.principal_env)
-    out: list[Finding] = []
+    out: list[Finding] = list(findings.unreadable_log_findings(report.failed, ctx))
     out += findings.admin_findings(rows["admin"], ctx)
     out += findings.policy_findings(summ["policy_events"], ctx)
     out += findings.grant_findings(rows["grant_external"], ctx)

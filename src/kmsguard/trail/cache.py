@@ -10,6 +10,10 @@ the rest. A file that changed invalidates its part: the part is deleted and ever
 again, so no event is ever counted twice. Parts the manifest does not name (a run that died before saving
 it) are deleted on the next run for the same reason. Files are the unit of work: each worker decodes whole
 files and writes its own part, so rows never cross a process boundary.
+
+A file that fails (an S3 error, a truncated or corrupt file) is never recorded as done: the next run reads it
+again, so an error that has passed does not hide the file for good, and none of its rows stay in the part (a
+file that failed after N records leaves none of them, rather than an unknown share of its events).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kmsguard.aws.errors import AWS_CALL_ERRORS, error_code
 from kmsguard.aws.options import AwsOptions
 from kmsguard.trail import decode, fastpath
 from kmsguard.trail.decode import FileStats, Row
@@ -297,19 +302,54 @@ def _ingest_unit(files: list[LogFile], part_path: str | None, aws: AwsOptions | 
                     if pending + len(cols) >= decode.BATCH_ROWS:
                         flush()
             del data
+        except AWS_CALL_ERRORS as e:  # S3 refused or failed: reported on the file, read again next run
+            code, message = error_code(e)
+            st.error = f"S3 GetObject failed with {code} ({message})"
         except (EOFError, OSError, ValueError) as e:  # truncated/corrupt gzip, unreadable file
             st.error = _file_error(e)
-        except Exception as e:  # botocore errors and anything else: reported on the file, never fatal
-            st.error = f"{type(e).__name__}: {e}"
+        except Exception as e:  # anything else: reported on the file, never fatal
+            st.error = f"{type(e).__name__} ({e})"
         if len(cols) >= CONVERT_ROWS:
             convert()
         if pending + len(cols) + gathered_bytes // APPROX_EVENT_BYTES >= decode.BATCH_ROWS:
             flush()
     flush()
+    failed = {st.file for st in stats_by_file.values() if st.error}
+    for name in failed:
+        stats_by_file[name].kms = 0  # its rows are dropped below: the counts say what the cache holds
     if writer is not None and part_path is not None:
         writer.close()
-        os.replace(part_path + ".tmp", part_path)
+        tmp = part_path + ".tmp"
+        if failed and not _drop_files(tmp, failed):
+            os.unlink(tmp)  # only rows of failed files: no part
+        else:
+            os.replace(tmp, part_path)
     return list(stats_by_file.values())
+
+
+def _drop_files(path: str, files: set[str]) -> bool:
+    """Rewrite the part at ``path`` without the rows of ``files`` (files that failed part-way: a streamed file
+    may have had rows written before its failure); False when no row is left. Batch by batch: memory stays
+    bounded whatever the part's size."""
+    dropped = pa.array(sorted(files), pa.string())
+    kept = 0
+    out = path + ".keep"
+    source = pq.ParquetFile(path)
+    try:
+        with pq.ParquetWriter(out, ARROW_SCHEMA, **PARQUET_OPTIONS) as writer:
+            for batch in source.iter_batches(batch_size=ROW_GROUP):
+                table = pa.Table.from_batches([batch]).cast(ARROW_SCHEMA)
+                table = table.filter(pc.invert(pc.is_in(table.column("file"), value_set=dropped)))
+                if table.num_rows:
+                    writer.write_table(table, row_group_size=ROW_GROUP)
+                    kept += table.num_rows
+    finally:
+        source.close()
+    if kept:
+        os.replace(out, path)
+    else:
+        os.unlink(out)
+    return kept > 0
 
 
 def _decode_file(data: bytes, name: str, st: FileStats, cols: decode.Columns) -> None:
@@ -367,9 +407,16 @@ def ingest(
     report = IngestReport(files_listed=listed if listed is not None else len(files))
     report.files_pruned = report.files_listed - len(files)
 
-    # A changed file invalidates its part and every file in it.
+    # A changed file invalidates its part and every file in it. So does a file recorded with an error (a cache
+    # written before failed files were left out of the manifest): its part may hold rows of its failed read.
     changed = {
-        f.uri for f in files if f.uri in manifest.files and tuple(manifest.files[f.uri]["identity"]) != f.identity
+        f.uri
+        for f in files
+        if f.uri in manifest.files
+        and (
+            tuple(manifest.files[f.uri]["identity"]) != f.identity
+            or manifest.files[f.uri].get("stats", {}).get("error")
+        )
     }
     stale_parts = {manifest.files[u]["part"] for u in changed if manifest.files[u].get("part")}
     for uri in [u for u, e in manifest.files.items() if u in changed or e.get("part") in stale_parts]:
@@ -409,9 +456,13 @@ def ingest(
                     progress(n)
 
     by_uri = {f.uri: f for f in todo}
+    failed: dict[str, FileStats] = {}
     for done_part, stats in results:
         exists = done_part is not None and (cache_dir / done_part).exists()
         for st in stats:
+            if st.error:
+                failed[st.file] = st  # not done: read again next run (ingest_unit kept none of its rows)
+                continue
             manifest.files[st.file] = {
                 "identity": list(by_uri[st.file].identity),
                 "part": done_part if exists else None,
@@ -420,7 +471,11 @@ def ingest(
     manifest.save()
 
     in_scope = [manifest.files[f.uri] for f in files if f.uri in manifest.files]
-    report.stats = [FileStats(**e["stats"]) for e in in_scope]
+    report.stats = [
+        failed[f.uri] if f.uri in failed else FileStats(**manifest.files[f.uri]["stats"])
+        for f in files
+        if f.uri in failed or f.uri in manifest.files
+    ]
     parts = sorted({e["part"] for e in in_scope if e.get("part")})
     return report, [str(cache_dir / p) for p in parts]
 

@@ -145,6 +145,16 @@ _SPECS: list[tuple[str, str, Severity, str, str, tuple[str, ...]]] = [
         ("key_policy_least_privilege", "key_usage_anomalies"),
     ),
     (
+        "trail_logs_unreadable",
+        "CloudTrail log files could not be read",
+        Severity.MEDIUM,
+        "The events of a log file that cannot be read are missing from every trail finding and from the key usage: "
+        "whatever they recorded goes unseen.",
+        "Fix what the reason names (s3:GetObject on the bucket and kms:Decrypt on its key for S3 errors; copy a "
+        "truncated or corrupt file again) and re-run: files that failed are read again on every run.",
+        ("key_usage_anomalies",),
+    ),
+    (
         "key_unused",
         "A customer managed key has not been used",
         Severity.LOW,
@@ -178,13 +188,15 @@ def make_finding(
     severity: Severity | None = None,
     config: ScanConfig | None = None,
     resource_type: str = KEY,
+    status: Status = Status.FAIL,
 ) -> Finding:
-    """A FAIL finding for a trail check, completed from its registry entry like the scan's findings."""
+    """A finding for a trail check (FAIL, or ERROR when the check could not judge), completed from its registry
+    entry like the scan's findings."""
     s = REGISTRY[check_id]
     overrides = config.severity_overrides if config else {}
     return Finding(
         check_id=check_id,
-        status=Status.FAIL,
+        status=status,
         severity=severity or overrides.get(check_id, s.severity),
         account=account,
         region=region,

@@ -23,6 +23,8 @@ from typing import IO, Any
 
 import msgspec
 
+from kmsguard.arn import build as build_arn
+from kmsguard.arn import parse as parse_arn
 from kmsguard.trail.schema import COLUMNS, CRYPTO_ACTIONS, KMS_SOURCE
 
 _gzip: ModuleType
@@ -297,7 +299,7 @@ def _extend(cols: list[list[Any]], recs: list[Record], file: str) -> None:
                     for v in p.encryptionContext.values():
                         if v.startswith("arn:"):
                             # An S3 object: its bucket is the resource that carries tags (and keeps this small).
-                            ctx_arn = v.split("/", 1)[0] if v.startswith("arn:aws:s3:::") else v
+                            ctx_arn = v.split("/", 1)[0] if _is_s3(v) else v
                             break
                 if keys[i] is None or not is_crypto or ctx_arn is not None:
                     needed = True
@@ -345,13 +347,19 @@ def _extend(cols: list[list[Any]], recs: list[Record], file: str) -> None:
     cols[20] += [file] * n
 
 
+def _is_s3(value: str) -> bool:
+    """An S3 ARN in any partition (``arn:aws-us-gov:s3:::bucket/key`` too)."""
+    parsed = parse_arn(value)
+    return parsed is not None and parsed.service == "s3" and not parsed.region and not parsed.account
+
+
 def _qualify(key_id: str, rec: Record) -> str:
     """A bare key id as an ARN in the record's region and account (ids are unique only there); an alias or
     anything else stays as logged."""
     if key_id.startswith("arn:") or not _KEY_ID.fullmatch(key_id):
         return key_id
     if rec.awsRegion and rec.recipientAccountId:
-        return f"arn:aws:kms:{rec.awsRegion}:{rec.recipientAccountId}:key/{key_id}"
+        return build_arn("kms", rec.awsRegion, rec.recipientAccountId, f"key/{key_id}")
     return key_id
 
 

@@ -26,6 +26,7 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kmsguard.arn import partition_of
 from kmsguard.trail import decode
 from kmsguard.trail.decode import FileStats
 from kmsguard.trail.schema import ARROW_SCHEMA, COLUMNS, CRYPTO_ACTIONS
@@ -130,7 +131,9 @@ def _derived_keys(c: dict[str, pa.Array]) -> None:
         """decode._qualify: a bare key id as an ARN in the record's region and account (when both are given and not
         empty); anything else as it is."""
         placed = pc.fill_null(pc.and_(pc.not_equal(region, ""), pc.not_equal(recipient, "")), False)
-        arn = pc.binary_join_element_wise("arn:aws:kms:", region, ":", recipient, ":key/", ids, "")
+        arn = pc.binary_join_element_wise(
+            "arn:", _partitions(region), ":kms:", region, ":", recipient, ":key/", ids, ""
+        )
         return pc.if_else(pc.and_kleene(pc.match_substring_regex(ids, _KEY_ID_FULL), placed), arn, ids)
 
     keys = c["key_arn"]
@@ -145,6 +148,13 @@ def _derived_keys(c: dict[str, pa.Array]) -> None:
     derived = pc.and_(pc.is_null(c["key_arn"]), pc.is_valid(keys))
     c["key_account"] = _patch(c["key_account"], derived, _account_or, keys, recipients)
     c["key_arn"] = keys
+
+
+def _partitions(regions: pa.Array) -> pa.Array:
+    """Each row's partition (``arn.partition_of`` its region), worked out once per distinct region."""
+    distinct = pc.unique(regions).drop_null()
+    names = pa.array([partition_of(r) for r in distinct.to_pylist()], pa.string())
+    return pc.take(names, pc.index_in(regions, value_set=distinct))
 
 
 def _patch(values: pa.Array, mask: pa.Array, fn: Callable[..., pa.Array], *inputs: pa.Array) -> pa.Array:

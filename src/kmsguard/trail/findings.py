@@ -5,23 +5,33 @@ events, capped, and the time window) and asks the policy engine what only it can
 PutKeyPolicy widened access (``diff_policies`` when the old policy is known, ``analyze_key_policy`` when only
 the new one is), and whether a principal's successful use was one the key policy allows (``evaluate``, once
 per distinct key/principal/action, never per event).
+
+What could not be read or judged is an ERROR finding of the check that needed it, saying what and why: log
+files that failed (``trail_logs_unreadable``, one finding per reason), a PutKeyPolicy whose policy the engine
+cannot analyse, a key policy the conformance check cannot read, and ``key_unused`` on logs shorter than its
+window. Nothing goes only to a note that a scan or the monitor would drop.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kmsguard.arn import account_of, partition_in, root_arn
+from kmsguard.arn import parse as parse_arn
 from kmsguard.config import ScanConfig
-from kmsguard.model.finding import Finding, Severity
+from kmsguard.model.finding import Finding, Severity, Status
 from kmsguard.model.snapshot import Key, Snapshot
 from kmsguard.trail.checks import make_finding
+from kmsguard.trail.decode import FileStats
 from kmsguard.trail.detections import EVIDENCE_COLUMNS, DetectionRows, Params
 from kmsguard.trail.schema import ADMIN_EVENTS
+from kmsguard.trail.sources import path_facts
 
 
 def iso(ts: Any) -> str | None:
@@ -46,9 +56,10 @@ def event_dict(row: dict[str, Any]) -> dict[str, Any]:
 
 def key_place(key: str, fallback_account: str | None = None, fallback_region: str | None = None) -> tuple[str, str]:
     """(account, region) of a key ARN; for a key id or an unknown key, what the events said."""
+    parsed = parse_arn(key)
+    if parsed is not None:
+        return parsed.account or (fallback_account or "unknown"), parsed.region or (fallback_region or "unknown")
     parts = key.split(":")
-    if key.startswith("arn:") and len(parts) >= 6:
-        return parts[4] or (fallback_account or "unknown"), parts[3] or (fallback_region or "unknown")
     if key.startswith("unknown-key:") and len(parts) == 3:
         return parts[1], parts[2]
     return fallback_account or "unknown", fallback_region or "unknown"
@@ -71,6 +82,73 @@ class Context:
 
 def _events(rows: DetectionRows, keys: tuple[str, ...], group: dict[str, Any]) -> list[dict[str, Any]]:
     return [event_dict(e) for e in rows.evidence_for(keys, group)]
+
+
+# --- log files that could not be read ---------------------------------------------------------------------------
+
+FILES_LISTED = 20  # failed files named in one finding; ``evidence.files`` gives the count
+# The particulars of a file's error that differ between files failing the same way.
+_PARTICULARS = re.compile(r" (?:at byte \d+|after \d+ records)$")
+
+
+def failure_reason(error: str) -> str:
+    """A file's error without its particulars: kmsguard's own words before the decoder's (in parentheses), without
+    the byte or record count, so that files failing the same way make one finding."""
+    return _PARTICULARS.sub("", error.split(" (", 1)[0])
+
+
+def _common(values: set[str | None]) -> str:
+    """The account (or region) every failed file's path names, else "unknown"."""
+    only = next(iter(values)) if len(values) == 1 else None
+    return only or "unknown"
+
+
+def _location(files: list[str]) -> str:
+    """The file itself, or the directory (or S3 prefix) that holds all of them."""
+    if len(files) == 1:
+        return files[0]
+    prefix = _shared_prefix(files)
+    return prefix[: prefix.rfind("/") + 1] or prefix
+
+
+def _shared_prefix(texts: list[str]) -> str:
+    first, last = min(texts), max(texts)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]
+
+
+def unreadable_log_findings(failed: list[FileStats], ctx: Context) -> Iterable[Finding]:
+    """One ERROR finding per reason log files failed, naming up to FILES_LISTED of them: their events are
+    missing from every other finding, so the run must say so wherever its findings go."""
+    by_reason: dict[str, list[FileStats]] = defaultdict(list)
+    for st in failed:
+        by_reason[failure_reason(st.error or "unreadable")].append(st)
+    for reason, stats in sorted(by_reason.items()):
+        stats.sort(key=lambda st: st.file)
+        names = [st.file for st in stats]
+        facts = [path_facts(name) for name in names]
+        where = _location(names)
+        what = f"CloudTrail log file {where}" if len(names) == 1 else f"{len(names)} CloudTrail log files under {where}"
+        yield make_finding(
+            "trail_logs_unreadable",
+            status=Status.ERROR,
+            account=_common({f[0] for f in facts}),
+            region=_common({f[1] for f in facts}),
+            resource_type="AWS::CloudTrail::LogFile",
+            resource_arn=where,
+            message=f"could not read {what}: {reason}; the KMS events in {'it' if len(names) == 1 else 'them'} "
+            "are not analysed",
+            evidence={
+                "reason": reason,
+                "files": len(names),
+                "failed": [
+                    {"file": st.file, "error": st.error, "records_read": st.records} for st in stats[:FILES_LISTED]
+                ],
+            },
+            config=ctx.config,
+        )
 
 
 # --- administrative events -------------------------------------------------------------------------------------
@@ -107,7 +185,7 @@ def admin_findings(rows: DetectionRows, ctx: Context) -> Iterable[Finding]:
 # --- PutKeyPolicy ------------------------------------------------------------------------------------------------
 
 
-def _default_policy(account: str) -> str:
+def _default_policy(account: str, partition: str) -> str:
     # The key policy KMS attaches when CreateKey names none: the account's IAM decides.
     return json.dumps(
         {
@@ -116,7 +194,7 @@ def _default_policy(account: str) -> str:
                 {
                     "Sid": "Enable IAM User Permissions",
                     "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Principal": {"AWS": root_arn(account, partition)},
                     "Action": "kms:*",
                     "Resource": "*",
                 }
@@ -152,7 +230,7 @@ def policy_findings(events: list[dict[str, Any]], ctx: Context) -> Iterable[Find
         account, region = key_place(key, ev.get("key_account"), ev.get("region"))
         new = _policy_text(ev.get("params"))
         if ev["event_name"] == "CreateKey":
-            known[key] = new or _default_policy(account)
+            known[key] = new or _default_policy(account, partition_in(key))
             continue
         if new is None:
             continue
@@ -165,7 +243,7 @@ def policy_findings(events: list[dict[str, Any]], ctx: Context) -> Iterable[Find
         evidence: dict[str, Any] = {"window": window(t, t), "events": [event_dict(ev)], "new_policy": new}
         try:
             if old is not None:
-                diff = diff_policies(old, new, account)
+                diff = diff_policies(old, new, account, key_arn=key)
                 if not diff.gained:
                     continue
                 gained = [r for r in diff.gained]
@@ -187,8 +265,18 @@ def policy_findings(events: list[dict[str, Any]], ctx: Context) -> Iterable[Find
                 sev = Severity.CRITICAL if a.public else Severity.HIGH
                 who = "everyone" if a.public else ", ".join(a.external_principals)
                 msg = f"PutKeyPolicy on {key} set a policy that admits {who} (previous policy unknown)"
-        except Exception as e:  # a policy the engine cannot read is reported, not fatal to the run
-            ctx.notes.append(f"could not judge PutKeyPolicy {ev.get('event_id')} on {key}: {e}")
+        except Exception as e:  # a policy the engine cannot analyse: said on the key, never fatal to the run
+            evidence["error"] = str(e)
+            yield make_finding(
+                "trail_policy_widened",
+                status=Status.ERROR,
+                account=account,
+                region=region,
+                resource_arn=key,
+                message=f"could not judge PutKeyPolicy {ev.get('event_id')} on {key}: the policy engine failed ({e})",
+                evidence=evidence,
+                config=ctx.config,
+            )
             continue
         yield make_finding(
             "trail_policy_widened",
@@ -203,8 +291,7 @@ def policy_findings(events: list[dict[str, Any]], ctx: Context) -> Iterable[Find
 
 
 def _acct(arn: str) -> str | None:
-    parts = arn.split(":")
-    return parts[4] if len(parts) >= 6 and parts[4] else None
+    return account_of(arn)
 
 
 # --- grants, bursts, spikes, newcomers, cross-account -------------------------------------------------------------
@@ -378,7 +465,8 @@ def cross_account_findings(rows: DetectionRows, ctx: Context) -> Iterable[Findin
 def _eval_principal(pair: dict[str, Any]) -> str | None:
     p = pair["principal"]
     if p.startswith("account:"):
-        return f"arn:aws:iam::{p.split(':', 1)[1]}:root"  # an AWSAccount caller: what its account is allowed
+        # An AWSAccount caller: what its account is allowed, in the key's partition.
+        return root_arn(p.split(":", 1)[1], partition_in(str(pair.get("key_arn") or "")))
     if pair.get("principal_type") == "AssumedRole" and pair.get("principal_arn"):
         return str(pair["principal_arn"])  # the session: the engine knows sessions inherit their role
     return p if p.startswith("arn:") else None
@@ -391,6 +479,7 @@ def policy_use_findings(pairs: list[dict[str, Any]], ctx: Context) -> Iterable[F
 
     keys = ctx.keys()
     parsed: dict[str, Any] = {}
+    unjudged: dict[str, str] = {}  # key ARN -> why its key policy could not be read
     denied: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for pair in pairs:
         key = keys.get(pair["key_arn"])
@@ -403,7 +492,7 @@ def policy_use_findings(pairs: list[dict[str, Any]], ctx: Context) -> Iterable[F
             try:
                 parsed[key.arn] = parse_and_normalize(key.policy, source=key.arn)
             except Exception as e:
-                ctx.notes.append(f"key policy of {key.arn} could not be read: {e}")
+                unjudged[key.arn] = str(e)
                 parsed[key.arn] = None
         policy = parsed[key.arn]
         if policy is None:
@@ -429,6 +518,19 @@ def policy_use_findings(pairs: list[dict[str, Any]], ctx: Context) -> Iterable[F
                     "window": window(pair["first_ts"], pair["last_ts"]),
                 }
             )
+    for arn, why in sorted(unjudged.items()):
+        key = keys[arn]
+        yield make_finding(
+            "trail_use_not_allowed_by_policy",
+            status=Status.ERROR,
+            account=key.account,
+            region=key.region,
+            resource_arn=arn,
+            message=f"could not judge whether the calls on {key.display_name} were allowed: its key policy could "
+            f"not be read ({why})",
+            evidence={"error": why},
+            config=ctx.config,
+        )
     for (arn, principal), uses in sorted(denied.items()):
         key = keys[arn]
         calls = sum(u["calls"] for u in uses)
@@ -526,17 +628,17 @@ def environment_findings(
 
 
 def unused_findings(usage: list[dict[str, Any]], t0: int | None, t1: int | None, ctx: Context) -> Iterable[Finding]:
+    """key_unused over the last ``unused_days`` of the logs. Logs shorter than that cannot tell an idle key from
+    one used before they start: each key they would judge and do not show in use gets an ERROR finding saying
+    how many days they cover (AWS Config's "insufficient data"), never silence."""
     if ctx.snapshot is None:
         return
     days = ctx.params.unused_days
-    if t0 is None or t1 is None:
-        ctx.notes.append("key_unused not judged: the logs hold no KMS events")
-        return
-    covered = (t1 - t0) / 86400
-    if covered < days:
-        ctx.notes.append(f"key_unused not judged: the logs cover {covered:.1f} of the {days} days it needs")
-        return
-    start = t1 - days * 86400
+    # Without events the window ends when the snapshot was taken (a key younger than the window is never judged).
+    end = t1 if t1 is not None else int(ctx.snapshot.collected_at.timestamp())
+    start = end - days * 86400
+    covered = (t1 - t0) / 86400 if t0 is not None and t1 is not None else None
+    short = covered is None or covered < days
     last_use = {r["key_arn"]: r["last_crypto_ts"] for r in usage}
     for key in ctx.snapshot.all_keys():
         if not key.is_customer_managed or key.key_state != "Enabled":
@@ -545,6 +647,28 @@ def unused_findings(usage: list[dict[str, Any]], t0: int | None, t1: int | None,
             continue  # younger than the window: not yet fair to call it unused
         last = last_use.get(key.arn)
         if last is not None and last >= start:
+            continue
+        if short:
+            why = (
+                "the logs hold no KMS events"
+                if covered is None
+                else f"the logs cover only {covered:.1f} of the {days} days key_unused needs (--unused-days) "
+                "and show no cryptographic use of it"
+            )
+            yield make_finding(
+                "key_unused",
+                status=Status.ERROR,
+                account=key.account,
+                region=key.region,
+                resource_arn=key.arn,
+                message=f"{key.display_name}: cannot tell whether it is unused: {why}",
+                evidence={
+                    "days": days,
+                    "covered_days": round(covered, 1) if covered is not None else 0,
+                    "logs": window(t0, t1),
+                },
+                config=ctx.config,
+            )
             continue
         when = f"last used {iso(last)}" if last is not None else "no use in the logs at all"
         yield make_finding(

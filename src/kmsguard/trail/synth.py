@@ -17,16 +17,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from kmsguard.arn import build as build_arn
+from kmsguard.arn import parse as parse_arn
+from kmsguard.arn import partition_in
+
 
 def key_arn(account: str, region: str, n: int) -> str:
-    return f"arn:aws:kms:{region}:{account}:key/{uuid.UUID(int=n)}"
+    return build_arn("kms", region, account, f"key/{uuid.UUID(int=n)}")
 
 
 def identity(principal: str) -> dict[str, Any]:
     """userIdentity for an ARN (user, role session, root) or ``service:NAME``."""
     if principal.startswith("service:"):
         return {"type": "AWSService", "invokedBy": principal.split(":", 1)[1]}
-    acct = principal.split(":")[4]
+    parsed = parse_arn(principal)
+    acct = parsed.account if parsed is not None else ""
     if ":assumed-role/" in principal:
         role = principal.split("/")[1]
         return {
@@ -39,7 +44,7 @@ def identity(principal: str) -> dict[str, Any]:
                 "sessionIssuer": {
                     "type": "Role",
                     "principalId": "AROAEXAMPLE",
-                    "arn": f"arn:aws:iam::{acct}:role/{role}",
+                    "arn": build_arn("iam", "", acct, f"role/{role}", partition=partition_in(principal)),
                     "accountId": acct,
                     "userName": role,
                 },
@@ -70,8 +75,9 @@ def event(
     recipient: str | None = None,
     with_resources: bool = True,
 ) -> dict[str, Any]:
-    region = key.split(":")[3] if key and key.startswith("arn:") else "us-east-1"
-    key_acct = key.split(":")[4] if key and key.startswith("arn:") else (recipient or "111122223333")
+    parsed = parse_arn(key or "")
+    region = parsed.region if parsed is not None else "us-east-1"
+    key_acct = parsed.account if parsed is not None else (recipient or "111122223333")
     req: dict[str, Any] = dict(params or {})
     if key is not None and name not in ("Decrypt",):
         req.setdefault("keyId", key)

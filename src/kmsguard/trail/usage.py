@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from kmsguard.arn import parse as parse_arn
+
 if TYPE_CHECKING:
     from kmsguard.model.finding import Finding
     from kmsguard.model.snapshot import Snapshot
@@ -120,19 +122,19 @@ def key_label(key_arn: str, alias: str | None = None) -> str:
     made by one tool often share a prefix); the full ARN goes in tables."""
     if alias:
         return alias
-    parts = key_arn.split(":", 5)
-    if len(parts) == 6 and parts[0] == "arn" and parts[5].startswith("key/"):
-        key_id = parts[5][4:]
+    parsed = parse_arn(key_arn)
+    if parsed is not None and parsed.resource.startswith("key/"):
+        key_id = parsed.resource[4:]
         short = key_id if len(key_id) <= 13 else f"{key_id[:8]}…{key_id[-4:]}"
-        return f"key/{short} {parts[3]}"
+        return f"key/{short} {parsed.region}"
     return key_arn
 
 
 def principal_label(principal: str) -> str:
     """``user/alice (111122223333)`` for IAM ARNs; ``service:…`` and ``account:…`` as they are."""
-    parts = principal.split(":", 5)
-    if len(parts) == 6 and parts[0] == "arn" and parts[5]:
-        return f"{parts[5]} ({parts[4]})" if parts[4] else parts[5]
+    parsed = parse_arn(principal)
+    if parsed is not None and parsed.resource:
+        return f"{parsed.resource} ({parsed.account})" if parsed.account else parsed.resource
     return principal
 
 
@@ -149,10 +151,10 @@ class _Ident:
 
     @classmethod
     def of_arn(cls, arn: str, key_id: str = "", aliases: Iterable[str] = ()) -> _Ident:
-        parts = arn.split(":", 5)
-        account, region = (parts[4], parts[3]) if len(parts) == 6 else ("", "")
-        if not key_id and len(parts) == 6 and parts[5].startswith("key/"):
-            key_id = parts[5][4:]
+        parsed = parse_arn(arn)
+        account, region = (parsed.account, parsed.region) if parsed is not None else ("", "")
+        if not key_id and parsed is not None and parsed.resource.startswith("key/"):
+            key_id = parsed.resource[4:]
         return cls(arn, account, region, key_id, tuple(aliases))
 
 
@@ -182,10 +184,10 @@ class KeyIndex:
     def resolve(self, ref: str) -> str | None:
         if ref in self._arns:
             return ref
-        parts = ref.split(":", 5)
-        if len(parts) == 6 and parts[0] == "arn":
-            # The decoder writes ids it qualifies itself as arn:aws:...; the snapshot may be another partition.
-            return self._placed.get((parts[4], parts[3], parts[5]))
+        parsed = parse_arn(ref)
+        if parsed is not None:
+            # By place and name, whatever partition the reference was written in.
+            return self._placed.get((parsed.account, parsed.region, parsed.resource))
         return self._bare.get(ref)
 
 
@@ -316,7 +318,8 @@ def analyze_usage(
     sources: list[str], snapshot: Snapshot | None, options: TrailOptions | None = None
 ) -> tuple[list[Finding], TrailUsage]:
     """One analysis, both of its results: the findings a scan merges and the usage summary it keeps
-    (``scan --trail``, ``report --trail``, ``monitor --trail``)."""
+    (``scan --trail``, ``report --trail``, ``monitor --trail``). Log files that failed and whatever could not be
+    judged are ERROR findings among them (``trail.findings``), so they reach every output that way."""
     from kmsguard.trail.analyze import analyze
 
     report = analyze(sources, snapshot, options)

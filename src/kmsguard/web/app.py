@@ -1,12 +1,14 @@
 """The dashboard: a FastAPI app rendering Jinja2 templates from the store. No JavaScript, no external assets.
 
 Every page reads the latest scan (a scan is always complete, see ``store.schema``), with filters and paging
-done in SQL, so it stays fast on a 10,000-key estate.
+done in SQL, so it stays fast on a 10,000-key estate. ``create_app`` returns it behind ``web.guard.Guard``
+(host names, Origin, body size, security headers).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
+from starlette.types import ASGIApp
 
 from kmsguard.model.snapshot import Key
 from kmsguard.store.db import Store
@@ -23,6 +26,7 @@ from kmsguard.store.mutes import MuteError, add_mute, end_mute, mutes_for
 from kmsguard.store.queries import (
     FindingFilter,
     KeyFilter,
+    Page,
     count_by,
     distinct,
     finding_history,
@@ -40,19 +44,38 @@ from kmsguard.store.queries import (
 )
 from kmsguard.store.schema import FindingRow, KeyRow, ScanRow
 from kmsguard.web.access_view import AccessCache, key_access_view, key_fingerprint, principal_view
-from kmsguard.web.auth import COOKIE, Auth, form
+from kmsguard.web.auth import COOKIE, Auth, LoginLimiter, client_address, form
 from kmsguard.web.charts import TrendPoint, trend_svg
+from kmsguard.web.guard import Guard, served_names
 from kmsguard.web.keyview import key_view
 from kmsguard.web.usage import overview_usage
 
 TEMPLATES = Path(__file__).parent / "templates"
 SEVERITIES = ["critical", "high", "medium", "low", "info"]
 STATUSES = ["FAIL", "PASS", "ERROR", "MUTED"]
+# 50 million rows deep: past any estate, and an OFFSET every database takes (2**63 overflowed it: a 500).
+MAX_PAGE = 1_000_000
+MAX_ID = 2**63 - 1  # the largest id a BIGINT column can hold
 
 
-def create_app(store: Store, token: str | None = None) -> FastAPI:
+class BadRequest(Exception):
+    """A query or form value the dashboard refuses: 400, with this message."""
+
+
+def create_app(
+    store: Store,
+    token: str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    allowed_hosts: Iterable[str] = (),
+    behind_tls: bool = False,
+) -> ASGIApp:
+    """The dashboard, serving the names ``host``, loopback and ``allowed_hosts`` (ValueError names a bad one);
+    ``behind_tls``: a proxy ends TLS in front of it, so the session cookie is Secure even over plain HTTP."""
+    names = served_names(host, allowed_hosts)
     app = FastAPI(title="kmsguard", docs_url=None, redoc_url=None, openapi_url=None)
     auth = Auth(token)
+    limiter = LoginLimiter()
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters["q"] = lambda v: quote(str(v), safe=":/")
     env.filters["qarg"] = lambda v: quote(str(v), safe="")  # a query-string value
@@ -65,15 +88,34 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
         ctx.update(request=request, csrf=auth.csrf(), login=auth.token is not None, page_name=name)
         return HTMLResponse(env.get_template(name).render(**ctx), status_code=status_code)
 
+    def held_back(request: Request, target: str = "/") -> HTMLResponse | None:
+        """429 while the client's address has too many failed logins, whatever it presents now."""
+        wait = limiter.retry_after(client_address(request))
+        if wait is None:
+            return None
+        message = f"Too many failed logins from this address: try again in {wait} s."
+        resp = render(request, "login.html", status_code=429, next=target, error=message)
+        resp.headers["Retry-After"] = str(wait)
+        return resp
+
+    @app.exception_handler(BadRequest)
+    def bad_request(request: Request, exc: BadRequest) -> HTMLResponse:
+        return render(request, "error.html", status_code=400, message=str(exc))
+
     @app.middleware("http")
     async def require_login(request: Request, call_next: Any) -> Response:
-        if request.url.path != "/login" and not auth.ok(request):
-            # The query too: /principal?arn=... is the page, not /principal.
-            here = request.url.path + ("?" + request.url.query if request.url.query else "")
-            return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
+        if request.url.path != "/login":
+            # A bearer token is a login attempt like the form's: the same limit, or it would bypass it.
+            bearer = "authorization" in request.headers
+            if bearer and (held := held_back(request)):
+                return held
+            if not auth.ok(request):
+                if bearer:
+                    limiter.failed(client_address(request))
+                # The query too: /principal?arn=... is the page, not /principal.
+                here = request.url.path + ("?" + request.url.query if request.url.query else "")
+                return RedirectResponse("/login?" + urlencode({"next": here}), status_code=303)
         response: Response = await call_next(request)
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
         return response
 
     @app.get("/login", response_class=HTMLResponse)
@@ -85,10 +127,16 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
         data = await form(request)
         target = data.get("next", "/")
         target = target if target.startswith("/") and not target.startswith("//") else "/"
+        if held := held_back(request, target):
+            return held
         if not auth.check_token(data.get("token", "")):
+            limiter.failed(client_address(request))
             return render(request, "login.html", status_code=401, next=target, error="Wrong token.")
         resp = RedirectResponse(target, status_code=303)
-        resp.set_cookie(COOKIE, data["token"], httponly=True, samesite="strict")
+        # Secure when the browser reached us over TLS: directly, or through a proxy (X-Forwarded-Proto, which
+        # uvicorn trusts from 127.0.0.1) or one the operator vouches for (--behind-tls).
+        secure = behind_tls or request.url.scheme == "https"
+        resp.set_cookie(COOKIE, data["token"], httponly=True, samesite="strict", secure=secure)
         return resp
 
     def latest(s: Session) -> ScanRow | None:
@@ -126,8 +174,9 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
         rotation: str = "",
         failing: str = "",
         q: str = "",
-        page: int = 1,
+        page: str = "1",
     ) -> HTMLResponse:
+        number = whole_number(page, "page", MAX_PAGE)
         flt = KeyFilter(
             account or None,
             region or None,
@@ -141,7 +190,7 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
             scan = latest(s)
             if scan is None:
                 return render(request, "empty.html")
-            result = list_keys(s, scan.id, flt, page)
+            result = clamped(lambda n: list_keys(s, scan.id, flt, n), number)
             options = {
                 "accounts": distinct(s, scan.id, KeyRow.account, KeyRow),
                 "regions": distinct(s, scan.id, KeyRow.region, KeyRow),
@@ -203,8 +252,9 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
         account: str = "",
         region: str = "",
         resource: str = "",
-        page: int = 1,
+        page: str = "1",
     ) -> HTMLResponse:
+        number = whole_number(page, "page", MAX_PAGE)
         flt = FindingFilter(
             check or None, status or None, severity or None, account or None, region or None, resource.strip() or None
         )
@@ -212,7 +262,7 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
             scan = latest(s)
             if scan is None:
                 return render(request, "empty.html")
-            result = list_findings(s, scan.id, flt, page)
+            result = clamped(lambda n: list_findings(s, scan.id, flt, n), number)
             mutes = {
                 (f.check_id, f.resource_arn): mutes_for(s, f.check_id, f.resource_arn)[:1]
                 for f, muted in result.rows
@@ -265,12 +315,13 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
         return RedirectResponse(_back(data), status_code=303)
 
     @app.post("/mutes/{mute_id}/end")
-    async def unmute(request: Request, mute_id: int) -> Response:
+    async def unmute(request: Request, mute_id: str) -> Response:
         data = await form(request)
         if not auth.csrf_ok(data.get("csrf", "")):
             return render(request, "notfound.html", status_code=403, what="a valid form (CSRF check failed)")
+        number = whole_number(mute_id, "mute id", MAX_ID)
         with store.session() as s:
-            end_mute(s, mute_id, data.get("who", "") or "dashboard")
+            end_mute(s, number, data.get("who", "") or "dashboard")
         return RedirectResponse(_back(data), status_code=303)
 
     @app.get("/compliance", response_class=HTMLResponse)
@@ -294,7 +345,22 @@ def create_app(store: Store, token: str | None = None) -> FastAPI:
             rows.append({"control": control, "checks": checks, "counts": counts, "state": state})
         return render(request, "compliance.html", scan=scan, frameworks=FRAMEWORKS, slug=slug, rows=rows)
 
-    return app
+    return Guard(app, names)
+
+
+def whole_number(raw: str, what: str, high: int) -> int:
+    """``raw`` as an integer from 1 to ``high``, or BadRequest naming ``what``. Judged as text first: int() of a
+    5,000-digit string raises, and 2**63 passed on to SQL is a 500."""
+    digits = raw.lstrip("0")
+    if raw.isascii() and raw.isdigit() and 0 < len(digits) <= len(str(high)) and int(digits) <= high:
+        return int(digits)
+    raise BadRequest(f"{what} must be a whole number from 1 to {high}")
+
+
+def clamped(fetch: Callable[[int], Page], number: int) -> Page:
+    """Page ``number``, or the last page when there are fewer (a stale link after the estate shrank)."""
+    result = fetch(number)
+    return fetch(result.pages) if result.page > result.pages else result
 
 
 def _back(data: dict[str, str]) -> str:

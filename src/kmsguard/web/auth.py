@@ -1,16 +1,21 @@
 """Token login for the dashboard, and CSRF protection for its forms.
 
-The token is compared in constant time; after login it lives in an HttpOnly, SameSite=Strict cookie. Every
-form carries a CSRF value derived from a per-process secret (and the token), checked on every POST, so a
-page on another site cannot mute findings through a logged-in browser, nor through an unauthenticated
-dashboard on 127.0.0.1.
+The token is compared in constant time; after login it lives in an HttpOnly, SameSite=Strict cookie (Secure
+over TLS). Every form carries a CSRF value derived from a per-process secret (and the token), checked on every
+POST, so a page on another site cannot mute findings through a logged-in browser, nor through an
+unauthenticated dashboard on 127.0.0.1 (web/guard.py adds the Host and Origin checks). Failed logins are
+limited per client address (``LoginLimiter``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
+import time
+from collections import deque
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
@@ -49,6 +54,53 @@ class Auth:
 
     def csrf_ok(self, value: str) -> bool:
         return hmac.compare_digest(value.encode(), self.csrf().encode())
+
+
+class LoginLimiter:
+    """At most ``failures`` failed logins per client address in any ``window`` seconds; then the address
+    waits until the oldest of them leaves the window. Only the last ``failures`` times of at most ``clients``
+    addresses are kept, so a flood from many addresses cannot grow it without bound. Used from the event loop
+    only (async routes and middleware), hence no lock."""
+
+    def __init__(
+        self,
+        failures: int = 5,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        clients: int = 10_000,
+    ) -> None:
+        self.failures = failures
+        self.window = window
+        self.clock = clock
+        self.clients = clients
+        self._failed: dict[str, deque[float]] = {}
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds ``client`` must wait before trying again, or None when it may try now."""
+        recent = self._recent(client)
+        if len(recent) < self.failures:
+            return None
+        return max(1, math.ceil(recent[0] + self.window - self.clock()))
+
+    def failed(self, client: str) -> None:
+        recent = self._recent(client)
+        recent.append(self.clock())
+        self._failed.pop(client, None)
+        self._failed[client] = recent  # last in the dict's order: the oldest address is dropped first
+        if len(self._failed) > self.clients:
+            del self._failed[next(iter(self._failed))]
+
+    def _recent(self, client: str) -> deque[float]:
+        recent = self._failed.get(client) or deque(maxlen=self.failures)
+        while recent and recent[0] <= self.clock() - self.window:
+            recent.popleft()
+        if not recent:
+            self._failed.pop(client, None)
+        return recent
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 async def form(request: Request) -> dict[str, str]:
