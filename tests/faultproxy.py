@@ -5,13 +5,21 @@ throttling, an opted-out region, a failed AssumeRole), so tests put this proxy b
 and moto: every request still travels over real HTTP and is answered by moto, except the ones a
 rule picks, which get the error answer AWS would give, in the service's own wire protocol.
 It also counts requests per operation, which is how the tests measure the call budget.
+
+Beyond AWS's own error answers, a rule can make the network misbehave (tests/faults/):
+``hang`` (accept the request, never answer), ``reset`` (drop the connection with a TCP reset),
+``cut`` (moto's answer, cut off after some bytes of its body), ``drip`` (moto's answer, a few bytes at a
+time) and ``garbage`` (HTTP 200 with a binary body). ``fail(..., status=500)`` gives a 5xx.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
+import struct
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +35,15 @@ class Rule:
     body: bytes
     times: int | None  # how many matching requests to answer; None = all of them
     hits: int = 0
+    # How to answer: "answer" (status, code/body), or a network fault: "hang", "reset", "cut", "drip".
+    fault: str = "answer"
+    interval: float = 0.0  # drip: seconds between pieces
+    after: int = 0  # cut: bytes of the body sent before the connection closes
+    content_type: str = "text/xml"
+
+
+# Bytes no AWS protocol parser can read: not UTF-8, not JSON, not XML, not CBOR.
+GARBAGE = bytes(range(0x80, 0x100)) + b"\x00\xff\xfe garbage \x9c\x81"
 
 
 @dataclass
@@ -65,6 +82,7 @@ class FaultProxy:
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._rules: list[Rule] = []
         self._lock = threading.Lock()
+        self._released = threading.Event()  # set on stop: hung requests give up
         self.calls: list[Call] = []
         proxy = self
 
@@ -77,7 +95,10 @@ class FaultProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                proxy._serve(self, body)
+                try:
+                    proxy._serve(self, body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up waiting (its timeout): nobody to answer
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
 
@@ -94,6 +115,7 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
+        self._released.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -104,10 +126,44 @@ class FaultProxy:
         with self._lock:
             self._rules.append(Rule(operation, contains, status, code, b"", times))
 
-    def respond(self, operation: str, body: str, *, contains: str | None = None) -> None:
-        """Answer ``operation`` with this body (status 200) instead of asking moto."""
+    def respond(
+        self,
+        operation: str,
+        body: str | bytes,
+        *,
+        contains: str | None = None,
+        status: int = 200,
+        times: int | None = None,
+        content_type: str = "text/xml",
+    ) -> None:
+        """Answer ``operation`` with this body (status 200 unless told) instead of asking moto."""
+        raw = body.encode() if isinstance(body, str) else body
+        self._add(Rule(operation, contains, status, None, raw, times, content_type=content_type))
+
+    def garbage(self, operation: str, *, contains: str | None = None, times: int | None = None) -> None:
+        """Answer ``operation`` with HTTP 200 and a binary body (what a broken proxy or middlebox may send)."""
+        self.respond(operation, GARBAGE, contains=contains, times=times, content_type="application/x-amz-json-1.1")
+
+    def hang(self, operation: str, *, contains: str | None = None, times: int | None = None) -> None:
+        """Accept ``operation``'s request and never answer (until the proxy stops)."""
+        self._add(Rule(operation, contains, 0, None, b"", times, fault="hang"))
+
+    def reset(self, operation: str, *, contains: str | None = None, times: int | None = None) -> None:
+        """Read ``operation``'s request, then drop the connection with a TCP reset, answering nothing."""
+        self._add(Rule(operation, contains, 0, None, b"", times, fault="reset"))
+
+    def cut(self, operation: str, *, after: int, contains: str | None = None, times: int | None = None) -> None:
+        """Send moto's answer to ``operation`` with its full Content-Length but only ``after`` bytes of its body,
+        then close the connection (an answer cut off mid-way)."""
+        self._add(Rule(operation, contains, 0, None, b"", times, fault="cut", after=after))
+
+    def drip(self, operation: str, *, interval: float, contains: str | None = None, times: int | None = None) -> None:
+        """Send moto's answer to ``operation`` a few bytes at a time, ``interval`` seconds apart."""
+        self._add(Rule(operation, contains, 0, None, b"", times, fault="drip", interval=interval))
+
+    def _add(self, rule: Rule) -> None:
         with self._lock:
-            self._rules.append(Rule(operation, contains, 200, None, body.encode(), None))
+            self._rules.append(rule)
 
     def count(self, operation: str | None = None) -> int:
         with self._lock:
@@ -121,7 +177,7 @@ class FaultProxy:
         text = body.decode("utf-8", "replace")
         with self._lock:
             for rule in self._rules:
-                if rule.operation != operation or (rule.contains and rule.contains not in text):
+                if rule.operation not in (operation, "*") or (rule.contains and rule.contains not in text):
                     continue
                 if rule.times is not None and rule.hits >= rule.times:
                     continue
@@ -136,13 +192,32 @@ class FaultProxy:
         with self._lock:
             self.calls.append(Call(operation, body.decode("utf-8", "replace")))
         rule = self._match(operation, body)
-        if rule is not None:
+        if rule is not None and rule.fault == "hang":
+            handler.close_connection = True
+            self._released.wait()
+            return
+        if rule is not None and rule.fault == "reset":
+            _reset(handler)
+            return
+        if rule is not None and rule.fault == "answer":
             if rule.code is not None:
                 payload, ctype = _error_body(protocol, rule.code, f"injected by the test proxy: {rule.code}")
             else:
-                payload, ctype = rule.body, "text/xml"
+                payload, ctype = rule.body, rule.content_type
             self._reply(handler, rule.status, [("Content-Type", ctype)], payload)
             return
+        status, answer, data = self._forward(handler, body)
+        if rule is None:
+            self._reply(handler, status, answer, data, head=handler.command == "HEAD")
+        elif rule.fault == "cut":
+            declared = [*answer, ("Content-Length", str(len(data)))]
+            self._reply(handler, status, declared, data[: rule.after], length=False)
+            handler.close_connection = True
+        else:  # drip
+            _drip(handler, _raw_response(handler, status, answer, data), rule.interval)
+
+    def _forward(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        """moto's answer to the request: status, headers (hop-by-hop ones dropped) and body."""
         conn = http.client.HTTPConnection(*self._upstream, timeout=60)
         try:
             fwd = {k: v for k, v in handler.headers.items() if k.lower() not in ("connection", "content-length")}
@@ -154,18 +229,51 @@ class FaultProxy:
                 for k, v in resp.getheaders()
                 if k.lower() not in ("transfer-encoding", "connection", "content-length")
             ]
-            self._reply(handler, resp.status, out, data, head=handler.command == "HEAD")
+            return resp.status, out, data
         finally:
             conn.close()
 
     @staticmethod
     def _reply(
-        handler: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], body: bytes, head: bool = False
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        head: bool = False,
+        length: bool = True,
     ) -> None:
         handler.send_response(status)
         for k, v in headers:
             handler.send_header(k, v)
-        handler.send_header("Content-Length", str(len(body)))
+        if length:
+            handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         if not head:
             handler.wfile.write(body)
+
+
+def _reset(handler: BaseHTTPRequestHandler) -> None:
+    """Close the client's connection with a TCP reset (SO_LINGER 0) instead of an answer."""
+    sock: socket.socket = handler.connection
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    handler.close_connection = True
+    sock.close()
+
+
+def _raw_response(handler: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    lines = [f"HTTP/1.1 {status} {http.client.responses.get(status, '')}"]
+    lines += [f"{k}: {v}" for k, v in headers]
+    lines += [f"Content-Length: {len(body)}", "Connection: close"]
+    handler.close_connection = True
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _drip(handler: BaseHTTPRequestHandler, raw: bytes, interval: float, piece: int = 64) -> None:
+    """Send ``raw`` ``piece`` bytes at a time, ``interval`` seconds apart (the client may give up meanwhile)."""
+    try:
+        for start in range(0, len(raw), piece):
+            if start:
+                time.sleep(interval)
+            handler.wfile.write(raw[start : start + piece])
+    except OSError:
+        pass  # the client timed out and closed: that is what a drip tests

@@ -81,6 +81,10 @@ def test_every_setting_is_read_and_applied(tmp_path: Path) -> None:
         ("mutes:\n  - check: key_no_alias\n", 2, ["mutes[0].reason", "required"]),
         ("severity_overrides:\n  key_no_alias: urgent\n", 2, ["severity_overrides.key_no_alias"]),
         ("required_tags: [a\n", 2, ["not valid YAML"]),
+        # Hostile files (issue 14): a RecursionError or UnicodeEncodeError traceback before.
+        ("checks:\n  key_no_alias: " + "[" * 5000 + "\n", 2, ["nested deeper than 64 levels"]),
+        ("checks:\n" + "".join("  " * i + "- \n" for i in range(1, 70)), 65, ["nested deeper than 64 levels"]),
+        ('required_tags: [Owner]\nenvironment_tag: "Env\\ud800"\n', 2, ["lone surrogate \\ud800"]),
     ],
 )
 def test_bad_settings_name_the_line(tmp_path: Path, text: str, line: int, words: list[str]) -> None:
@@ -91,6 +95,20 @@ def test_bad_settings_name_the_line(tmp_path: Path, text: str, line: int, words:
     assert msg.startswith(f"{path}: line {line}:"), msg
     for w in words:
         assert w in msg, msg
+
+
+def test_bytes_that_are_not_utf8_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "kmsguard.yaml"
+    path.write_bytes(b"required_tags: [Owner]\nmax_rotation_days: 365\nenvironment_tag: \xffEnv\n")
+    with pytest.raises(ConfigFileError) as e:
+        load_config(path)
+    assert str(e.value) == f"{path}: line 3: not UTF-8 text: byte 0xff"
+
+
+def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError) as e:
+        load_config(tmp_path / "nope.yaml")
+    assert str(e.value) == f"{tmp_path / 'nope.yaml'}: no such file"
 
 
 def test_default_file_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

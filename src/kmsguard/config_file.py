@@ -1,6 +1,6 @@
 """Load kmsguard.yaml into a ScanConfig, with errors that name the file, the line and the key.
 
-The file is parsed twice: ``yaml.compose`` keeps every node's position, ``yaml.safe_load`` gives the data.
+The file is read by ``fileio`` (UTF-8, depth and surrogate limits); its node tree keeps every position.
 When validation fails, the error's location (``mutes -> 1 -> expires``) is walked down the node tree to the
 line that holds the offending value, so ``kmsguard.yaml: line 14: mutes[1].expires: ...`` points at it even
 in a nested list. Check ids (in ``checks``, ``severity_overrides`` and a mute's ``check`` unless it is a glob)
@@ -34,6 +34,7 @@ import yaml
 from pydantic import ValidationError
 
 from kmsguard.config import ScanConfig
+from kmsguard.fileio import LoadError, format_path, load_yaml, read_text
 
 DEFAULT_NAME = "kmsguard.yaml"
 _GLOB = set("*?[")
@@ -66,17 +67,10 @@ def _line_of(root: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
     return line
 
 
-def _dotted(loc: Sequence[int | str]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def _fail(path: Path, root: yaml.Node | None, loc: Sequence[int | str], msg: str) -> ConfigFileError:
     line = _line_of(root, loc)
     where = f" line {line}:" if line else ""
-    return ConfigFileError(f"{path}:{where} {_dotted(loc)}: {msg}")
+    return ConfigFileError(f"{path}:{where} {format_path(loc) or '(top level)'}: {msg}")
 
 
 def load_config(path: Path | None) -> ScanConfig:
@@ -86,17 +80,12 @@ def load_config(path: Path | None) -> ScanConfig:
         if not path.exists():
             return ScanConfig()
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigFileError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigFileError(f"{path}:{where} not valid YAML: {problem}") from None
+        root, data = load_yaml(read_text(path))
+    except LoadError as e:
+        # "kmsguard.yaml: line 3: not valid YAML: ..." as every other config error reads; no line: no prefix.
+        where = f" line {e.line}:" if e.line is not None else ""
+        raise ConfigFileError(f"{path}:{where} {e.reason}{': ' + e.detail if e.detail else ''}") from None
+    data = data or {}
     if not isinstance(data, dict):
         raise ConfigFileError(f"{path}: expected a mapping of settings at the top level")
     try:

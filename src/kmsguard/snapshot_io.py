@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from kmsguard.fileio import LoadError, loads_json, write_atomic
 from kmsguard.model.snapshot import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION, Snapshot
 
 READABLE = ", ".join(map(str, READABLE_SCHEMA_VERSIONS))
@@ -24,24 +24,37 @@ def snapshot_bytes(snapshot: Snapshot, gzipped: bool = False) -> bytes:
 
 
 def save_snapshot(snapshot: Snapshot, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(snapshot_bytes(snapshot, gzipped=path.suffix == ".gz"))
-    tmp.replace(path)  # never leave a half-written snapshot behind
+    write_atomic(path, snapshot_bytes(snapshot, gzipped=path.suffix == ".gz"))  # never half a snapshot
+
+
+# What a gzipped snapshot may inflate to: kmsguard's own JSON compresses about 10-20 times, so 50 times the file
+# (at least 128 MB) reads any real snapshot, and a gzip bomb (a kilobyte per megabyte) costs that, not gigabytes.
+INFLATE_RATIO = 50
+INFLATE_FLOOR = 128 * 2**20
 
 
 def load_snapshot(path: Path) -> Snapshot:
+    from kmsguard.trail.decode import GZIP_ERRORS, expand  # bounded gunzip: one home, with the trail reader
+
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            limit = max(INFLATE_FLOOR, INFLATE_RATIO * len(raw))
+            inflated = expand(raw, limit) if raw[:2] == b"\x1f\x8b" else gzip.decompress(raw)
+            if inflated is None:
+                raise SnapshotFileError(
+                    f"{path}: inflates to more than {limit // 2**20:,} MB ({INFLATE_RATIO} times the file): "
+                    "not a kmsguard snapshot (a gzip bomb?)"
+                )
+            raw = inflated
     except FileNotFoundError:
         raise SnapshotFileError(f"{path}: no such file") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, gzip.BadGzipFile, *GZIP_ERRORS) as e:  # type: ignore[misc]  # a tuple of classes
         raise SnapshotFileError(f"{path}: cannot read: {e}") from None
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        where = f" at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
-        raise SnapshotFileError(f"{path}: not JSON{where}: {e}") from None
+        data = loads_json(raw)
+    except LoadError as e:  # not UTF-8, not JSON, nested too deeply, a lone surrogate: each with its line
+        raise SnapshotFileError(f"{path}: {e}") from None
     if not isinstance(data, dict) or "schema_version" not in data or "accounts" not in data:
         raise SnapshotFileError(
             f"{path}: not a kmsguard snapshot (expected an object with schema_version and accounts; "

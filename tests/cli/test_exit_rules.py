@@ -11,6 +11,7 @@ AWS is the real moto server over HTTP; faults come from the test proxy in front 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,9 @@ def test_a_report_or_monitor_cycle_that_read_nothing_exits_3(deny_all: DenyEvery
     assert rep.exit_code == 3 and "every AWS call failed" in rep.output
     mon = kmsguard("monitor", "--once", "--db", f"sqlite:///{tmp_path / 'm.db'}", *live)
     assert mon.exit_code == 3 and "every AWS call failed" in mon.output
+    # Nothing was stored: a stored blind scan would make the next cycle's drift report every finding resolved.
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        assert db.execute("SELECT count(*) FROM scans").fetchone() == (0,)
 
 
 def test_error_findings_fail_the_run_unless_allowed(aws: Emulator, one_key: str, tmp_path: Path) -> None:

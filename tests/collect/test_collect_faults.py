@@ -10,6 +10,7 @@ import pytest
 from faultproxy import FaultProxy  # tests/ is on sys.path: the shared HTTP fault proxy
 from kmsguard.aws.errors import AwsUnavailable
 from kmsguard.aws.options import AwsOptions
+from kmsguard.aws.session import SessionFactory
 from kmsguard.collect.snapshot import collect_snapshot
 
 from .estate import EAST, WEST
@@ -141,9 +142,22 @@ def test_throttling_is_retried_until_it_succeeds(client, proxy: FaultProxy) -> N
 def test_throttling_past_the_retries_is_an_error_on_the_key(client, proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
     key_id = _new_key(client, "always-busy")
     proxy.fail("GetKeyRotationStatus", "ThrottlingException", contains=key_id)
-    snap = collect_snapshot(AwsOptions(endpoint_url=proxy.endpoint_url, regions=[EAST, WEST], max_attempts=2))
+    snap = collect_snapshot(AwsOptions(endpoint_url=proxy.endpoint_url, regions=[EAST, WEST], max_attempts=3))
     [key] = [k for k in snap.all_keys() if k.key_id == key_id]
     assert [(e.operation, e.code) for e in key.errors] == [("GetKeyRotationStatus", "ThrottlingException")]
     assert key.rotation_enabled is None and key.policy is not None
-    # botocore's retries "max_attempts" counts retries after the first call: 1 + 2.
+    # --max-attempts counts the first call, as the AWS CLI's max_attempts does: 3 calls in all.
     assert sum(1 for c in proxy.calls if c.operation == "GetKeyRotationStatus" and key_id in c.body) == 3
+
+
+def test_a_deadline_binds_only_the_reading_it_was_armed_for(client, proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+    key_id = _new_key(client, "late")
+    # A deadline that has passed before the first call: every read is refused and says why.
+    options = AwsOptions(endpoint_url=proxy.endpoint_url, regions=[EAST], deadline=1e-6)
+    snap = collect_snapshot(options)
+    [region] = snap.accounts[0].regions
+    assert ("kms", "ListKeys", "DeadlinePassed") in [(e.service, e.operation, e.code) for e in region.errors]
+    assert options.clock.cut_short and proxy.count("ListKeys") == 0
+    # After the reading, the same options call AWS again (fix applying, monitor reading one key).
+    listed = SessionFactory(options).caller.client("kms", EAST).list_keys()["Keys"]
+    assert [k["KeyId"] for k in listed] == [key_id]

@@ -243,3 +243,45 @@ def test_org_ids_are_exactly_the_ones_aws_accepts(tmp_path: Path, org_id: str, a
     except ValueError:
         config_accepts = False
     assert config_accepts is accepted
+
+
+def _hostile_policies() -> list[tuple[str, bytes, list[str]]]:
+    """Policy files a loader must refuse: (id, bytes, what the one-line error says)."""
+    text = json.dumps(public_doc(), indent=2)
+    sid = text.replace('"Effect"', '"Sid": "\\ud800",\n      "Effect"', 1)
+    return [
+        ("deep", b"[" * 5000, [":1:65:", "nested deeper than 64 levels"]),
+        ("lone surrogate", sid.encode(), [":5:", "lone surrogate \\ud800", "Statement[0].Sid"]),
+        ("not UTF-8", text.replace("kms:Decrypt", "kms:Dec\xffrypt").encode("latin-1"), ["not UTF-8 text at line"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"), [c[1:] for c in _hostile_policies()], ids=[c[0] for c in _hostile_policies()]
+)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["validate", "{p}"],
+        ["analyze", "{p}", "--account", K],
+        ["diff", "{good}", "{p}", "--account", K],
+        ["simulate", "{p}", "--account", K, "--principal", APP, "--action", "kms:Decrypt"],
+        ["simulate", "{good}", "--account", K, "--principal", APP, "--action", "kms:Decrypt", "--iam-policy", "{p}"],
+    ],
+    ids=["validate", "analyze", "diff", "simulate", "simulate-iam"],
+)
+def test_hostile_policy_files_are_one_line_exit_2_naming_file_and_place(
+    tmp_path: Path, command: list[str], content: bytes, words: list[str]
+) -> None:
+    """Issue 14: a file nested 5,000 deep was a RecursionError traceback (exit 1); a lone surrogate or a byte
+    that is not UTF-8 must be named where it is, not crash the first output that holds it."""
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    good = write(tmp_path, "good.json", public_doc())
+    args = [a.format(p=bad, good=good) for a in command]
+    result = runner.invoke(app, ["policy", *args], catch_exceptions=False)
+    out = result.output.strip()
+    assert result.exit_code == 2, out
+    assert len(out.splitlines()) == 1 and str(bad) in out, out
+    for w in words:
+        assert w in out, out

@@ -23,6 +23,13 @@ class AwsUnavailable(Exception):
     """AWS could not be reached or no usable credentials were found: nothing could be scanned."""
 
 
+class DeadlinePassed(BotoCoreError):
+    """The run's ``--deadline`` passed, so this call was not made. A BotoCoreError, so that every collector
+    records it like any other failed call: what was not read is an ERROR finding saying why."""
+
+    fmt = "the run's --deadline of {deadline} passed before this call was made"
+
+
 def error_code(exc: Exception) -> tuple[str, str]:
     """(code, message) for a failed AWS call: the AWS error code, or the botocore exception's name."""
     if isinstance(exc, ClientError):

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from kmsguard.aws.errors import DeadlinePassed
+
+# Defaults of --timeout, --max-attempts and --deadline (README "AWS calls: timeouts, retries, deadline").
+TIMEOUT = 20.0  # seconds to connect, then for each read of the answer
+MAX_ATTEMPTS = 5  # attempts per call, the first included
 
 
 class CallTally:
@@ -43,6 +52,58 @@ class CallTally:
         return f"CallTally(succeeded={self.succeeded}, failed={self.failed})"
 
 
+class RunClock:
+    """The run's ``--deadline``, shared by every client the session factory makes from one AwsOptions.
+
+    Armed only while AWS is read (``running``): once the deadline has passed, each client refuses to start a
+    call or a retry (``check`` raises DeadlinePassed, recorded as a CollectionError on what it would have read),
+    so the reading ends once the calls in flight end (each read within ``--timeout``; a retry back-off already
+    asleep finishes its sleep, then is refused) and what was read is still judged. Later calls of the same
+    command (``fix`` applying, ``monitor`` reading one key) are not bound by it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ends: float | None = None
+        self.seconds: float | None = None
+        self.refused = 0  # calls not made because the deadline had passed, in the last ``running``
+
+    def __reduce__(self) -> tuple[type[RunClock], tuple[()]]:
+        return (RunClock, ())  # as CallTally: a lock cannot be pickled; another process starts unarmed
+
+    @contextmanager
+    def running(self, seconds: float | None) -> Iterator[None]:
+        """Arm the deadline ``seconds`` from now (None: no deadline) for the duration of the block."""
+        with self._lock:
+            self.seconds, self.refused = seconds, 0
+            self._ends = None if seconds is None else time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._ends = None
+
+    def check(self) -> None:
+        """Raise DeadlinePassed when the armed deadline has passed (called before every attempt of every call)."""
+        with self._lock:
+            if self._ends is None or time.monotonic() < self._ends:
+                return
+            self.refused += 1
+        raise DeadlinePassed(deadline=describe_seconds(self.seconds or 0))
+
+    @property
+    def cut_short(self) -> bool:
+        """The deadline stopped the last reading: something was not read."""
+        return self.refused > 0
+
+
+def describe_seconds(seconds: float) -> str:
+    """90 -> '90 s', 900 -> '15 min' (how a deadline or timeout is named in messages)."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
 @dataclass
 class AwsOptions:
     profile: str | None = None
@@ -57,11 +118,16 @@ class AwsOptions:
     # Restrict to these account ids (with org: a subset of the Organization; without: assume role_name).
     accounts: list[str] | None = None
     max_workers: int = 16
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    max_attempts: int = 8
+    # `--timeout`: seconds a call may take to connect, and then to receive each part of the answer.
+    timeout: float = TIMEOUT
+    # `--max-attempts`: attempts per call (the first included); throttling, 5xx and network errors are retried.
+    max_attempts: int = MAX_ATTEMPTS
+    # `--deadline`: seconds the reading of AWS (collect_snapshot) may take; None: no limit.
+    deadline: float | None = None
     # Filled by the session factory's clients; read by the commands to tell a blind run from a clean one.
     calls: CallTally = field(default_factory=CallTally, compare=False, repr=False)
+    # Armed by collect_snapshot with ``deadline``; read by the commands to exit 3 when it cut the reading short.
+    clock: RunClock = field(default_factory=RunClock, compare=False, repr=False)
 
 
-__all__ = ["AwsOptions", "CallTally"]
+__all__ = ["MAX_ATTEMPTS", "TIMEOUT", "AwsOptions", "CallTally", "RunClock", "describe_seconds"]

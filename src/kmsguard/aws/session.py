@@ -1,7 +1,9 @@
 """The one session factory: profile, endpoint, assume-role, retries and thread-safe client caching.
 
 Every AWS client kmsguard uses comes from an ``AccountSession`` made here, so every client gets the
-same ``--endpoint-url``, adaptive retries and timeouts. Clients are created once per
+same ``--endpoint-url``, adaptive retries, ``--timeout``, ``--max-attempts`` and ``--deadline``, and reads
+its answers through ``parsing.CheckedParserFactory`` (an answer that is not the protocol is a call error, never
+a crash). Clients are created once per
 (account, region, service) and shared by the collector threads: botocore clients are thread-safe,
 but creating them from one ``boto3.Session`` concurrently is not (and it is slow: ~20-100 ms each,
 most of it loading the service model), hence the lock and the cache.
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -32,6 +35,7 @@ from kmsguard import __version__
 from kmsguard.arn import partition_in, partition_of
 from kmsguard.aws.errors import NO_CREDENTIALS, AwsUnavailable, aws_busy, error_code
 from kmsguard.aws.options import AwsOptions, CallTally
+from kmsguard.aws.parsing import CheckedParserFactory
 
 # Global services (IAM, Organizations, the S3 bucket list) are called in the partition's home region.
 _GLOBAL_REGION = {"aws": "us-east-1", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-north-1"}
@@ -89,6 +93,8 @@ class AccountSession:
                 )
                 if service != "sts":  # signing in (AssumeRole) reads nothing of the estate: it cannot unblind a run
                     count_calls(found, self._options.calls, region)
+                # First, before adaptive retry's rate limiter may wait: past the deadline no attempt starts.
+                found.meta.events.register_first("before-send", _deadline_guard(self._options))
                 self._clients[key] = found
             return found
 
@@ -116,11 +122,28 @@ def count_calls(client: Any, tally: CallTally, region: str) -> None:
     client.meta.events.register("after-call-error", not_answered)
 
 
+def _deadline_guard(options: AwsOptions) -> Any:
+    """A before-send handler: refuse each attempt (first call or retry) once the run's deadline has passed."""
+
+    def guard(**_: Any) -> None:
+        options.clock.check()
+
+    return guard
+
+
+def boto_session(**kwargs: Any) -> boto3.Session:
+    """A boto3 Session whose clients parse answers with ``CheckedParserFactory`` (kwargs: boto3.Session's)."""
+    core = botocore.session.Session()
+    core.register_component("response_parser_factory", CheckedParserFactory())
+    return boto3.Session(botocore_session=core, **kwargs)
+
+
 def client_config(options: AwsOptions) -> Config:
     return Config(
-        retries={"mode": "adaptive", "max_attempts": options.max_attempts},
-        connect_timeout=options.connect_timeout,
-        read_timeout=options.read_timeout,
+        # total_max_attempts counts the first call, as --max-attempts does (botocore's "max_attempts" does not).
+        retries={"mode": "adaptive", "total_max_attempts": options.max_attempts},
+        connect_timeout=options.timeout,
+        read_timeout=options.timeout,
         # One connection per worker thread, or urllib3 discards and reopens connections under load.
         max_pool_connections=max(10, options.max_workers),
         user_agent_extra=f"kmsguard/{__version__}",
@@ -133,7 +156,7 @@ class SessionFactory:
     def __init__(self, options: AwsOptions) -> None:
         self.options = options
         try:
-            self._base = boto3.Session(profile_name=options.profile)
+            self._base = boto_session(profile_name=options.profile)
         except ProfileNotFound as e:
             raise AwsUnavailable(f"AWS profile {options.profile!r} not found in the AWS config files ({e})") from e
         self._lock = threading.Lock()
@@ -145,9 +168,9 @@ class SessionFactory:
         """One sts:GetCallerIdentity with a short timeout and few retries: no credentials or no endpoint
         is reported in seconds instead of after the full adaptive-retry schedule."""
         probe = Config(
-            retries={"mode": "standard", "max_attempts": 2},
-            connect_timeout=min(self.options.connect_timeout, 3.0),
-            read_timeout=min(self.options.read_timeout, 10.0),
+            retries={"mode": "standard", "total_max_attempts": min(self.options.max_attempts, 3)},
+            connect_timeout=min(self.options.timeout, 3.0),
+            read_timeout=min(self.options.timeout, 10.0),
         )
         where = self.options.endpoint_url or f"the STS endpoint in {self.home_region}"
         try:
@@ -182,7 +205,7 @@ class SessionFactory:
         sts = self.caller.client("sts", self.home_region)
         creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
         with self._lock:  # creating sessions shares botocore's loaders: keep it serial like client creation
-            boto = boto3.Session(
+            boto = boto_session(
                 aws_access_key_id=creds["AccessKeyId"],
                 aws_secret_access_key=creds["SecretAccessKey"],
                 aws_session_token=creds["SessionToken"],

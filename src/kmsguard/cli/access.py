@@ -12,6 +12,8 @@ from rich.table import Table
 
 from kmsguard.arn import parse as parse_arn
 from kmsguard.cli.common import (
+    MAX_ATTEMPTS_OPTION,
+    TIMEOUT_OPTION,
     BarProgress,
     aws_options,
     collect_live,
@@ -42,10 +44,15 @@ def _source(
     role_name: str,
     accounts: list[str] | None,
     quiet: bool,
+    timeout: float | None,
+    max_attempts: int | None,
 ) -> Snapshot:
     if from_snapshot is not None:
         return snapshot_file(from_snapshot)
-    return collect_live(aws_options(profile, regions, endpoint_url, org, role_name, accounts), quiet)
+    options = aws_options(
+        profile, regions, endpoint_url, org, role_name, accounts, timeout=timeout, max_attempts=max_attempts
+    )
+    return collect_live(options, quiet)
 
 
 def _actions(values: list[str] | None) -> list[str]:
@@ -99,13 +106,17 @@ def who_can(
     org: bool = typer.Option(False, "--org", help="Every ACTIVE account of the AWS Organization."),
     role_name: str = typer.Option("OrganizationAccountAccessRole", "--role-name", help="Role assumed per account."),
     accounts: list[str] | None = typer.Option(None, "--accounts", help="Only these account ids."),
+    timeout: float | None = TIMEOUT_OPTION,
+    max_attempts: int | None = MAX_ATTEMPTS_OPTION,
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Every principal that can perform each action on KEY, with the path that gives it."""
     actions, fmt = _actions(action), _format(fmt)
-    snapshot = _source(from_snapshot, profile, region, endpoint_url, org, role_name, accounts, quiet)
+    snapshot = _source(
+        from_snapshot, profile, region, endpoint_url, org, role_name, accounts, quiet, timeout, max_attempts
+    )
     target = resolve_key(snapshot, key)
     result = AccessEvaluator(build_estate(snapshot)).who_can(target, actions)
     if fmt == "json":
@@ -130,13 +141,17 @@ def principal(
     org: bool = typer.Option(False, "--org", help="Every ACTIVE account of the AWS Organization."),
     role_name: str = typer.Option("OrganizationAccountAccessRole", "--role-name", help="Role assumed per account."),
     accounts: list[str] | None = typer.Option(None, "--accounts", help="Only these account ids."),
+    timeout: float | None = TIMEOUT_OPTION,
+    max_attempts: int | None = MAX_ATTEMPTS_OPTION,
     fmt: str = typer.Option("table", "--format", "-f", help="table or json."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Every key PRINCIPAL can use or administer, with the path that gives it."""
     actions, fmt = _actions(action), _format(fmt)
-    snapshot = _source(from_snapshot, profile, region, endpoint_url, org, role_name, accounts, quiet)
+    snapshot = _source(
+        from_snapshot, profile, region, endpoint_url, org, role_name, accounts, quiet, timeout, max_attempts
+    )
     estate = build_estate(snapshot)
     if principal_arn not in estate.subjects:
         fail(f"unknown principal {principal_arn!r}: not an IAM user, role or account root of the scanned accounts")

@@ -17,9 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, Tim
 from rich.progress import Progress as RichProgress
 
 from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable, error_code
-from kmsguard.aws.options import AwsOptions
+from kmsguard.aws.options import MAX_ATTEMPTS, TIMEOUT, AwsOptions, describe_seconds
 from kmsguard.config import ScanConfig
 from kmsguard.config_file import ConfigFileError, load_config
+from kmsguard.fileio import write_atomic
 from kmsguard.model.finding import Severity, Status
 from kmsguard.model.result import ScanResult
 from kmsguard.model.snapshot import Snapshot
@@ -34,6 +35,27 @@ FROM_SNAPSHOT_AWS = "--from-snapshot judges a saved snapshot: drop the AWS optio
 ALLOW_ERRORS_HELP = "Do not exit 1 for ERROR findings (what could not be read or judged); they are still reported."
 
 err_console = Console(stderr=True)
+
+# How AWS is called, on every command that calls it (README "AWS calls: timeouts, retries, deadline").
+TIMEOUT_OPTION = typer.Option(
+    None,
+    "--timeout",
+    metavar="SECONDS",
+    help=f"Seconds an AWS call may wait to connect and for each read of the answer (default {TIMEOUT:g}).",
+)
+MAX_ATTEMPTS_OPTION = typer.Option(
+    None,
+    "--max-attempts",
+    help="Attempts per AWS call, the first included; throttling, 5xx and network errors are retried "
+    f"(default {MAX_ATTEMPTS}).",
+)
+DEADLINE_OPTION = typer.Option(
+    None,
+    "--deadline",
+    metavar="DURATION",
+    help="Stop reading AWS after this long (seconds, or 90s, 15m, 1h): what was read is judged, the rest is "
+    "reported as ERROR, exit 3. Default: no limit.",
+)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -66,11 +88,19 @@ def aws_options(
     role_name: str,
     accounts: list[str] | None,
     excluded_regions: list[str] | None = None,
+    *,
+    timeout: float | None = None,
+    max_attempts: int | None = None,
+    deadline: str | None = None,
 ) -> AwsOptions:
     accts = split_csv(accounts)
     for a in accts or ():
         if not (a.isdigit() and len(a) == 12):
             fail(f"--accounts: {a!r} is not a 12-digit AWS account id")
+    if timeout is not None and not 0 < timeout <= 3600:
+        fail(f"--timeout: {timeout:g} is not a number of seconds between 0 and 3600")
+    if max_attempts is not None and not 1 <= max_attempts <= 20:
+        fail(f"--max-attempts: {max_attempts} is not between 1 and 20")
     return AwsOptions(
         profile=profile,
         regions=split_csv(regions),
@@ -79,7 +109,27 @@ def aws_options(
         org=org,
         role_name=role_name,
         accounts=accts,
+        timeout=TIMEOUT if timeout is None else timeout,
+        max_attempts=MAX_ATTEMPTS if max_attempts is None else max_attempts,
+        deadline=None if deadline is None else duration_seconds(deadline, "--deadline"),
     )
+
+
+_SECONDS_PER = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration_seconds(text: str, flag: str) -> float:
+    """``90``, ``90s``, ``15m`` or ``1h`` as seconds; exit 2 naming ``flag`` for anything else."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in _SECONDS_PER else "s"
+    number = value[:-1] if value[-1:] in _SECONDS_PER else value
+    try:
+        seconds = float(number) * _SECONDS_PER[unit]
+    except ValueError:
+        fail(f"{flag}: {text!r} is not a duration (seconds, or 90s, 15m, 1h)")
+    if not 0 < seconds < 7 * 86400:  # also refuses nan and inf
+        fail(f"{flag}: {text!r} must be more than 0 and less than a week")
+    return seconds
 
 
 def check_regions(options: AwsOptions) -> None:
@@ -114,6 +164,22 @@ def refuse_blind(options: AwsOptions) -> None:
             f"first failure: {calls.first_failure}",
             EXIT_AWS,
         )
+
+
+def cut_short(options: AwsOptions | None, code: int) -> int:
+    """The exit code of a run that read AWS: 3 (saying why on stderr) when its --deadline stopped the reading, so
+    part of the estate was not seen (what was read has been judged and reported, the rest as ERROR findings);
+    else ``code``. Call it after the report is out."""
+    if options is None or not options.clock.cut_short:
+        return code
+    deadline = describe_seconds(options.clock.seconds or 0)
+    err_console.print(
+        f"[bold red]error:[/] the --deadline of {deadline} passed before AWS was read in full: "
+        f"{options.clock.refused} call(s) were not made; what was read is reported, the rest as ERROR findings",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return EXIT_AWS
 
 
 def exit_code(result: ScanResult, fail_on: str, allow_errors: bool = False) -> int:
@@ -186,8 +252,9 @@ def local_dir(path: Path | None, flag: str) -> None:
 
 
 def write_output(data: str | bytes, output: Path | str | None, aws: AwsOptions | None = None) -> None:
-    """Write a report to stdout, a local file, or ``s3://bucket/key`` (through the session factory, with
-    ``aws``'s profile and endpoint; default: the environment's credentials and ``KMSGUARD_ENDPOINT_URL``)."""
+    """Write a report to stdout, a local file (atomically: ``fileio.write_atomic``), or ``s3://bucket/key``
+    (through the session factory, with ``aws``'s profile and endpoint; default: the environment's credentials
+    and ``KMSGUARD_ENDPOINT_URL``)."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if output is None:
         if isinstance(data, str):
@@ -202,8 +269,7 @@ def write_output(data: str | bytes, output: Path | str | None, aws: AwsOptions |
         return
     path = Path(output)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(raw)
+        write_atomic(path, raw)  # a run failing half-way leaves the previous file as it was
     except OSError as e:
         fail(f"cannot write {path}: {e.strerror or e}")
 

@@ -201,6 +201,7 @@ def _print_summary(result: ScanResult, keys: int, calls: int, seconds: float) ->
 
 
 def _write_reports(result: ScanResult, output_dir: Path) -> int:
+    from kmsguard.fileio import write_atomic
     from kmsguard.report import FORMATS, render
 
     try:
@@ -216,7 +217,7 @@ def _write_reports(result: ScanResult, output_dir: Path) -> int:
             code = EXIT_BROKEN
             continue
         try:
-            path.write_text(render(result, fmt), encoding="utf-8")
+            write_atomic(path, render(result, fmt).encode("utf-8"))
         except (OSError, ValueError) as e:
             _say(f"[bold red]error:[/] cannot write {path}: {getattr(e, 'strerror', None) or e}")
             code = EXIT_BROKEN

@@ -17,10 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
 
+from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable
 from kmsguard.cli import source as src
-from kmsguard.cli.common import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, err_console, fail, split_csv
+from kmsguard.cli.common import (
+    DEADLINE_OPTION,
+    EXIT_AWS,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    MAX_ATTEMPTS_OPTION,
+    TIMEOUT_OPTION,
+    aws_options,
+    cut_short,
+    err_console,
+    fail,
+    split_csv,
+)
 from kmsguard.model.finding import Status
 from kmsguard.model.result import ScanResult
 from kmsguard.report.asff import asff_findings
@@ -78,6 +90,9 @@ def securityhub(
     org: bool = src.ORG,
     role_name: str = src.ROLE,
     accounts: list[str] | None = src.ACCOUNTS,
+    timeout: float | None = TIMEOUT_OPTION,
+    max_attempts: int | None = MAX_ATTEMPTS_OPTION,
+    deadline: str | None = DEADLINE_OPTION,
     from_snapshot: Path | None = src.FROM_SNAPSHOT,
     checks: list[str] | None = src.CHECKS,
     skip_checks: list[str] | None = src.SKIP,
@@ -100,7 +115,18 @@ def securityhub(
     # --endpoint-url also addresses Security Hub, so it is allowed beside --from-snapshot here.
     scan_endpoint = None if from_snapshot is not None else endpoint_url
     source = src.Source(
-        profile, scan_regions, scan_endpoint, org, role_name, accounts, from_snapshot, quiet, excluded_regions
+        profile,
+        scan_regions,
+        scan_endpoint,
+        org,
+        role_name,
+        accounts,
+        from_snapshot,
+        quiet,
+        excluded_regions,
+        timeout=timeout,
+        max_attempts=max_attempts,
+        deadline=deadline,
     )
     _, result = src.judged(source, config, checks, skip_checks, trusted_accounts, trusted_org_id, rotation_max_days)
     session = boto3.Session(profile_name=profile) if profile else boto3.Session()
@@ -110,11 +136,16 @@ def securityhub(
         import json
 
         typer.echo(json.dumps(findings, indent=2, default=str))
-        raise typer.Exit(EXIT_OK)
+        raise typer.Exit(cut_short(source.options, EXIT_OK))
+    from kmsguard.aws.session import SessionFactory
+
+    # Through the session factory, as every AWS call: --timeout and --max-attempts bound Security Hub too.
+    hub = aws_options(profile, [home], endpoint_url, False, "", None, timeout=timeout, max_attempts=max_attempts)
     try:
-        client = session.client("securityhub", region_name=home, endpoint_url=endpoint_url)
-        outcome = import_findings(client, findings)
-    except (ClientError, BotoCoreError) as e:
+        outcome = import_findings(SessionFactory(hub).caller.client("securityhub", home), findings)
+    except AwsUnavailable as e:
+        fail(str(e), EXIT_AWS)
+    except AWS_CALL_ERRORS as e:
         fail(f"Security Hub in {home}: {e}", EXIT_AWS)
     for f in outcome.failed:
         err_console.print(
@@ -124,4 +155,4 @@ def securityhub(
         f"Security Hub ({home}): sent {outcome.sent} finding(s) in {-(-outcome.sent // BATCH)} batch(es); "
         f"imported {outcome.imported}, failed {len(outcome.failed)}"
     )
-    raise typer.Exit(EXIT_FINDINGS if outcome.failed else EXIT_OK)
+    raise typer.Exit(cut_short(source.options, EXIT_FINDINGS if outcome.failed else EXIT_OK))

@@ -21,6 +21,8 @@ from kmsguard.cli.common import (
     EXIT_AWS,
     EXIT_FINDINGS,
     EXIT_OK,
+    MAX_ATTEMPTS_OPTION,
+    TIMEOUT_OPTION,
     aws_options,
     collect_live,
     err_console,
@@ -30,6 +32,7 @@ from kmsguard.cli.common import (
     split_csv,
 )
 from kmsguard.config import ROTATION_DAYS_MAX, ROTATION_DAYS_MIN, ScanConfig
+from kmsguard.fileio import LoadError, loads_json, read_text
 from kmsguard.fix.journal import JournalFile
 from kmsguard.fix.plan import Plan
 from kmsguard.fix.planner import FixOptions, build_plan
@@ -59,13 +62,9 @@ def principal_arns(values: list[str] | None, flag: str) -> list[str]:
 def load_report_findings(path: Path) -> list[Finding]:
     """The findings of a `kmsguard scan --format json` report (errors name the file and the finding)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        fail(f"{path}: no such file")
-    except (OSError, UnicodeDecodeError) as e:
-        fail(f"{path}: cannot read: {e}")
-    except json.JSONDecodeError as e:
-        fail(f"{path}: not JSON (line {e.lineno} column {e.colno}: {e.msg})")
+        data = loads_json(read_text(path))
+    except LoadError as e:  # no such file, not UTF-8, not JSON, nested too deeply, a lone surrogate
+        fail(f"{path}: {e}")
     if not isinstance(data, dict) or not isinstance(data.get("findings"), list):
         fail(f'{path}: not a kmsguard JSON report (no "findings" list)')
     out = []
@@ -103,6 +102,8 @@ def fix(
     org: bool = typer.Option(False, "--org", help="Every ACTIVE account of the AWS Organization."),
     role_name: str = typer.Option("OrganizationAccountAccessRole", "--role-name", help="Role assumed in each account."),
     accounts: list[str] | None = typer.Option(None, "--accounts", help="Only these account ids (comma-separated)."),
+    timeout: float | None = TIMEOUT_OPTION,
+    max_attempts: int | None = MAX_ATTEMPTS_OPTION,
     account: list[str] | None = typer.Option(None, "--account", help="Fix only findings of these accounts."),
     checks: list[str] | None = typer.Option(None, "--checks", help="Fix only these check ids (comma-separated)."),
     key: list[str] | None = typer.Option(None, "--key", help="Fix only these keys (id, ARN or alias; repeatable)."),
@@ -128,7 +129,9 @@ def fix(
     if from_report is not None and from_snapshot is not None:
         fail("--from-report and --from-snapshot are alternatives: give one")
     region_list = (region or []) + ([regions] if regions else [])
-    options = aws_options(profile, region_list, endpoint_url, org, role_name, accounts)
+    options = aws_options(
+        profile, region_list, endpoint_url, org, role_name, accounts, timeout=timeout, max_attempts=max_attempts
+    )
     # The journal first: a missing or broken file is the problem to report, not the missing --yes.
     journal_file = _journal_file(rollback_journal, force) if rollback_journal is not None else None
     if (apply or rollback_journal is not None) and not yes and not sys.stdin.isatty():

@@ -14,9 +14,13 @@ import typer
 from kmsguard.arn import parse as parse_arn
 from kmsguard.cli.common import (
     ALLOW_ERRORS_HELP,
+    DEADLINE_OPTION,
     EXIT_AWS,
+    MAX_ATTEMPTS_OPTION,
+    TIMEOUT_OPTION,
     aws_options,
     check_regions,
+    cut_short,
     fail,
     outcome_code,
     refuse_blind,
@@ -47,6 +51,9 @@ def monitor(
     org: bool = typer.Option(False, "--org", help="Scan every ACTIVE account of the AWS Organization."),
     role_name: str = typer.Option("OrganizationAccountAccessRole", "--role-name", help="Role assumed per account."),
     accounts: list[str] | None = typer.Option(None, "--accounts", help="Only these account ids (comma-separated)."),
+    timeout: float | None = TIMEOUT_OPTION,
+    max_attempts: int | None = MAX_ATTEMPTS_OPTION,
+    deadline: str | None = DEADLINE_OPTION,
     config: Path | None = typer.Option(None, "--config", help="kmsguard.yaml (default: ./kmsguard.yaml if present)."),
     sns_topic: str | None = typer.Option(None, "--sns-topic", help="Alert to this SNS topic ARN."),
     slack_webhook: str | None = typer.Option(
@@ -78,7 +85,17 @@ def monitor(
     except ValueError as e:
         fail(str(e))
     region_list = (region or []) + ([regions] if regions else [])
-    options = aws_options(profile, region_list, endpoint_url, org, role_name, accounts)
+    options = aws_options(
+        profile,
+        region_list,
+        endpoint_url,
+        org,
+        role_name,
+        accounts,
+        timeout=timeout,
+        max_attempts=max_attempts,
+        deadline=deadline,  # per full scan
+    )
     check_regions(options)
     for source in trail or ():
         if not source.startswith("s3://") and not Path(source).exists():
@@ -110,7 +127,7 @@ def monitor(
         errors = _print_cycle(mon, cycle)
         refuse_blind(options)
         # Failing findings are what the monitor alerts on, not a failure of the run: only ERRORs fail --once.
-        raise typer.Exit(outcome_code(errors, None, "never", allow_errors))
+        raise typer.Exit(cut_short(options, outcome_code(errors, None, "never", allow_errors)))
     _on_sigterm(stop)
     mon = Monitor(settings, channels, stop)
     sqs = None

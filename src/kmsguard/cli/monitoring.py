@@ -8,7 +8,17 @@ import sys
 import typer
 
 from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable, error_code
-from kmsguard.cli.common import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, aws_options, check_regions, err_console, fail
+from kmsguard.cli.common import (
+    EXIT_AWS,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    MAX_ATTEMPTS_OPTION,
+    TIMEOUT_OPTION,
+    aws_options,
+    check_regions,
+    err_console,
+    fail,
+)
 
 app = typer.Typer(help="Set up the monitoring the audit checks look for.", no_args_is_help=True)
 
@@ -27,6 +37,8 @@ def setup(
     org: bool = typer.Option(False, "--org", help="Every ACTIVE account of the AWS Organization."),
     role_name: str = typer.Option("OrganizationAccountAccessRole", "--role-name", help="Role assumed in each account."),
     accounts: list[str] | None = typer.Option(None, "--accounts", help="Only these account ids (comma-separated)."),
+    timeout: float | None = TIMEOUT_OPTION,
+    max_attempts: int | None = MAX_ATTEMPTS_OPTION,
     fmt: str = typer.Option("text", "--format", "-f", help="text or json."),
 ) -> None:
     """Metric filters, alarms, Config rules and the KMS dashboard, per account and region."""
@@ -41,8 +53,9 @@ def setup(
         fail(f"--sns-topic: {sns_topic!r} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
     if apply and not yes and not sys.stdin.isatty():
         fail("--apply changes AWS and needs a confirmation: run on a terminal or pass --yes")
+    region_list = (region or []) + ([regions] if regions else [])
     options = aws_options(
-        profile, (region or []) + ([regions] if regions else []), endpoint_url, org, role_name, accounts
+        profile, region_list, endpoint_url, org, role_name, accounts, timeout=timeout, max_attempts=max_attempts
     )
     check_regions(options)
     try:

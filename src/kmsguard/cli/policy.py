@@ -17,6 +17,7 @@ import typer
 from kmsguard import __version__, arn
 from kmsguard.cli.common import EXIT_USAGE, fail, write_output
 from kmsguard.config import ScanConfig
+from kmsguard.fileio import LoadError, read_text
 from kmsguard.model.snapshot import AccountSnapshot, Key, RegionSnapshot, Snapshot
 from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.model import Policy
@@ -30,11 +31,9 @@ DETAILS = ("admins", "wildcard_statements", "denies_insecure_transport", "iam_on
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        fail(f"{path}: no such file")
-    except (OSError, UnicodeDecodeError) as e:
-        fail(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}")
+        return read_text(path)
+    except LoadError as e:  # no such file, unreadable, not UTF-8 (naming the line)
+        fail(f"{path}: {e}")
 
 
 def _load(path: Path, kind: str = "key") -> tuple[str, Policy]:

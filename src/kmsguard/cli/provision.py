@@ -10,7 +10,16 @@ import typer
 
 from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable, error_code
 from kmsguard.aws.options import AwsOptions
-from kmsguard.cli.common import EXIT_AWS, EXIT_FINDINGS, EXIT_OK, aws_options, fail, write_output
+from kmsguard.cli.common import (
+    EXIT_AWS,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    MAX_ATTEMPTS_OPTION,
+    TIMEOUT_OPTION,
+    aws_options,
+    fail,
+    write_output,
+)
 from kmsguard.cli.fix import parse_context, principal_arns
 from kmsguard.config import ROTATION_DAYS_MAX, ROTATION_DAYS_MIN
 from kmsguard.policy.principals import account_of
@@ -48,6 +57,8 @@ def key(
     endpoint_url: str | None = typer.Option(
         None, "--endpoint-url", envvar="KMSGUARD_ENDPOINT_URL", help="Send every AWS call to this endpoint."
     ),
+    timeout: float | None = TIMEOUT_OPTION,
+    max_attempts: int | None = MAX_ATTEMPTS_OPTION,
 ) -> None:
     """Create (and verify) a symmetric customer managed key with a least-privilege policy, or its template."""
     from kmsguard.provision.spec import KeySpec
@@ -88,16 +99,17 @@ def key(
         template = cloudformation(spec) if output == "cloudformation" else terraform(spec)
         write_output(template, output_file, AwsOptions(profile=profile, endpoint_url=endpoint_url))
         raise typer.Exit(EXIT_OK)
-    _create(spec, profile, region, endpoint_url)
+    where = [region] if region else None
+    options = aws_options(profile, where, endpoint_url, False, "", None, timeout=timeout, max_attempts=max_attempts)
+    _create(spec, options, region)
 
 
-def _create(spec: object, profile: str | None, region: str | None, endpoint_url: str | None) -> None:
+def _create(spec: object, options: AwsOptions, region: str | None) -> None:
     from kmsguard.aws.session import SessionFactory
     from kmsguard.provision.key import provision
     from kmsguard.provision.spec import KeySpec
 
     assert isinstance(spec, KeySpec)
-    options = aws_options(profile, [region] if region else None, endpoint_url, False, "", None)
     try:
         factory = SessionFactory(options)
     except AwsUnavailable as e:

@@ -9,7 +9,17 @@ import typer
 
 from kmsguard.aws.options import AwsOptions
 from kmsguard.cli import source as src
-from kmsguard.cli.common import ALLOW_ERRORS_HELP, check_fail_on, exit_code, fail, write_output
+from kmsguard.cli.common import (
+    ALLOW_ERRORS_HELP,
+    DEADLINE_OPTION,
+    MAX_ATTEMPTS_OPTION,
+    TIMEOUT_OPTION,
+    check_fail_on,
+    cut_short,
+    exit_code,
+    fail,
+    write_output,
+)
 from kmsguard.compliance.assess import FrameworkReport, assess
 from kmsguard.compliance.mapping import FRAMEWORKS
 from kmsguard.report.framework_report import (
@@ -38,6 +48,9 @@ def report(
     org: bool = src.ORG,
     role_name: str = src.ROLE,
     accounts: list[str] | None = src.ACCOUNTS,
+    timeout: float | None = TIMEOUT_OPTION,
+    max_attempts: int | None = MAX_ATTEMPTS_OPTION,
+    deadline: str | None = DEADLINE_OPTION,
     from_snapshot: Path | None = src.FROM_SNAPSHOT,
     checks: list[str] | None = src.CHECKS,
     skip_checks: list[str] | None = src.SKIP,
@@ -65,14 +78,25 @@ def report(
             fail(str(e))
     region_list = (region or []) + ([regions] if regions else [])
     source = src.Source(
-        profile, region_list, endpoint_url, org, role_name, accounts, from_snapshot, quiet, excluded_regions
+        profile,
+        region_list,
+        endpoint_url,
+        org,
+        role_name,
+        accounts,
+        from_snapshot,
+        quiet,
+        excluded_regions,
+        timeout=timeout,
+        max_attempts=max_attempts,
+        deadline=deadline,
     )
     snapshot, result = src.judged(
         source, config, checks, skip_checks, trusted_accounts, trusted_org_id, rotation_max_days, trail
     )
     rep = assess(result, framework, snapshot)
     write_output(_render(rep, fmt), output, AwsOptions(profile=profile, endpoint_url=endpoint_url))
-    raise typer.Exit(exit_code(result, fail_on, allow_errors))
+    raise typer.Exit(cut_short(source.options, exit_code(result, fail_on, allow_errors)))
 
 
 def _render(rep: FrameworkReport, fmt: str) -> str | bytes:

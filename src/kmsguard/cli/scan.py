@@ -10,12 +10,16 @@ import typer
 from kmsguard.aws.options import AwsOptions
 from kmsguard.cli.common import (
     ALLOW_ERRORS_HELP,
+    DEADLINE_OPTION,
     EXIT_USAGE,
     FAIL_ON,
     FROM_SNAPSHOT_AWS,
+    MAX_ATTEMPTS_OPTION,
+    TIMEOUT_OPTION,
     aws_options,
     check_fail_on,
     collect_live,
+    cut_short,
     exit_code,
     fail,
     keep_findings,
@@ -59,6 +63,9 @@ def scan(
         "OrganizationAccountAccessRole", "--role-name", help="Role assumed in each member account."
     ),
     accounts: list[str] | None = typer.Option(None, "--accounts", help="Only these account ids (comma-separated)."),
+    timeout: float | None = TIMEOUT_OPTION,
+    max_attempts: int | None = MAX_ATTEMPTS_OPTION,
+    deadline: str | None = DEADLINE_OPTION,
     snapshot_out: Path | None = typer.Option(
         None, "--snapshot-out", help="Also save the collected snapshot to this file or s3://bucket/key."
     ),
@@ -111,13 +118,26 @@ def scan(
     # Where reports and snapshots go on S3 (the scan's credentials; an exported KMSGUARD_ENDPOINT_URL too).
     out_aws = AwsOptions(profile=profile, endpoint_url=endpoint_url)
 
+    options: AwsOptions | None = None
     if from_snapshot is not None:
         # An endpoint exported in the environment was not asked for here: only typed options are refused.
-        if org or accounts or region_list or excluded_regions or profile or typed_endpoint(endpoint_url):
+        calling = (timeout, max_attempts, deadline) != (None, None, None)
+        if org or accounts or region_list or excluded_regions or profile or typed_endpoint(endpoint_url) or calling:
             fail(FROM_SNAPSHOT_AWS)
         snapshot = snapshot_file(from_snapshot)
     else:
-        options = aws_options(profile, region_list, endpoint_url, org, role_name, accounts, excluded_regions)
+        options = aws_options(
+            profile,
+            region_list,
+            endpoint_url,
+            org,
+            role_name,
+            accounts,
+            excluded_regions,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            deadline=deadline,
+        )
         snapshot = collect_live(options, quiet)
     if snapshot_out is not None:
         _save_snapshot(snapshot, snapshot_out, out_aws)
@@ -130,7 +150,7 @@ def scan(
     result.trail_usage = usage
     result = keep_findings(result, sevs, stats)
     emit(result, fmt, output, out_aws)
-    raise typer.Exit(exit_code(result, fail_on, allow_errors))
+    raise typer.Exit(cut_short(options, exit_code(result, fail_on, allow_errors)))
 
 
 def _save_snapshot(snapshot: Snapshot, path: Path, aws: AwsOptions) -> None:

@@ -8,11 +8,12 @@ means the same thing in every command.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import typer
 
+from kmsguard.aws.options import AwsOptions
 from kmsguard.cli.common import (
     FROM_SNAPSHOT_AWS,
     aws_options,
@@ -63,15 +64,22 @@ class Source:
     from_snapshot: Path | None
     quiet: bool
     excluded_regions: list[str] | None = None
+    timeout: float | None = None
+    max_attempts: int | None = None
+    deadline: str | None = None
+    # The options a live snapshot was read with (None from a file): the command's exit code reads their deadline.
+    options: AwsOptions | None = field(default=None, init=False)
 
     def snapshot(self) -> Snapshot:
         if self.from_snapshot is not None:
             # As in scan: an endpoint exported in the environment was not asked for here.
             endpoint = typed_endpoint(self.endpoint_url)
-            if self.org or self.accounts or self.regions or self.excluded_regions or endpoint or self.profile:
+            calling = (self.timeout, self.max_attempts, self.deadline) != (None, None, None)
+            where = self.org or self.accounts or self.regions or self.excluded_regions or endpoint or self.profile
+            if where or calling:
                 fail(FROM_SNAPSHOT_AWS)
             return snapshot_file(self.from_snapshot)
-        options = aws_options(
+        self.options = aws_options(
             self.profile,
             self.regions,
             self.endpoint_url,
@@ -79,8 +87,11 @@ class Source:
             self.role_name,
             self.accounts,
             self.excluded_regions,
+            timeout=self.timeout,
+            max_attempts=self.max_attempts,
+            deadline=self.deadline,
         )
-        return collect_live(options, self.quiet)
+        return collect_live(self.options, self.quiet)
 
 
 def judged(

@@ -15,6 +15,8 @@ from kmsguard.aws.options import AwsOptions
 from kmsguard.cli.common import (
     ALLOW_ERRORS_HELP,
     EXIT_AWS,
+    MAX_ATTEMPTS_OPTION,
+    TIMEOUT_OPTION,
     aws_options,
     check_fail_on,
     err_console,
@@ -77,6 +79,8 @@ def analyze_cmd(
         envvar="KMSGUARD_ENDPOINT_URL",
         help="Send every AWS call to this endpoint (an emulator).",
     ),
+    timeout: float | None = TIMEOUT_OPTION,
+    max_attempts: int | None = MAX_ATTEMPTS_OPTION,
     workers: int | None = typer.Option(None, "--workers", help="Decoder processes (default: one per core)."),
     unused_days: int = UNUSED_DAYS,
     learn_days: float = typer.Option(7.0, "--learn-days", help="Days at the start of the logs learnt as normal."),
@@ -139,7 +143,11 @@ def analyze_cmd(
         cache_dir=cache,
         engine=engine,
         lookup=lookup,
-        aws=aws_options(profile, split_csv(region), endpoint_url, False, "", None) if needs_aws else None,
+        aws=aws_options(
+            profile, split_csv(region), endpoint_url, False, "", None, timeout=timeout, max_attempts=max_attempts
+        )
+        if needs_aws
+        else None,
         workers=workers,
         params=Params(
             burst_threshold=burst_threshold,
@@ -169,8 +177,10 @@ def analyze_cmd(
     if charts is not None:
         from kmsguard.trail.charts import write_charts
 
-        page = write_charts(report, charts)
+        page, problems = write_charts(report, charts)
         err_console.print(f"charts: {page}", highlight=False)
+        for problem in problems:  # a chart is an extra: the analysis stands without it
+            err_console.print(f"  note: {problem}", highlight=False, soft_wrap=True)
     result = ScanResult(
         kmsguard_version=__version__,
         scanned_at=datetime.now(UTC),

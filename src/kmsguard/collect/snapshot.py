@@ -70,8 +70,10 @@ REGION_COLLECTORS: list[RegionCollector] = [
 
 
 def collect_snapshot(options: AwsOptions, progress: Progress | None = None) -> Snapshot:
-    """Collect everything ``options`` points at. Raises AwsUnavailable when nothing can be read."""
-    return _Collection(options, progress or NullProgress()).run()
+    """Collect everything ``options`` points at. Raises AwsUnavailable when nothing can be read.
+    Past ``options.deadline`` no call starts: what was not read is a CollectionError (DeadlinePassed)."""
+    with options.clock.running(options.deadline):
+        return _Collection(options, progress or NullProgress()).run()
 
 
 class _LockedProgress:

@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kmsguard.fileio import LoadError, loads_json, read_text
+
 VERSION = 2
 UNSIGNED_VERSION = 1  # journals of kmsguard before signing: readable, never trusted
 KEY_ENV = "KMSGUARD_JOURNAL_KEY"
@@ -208,11 +210,9 @@ def load_journal(path: Path) -> JournalFile:
     """The journal's entries and whether its signature holds. A malformed file is a JournalError (naming the
     file and line); a readable but untrusted one (unsigned, another key, edited) has ``problem`` set."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise JournalError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise JournalError(f"{path}: cannot read: {e}") from None
+        lines = read_text(path).splitlines()
+    except LoadError as e:  # no such file, unreadable, not UTF-8 (naming the line)
+        raise JournalError(f"{path}: {e}") from None
     if not any(line.strip() for line in lines):
         raise JournalError(f"{path}: empty file, not a kmsguard fix journal")
     objs = [(n, _parse(path, n, line)) for n, line in enumerate(lines, 1) if line.strip()]
@@ -230,12 +230,10 @@ def load_journal(path: Path) -> JournalFile:
 
 def _parse(path: Path, n: int, line: str) -> dict[str, Any]:
     try:
-        obj = json.loads(line)
-    except RecursionError:
-        raise JournalError(f"{path}: line {n}: not a journal entry (nested too deeply)") from None
-    except ValueError as e:
+        obj = loads_json(line)  # fileio's limits: nesting depth, lone surrogates
+    except LoadError as e:
         # A torn last line (the process died mid-write) is the one damage a journal can have: say where.
-        raise JournalError(f"{path}: line {n}: not a journal entry ({e})") from None
+        raise JournalError(f"{path}: line {n}: not a journal entry ({e.within_line()})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
         raise JournalError(f"{path}: line {n}: not a journal entry (no type)")
     return obj

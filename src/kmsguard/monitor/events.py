@@ -8,13 +8,13 @@ bodies) is None and is dropped by the caller.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from kmsguard.arn import parse as parse_arn
+from kmsguard.fileio import loads_json
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class KeyEvent:
 def _unwrap(body: Any) -> dict[str, Any] | None:
     if isinstance(body, str):
         try:
-            body = json.loads(body)
+            body = loads_json(body)  # anyone who may send to the queue writes this: fileio's limits
         except ValueError:
             return None
     if not isinstance(body, dict):

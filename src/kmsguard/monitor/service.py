@@ -174,10 +174,9 @@ class Monitor:
 
     def full_cycle(self) -> Cycle:
         """Scan everything, store, diff against the last stored scan, record and send alerts."""
-        from kmsguard.collect.snapshot import collect_snapshot
         from kmsguard.pipeline import judge
 
-        snapshot = self._retry("the scan", lambda: collect_snapshot(self.settings.options), AWS_ERRORS)
+        snapshot = self._retry("the scan", self._collect, AWS_ERRORS)
         extra, usage = self._trail(snapshot) if self.settings.trail else ([], None)
         result = judge(snapshot, self.settings.config, extra=extra)
         result.trail_usage = usage
@@ -198,6 +197,18 @@ class Monitor:
         )
         self.deliver()
         return cycle
+
+    def _collect(self) -> Snapshot:
+        """One collection; a blind one (every AWS call failed) is an error, retried like AWS being down and
+        never stored: stored, it would make drift report every finding resolved."""
+        from kmsguard.collect.snapshot import collect_snapshot
+
+        calls = self.settings.options.calls
+        before = (calls.succeeded, calls.failed)
+        snapshot = collect_snapshot(self.settings.options)
+        if calls.failed > before[1] and calls.succeeded == before[0]:
+            raise AwsUnavailable(f"every AWS call failed, the scan read nothing; first failure: {calls.first_failure}")
+        return snapshot
 
     def _trail(self, snapshot: Snapshot) -> tuple[list[Finding], TrailUsage]:
         """The trail analysis of a full cycle, joined with its snapshot. The cache makes each cycle read only

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from kmsguard.fileio import loads_json
 from kmsguard.model.snapshot import IamInventory, Key, Organization, Snapshot
 from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.model import Policy
@@ -178,7 +179,7 @@ def _with_resource(text: str) -> str:
     """A trust policy has no Resource element (it is the role's own); the engine's resource policies need
     one, so each statement gets ``"Resource": "*"``: the role is the only resource it can apply to."""
     try:
-        doc = json.loads(text)
+        doc = loads_json(text)  # a trust policy from a snapshot may be hostile: fileio's depth limit
         statements = doc.get("Statement")
         for st in statements if isinstance(statements, list) else [statements]:
             if isinstance(st, dict) and "Resource" not in st and "NotResource" not in st:

@@ -24,6 +24,7 @@ from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import Any, Literal
 
+from kmsguard.fileio import NOT_JSON, LoadError, loads_json
 from kmsguard.policy import actions as cat
 from kmsguard.policy.errors import PolicyParseError, Problem, Severity
 
@@ -210,9 +211,10 @@ def _decode(text: str) -> tuple[Any, _LazyPositions | None, bool, Problem | None
         return obj
 
     try:
-        data = json.loads(body, parse_constant=_reject_constant, object_pairs_hook=pairs)
-    except json.JSONDecodeError as exc:
-        return None, None, False, Problem("error", "json", f"invalid JSON: {exc.msg}", "", exc.lineno, exc.colno)
+        data = loads_json(body, parse_constant=_reject_constant, object_pairs_hook=pairs)
+    except LoadError as exc:  # not JSON, nested too deeply, a lone surrogate: fileio's limits, with the position
+        what = f"invalid JSON: {exc.detail}" if exc.reason == NOT_JSON else exc.reason
+        return None, None, False, Problem("error", "json", what, exc.field, exc.line, exc.column)
     except ValueError as exc:  # NaN / Infinity
         return None, None, False, Problem("error", "json", f"invalid JSON: {exc}", "", None, None)
     return data, _LazyPositions(body), duplicates, None

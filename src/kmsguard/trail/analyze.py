@@ -126,7 +126,7 @@ def analyze(
     cache_dir = opts.cache_dir or default_cache_dir(sources + (["lookup"] if opts.lookup else []))
     listed = list_sources(sources, opts.aws, filters) if sources else []
     files = [f for f in listed if filters.keeps(f)]
-    engine = make_engine(opts.engine, **opts.engine_options)
+    engine = make_engine(opts.engine, **_engine_options(opts, cache_dir))
     try:
         if progress is not None:
             progress.add_total("files", len(files))
@@ -146,6 +146,13 @@ def analyze(
         return _detect(engine, opts, snapshot, report, progress)
     finally:
         engine.close()
+
+
+def _engine_options(opts: TrailOptions, cache_dir: Path) -> dict[str, Any]:
+    """DuckDB spills what exceeds its memory limit into the cache directory, not into the working directory."""
+    if opts.engine == "duckdb":
+        return {"temp_directory": str(cache_dir / "spill"), **opts.engine_options}
+    return opts.engine_options
 
 
 def _lookup(opts: TrailOptions, cache_dir: Path, report: IngestReport) -> list[str]:
@@ -180,10 +187,7 @@ def _detect(
         progress.add_total("queries", steps)
     cov = engine.query(detections.COVERAGE)[0]
     t0, t1 = cov["t0"], cov["t1"]
-    if t0 is not None:
-        engine.register_hours(int(t0), int(t1))
-    else:
-        engine.register_hours(0, 0)
+    engine.register_hours(*detections.calendar(int(t0), int(t1)) if t0 is not None else (0, 0))
     detections.prepare(engine)
     tick()
     rows = detections.run(engine, p, tick)

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from kmsguard.aws.options import AwsOptions
 from kmsguard.trail import decode, fastpath
 from kmsguard.trail.decode import FileStats, Row
 from kmsguard.trail.schema import ARROW_SCHEMA, COLUMNS
-from kmsguard.trail.sources import LogFile, open_s3
+from kmsguard.trail.sources import LogFile, open_s3, path_facts
 
 MANIFEST_VERSION = 1
 # Work is cut into units of about this many compressed bytes (and at most MAX_FILES_PER_UNIT files), and into
@@ -68,6 +68,8 @@ FAST_BATCH_BYTES = 8 * 1024 * 1024
 APPROX_EVENT_BYTES = 1400
 
 Progress = Callable[[int], None]
+# What reading and inflating one file raises when the file (not the run) is at fault.
+_FILE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, *decode.GZIP_ERRORS)
 # Runs units of work elsewhere (Spark tasks): [(files, part path, aws)] -> each unit's file stats.
 Runner = Callable[[list[tuple[list[LogFile], str, AwsOptions | None]]], list[list[FileStats]]]
 
@@ -132,17 +134,32 @@ class IngestReport:
 # --- rows -> Arrow ---------------------------------------------------------------------------------------------
 
 
-def _parse_time(text: str) -> datetime | None:
-    """Times that are not CloudTrail's ``YYYY-MM-DDTHH:MM:SSZ`` (exports: fractions, offsets, a space)."""
+# Times no CloudTrail event has: before the service began, more than a day ahead of the clock (clock skew and
+# time zones are minutes, not days), or more than two days from the day the file's path names (CloudTrail delivers
+# within minutes). Rows with such times are skipped, with the reason, not analysed: two records dated 0001 and
+# 9999 would otherwise stretch every hourly table of the analysis over ten thousand years.
+CLOUDTRAIL_BEGAN = datetime(2013, 11, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+PATH_SLACK = timedelta(days=2)
+BEFORE_CLOUDTRAIL = "eventTime before CloudTrail began (2013-11-01)"
+IN_THE_FUTURE = "eventTime more than a day in the future"
+FAR_FROM_PATH = "eventTime more than 2 days from the date in the file's path"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def _parse_time(text: str) -> int | None:
+    """Epoch microseconds of a time that is not CloudTrail's ``YYYY-MM-DDTHH:MM:SSZ`` (exports: fractions, offsets,
+    a space); UTC when it names no offset. Arithmetic on the offset, not a conversion: an offset that carries year
+    9999 into 10000 gives a time to judge, not an error."""
     try:
         t = datetime.fromisoformat(text.replace(" ", "T", 1))
     except ValueError:
         return None
     if t.tzinfo is None:
-        from datetime import UTC
-
         t = t.replace(tzinfo=UTC)
-    return t
+    return (t - _EPOCH) // _US
 
 
 def rows_to_table(rows: Sequence[Row], stats: dict[str, FileStats]) -> pa.Table:
@@ -157,49 +174,113 @@ _TYPES = [ARROW_SCHEMA.field(name).type for name in COLUMNS[1:]]
 
 
 def columns_to_table(cols: decode.Columns, stats: dict[str, FileStats]) -> pa.Table:
-    """Columns as an Arrow table in ARROW_SCHEMA; a row whose time cannot be read is dropped and counted."""
+    """Columns as an Arrow table in ARROW_SCHEMA. A row whose time cannot be read, or is one no CloudTrail event
+    has (``CLOUDTRAIL_BEGAN``), is dropped and counted in its file's stats with the reason."""
     data = cols.cols
     times = pa.array(data[0], pa.string())
-    ts = pc.strptime(times, format="%Y-%m-%dT%H:%M:%SZ", unit="us", error_is_null=True)
+    ts = pc.strptime(times, format="%Y-%m-%dT%H:%M:%SZ", unit="us", error_is_null=True).cast(pa.int64())
     if ts.null_count:
-        fixed = [
-            t if t is not None else _parse_time(s) if s is not None else None
-            for t, s in zip(ts.to_pylist(), data[0], strict=True)
-        ]
-        ts = pa.array(fixed, pa.timestamp("us"))
-    ts = ts.cast(pa.timestamp("us", tz="UTC"))
-    arrays = [ts, pc.divide(ts.cast(pa.int64()), 1_000_000)]
+        ts = _reparse(ts, times)
+    secs = pc.divide(ts, 1_000_000)
+    arrays = [ts.cast(pa.timestamp("us", tz="UTC")), secs]
     arrays += [pa.array(col, typ) for col, typ in zip(data[1:], _TYPES, strict=True)]
     table = pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
-    if ts.null_count:
-        bad = pc.is_null(ts)
-        for f in table.filter(bad).column("file").to_pylist():
-            st = stats.get(f)
-            if st is not None:
-                st.skip("unreadable eventTime")
-                st.kms -= 1
-        table = table.filter(pc.invert(bad))
-    return table
+    if not len(secs):
+        return table
+    began, latest = _seconds(CLOUDTRAIL_BEGAN), _seconds(datetime.now(UTC) + FUTURE_SLACK)
+    bad = pc.fill_null(_outside(secs, arrays[-1], began, latest), True)  # null: the time could not be read
+    if not bad.true_count:
+        return table
+    reasons = [
+        "unreadable eventTime"
+        if t is None
+        else BEFORE_CLOUDTRAIL
+        if t < began
+        else IN_THE_FUTURE
+        if t > latest
+        else FAR_FROM_PATH
+        for t in secs.filter(bad).to_pylist()
+    ]
+    for f, reason in zip(arrays[-1].filter(bad).to_pylist(), reasons, strict=True):
+        st = stats.get(f)
+        if st is not None:
+            st.skip(reason)
+            st.kms -= 1
+    return table.filter(pc.invert(bad))
+
+
+def _reparse(ts: pa.Array, times: pa.Array) -> pa.Array:
+    """``ts`` with the rows strptime could not read parsed by ``_parse_time`` (null when that cannot either)."""
+    missing = pc.is_null(ts)
+    texts = times.filter(missing).to_pylist()
+    parsed = pa.array([_parse_time(t) if t is not None else None for t in texts], pa.int64())
+    return pc.replace_with_mask(ts, missing, parsed)
+
+
+def _outside(secs: pa.Array, files: pa.Array, began: int, latest: int) -> pa.Array:
+    """Which rows' times (epoch seconds) lie outside their file's ``_window`` (null where the time is). A file's
+    rows come in runs, so each run's window is worked out once and the comparison is vectorised."""
+    runs = pc.run_end_encode(files)
+    names = runs.values.to_pylist()
+    windows = {f: _window(f, began, latest) for f in set(names)}
+
+    def bound(i: int) -> pa.Array:
+        per_run = pa.array([windows[f][i] for f in names], pa.int64())
+        return pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(runs.run_ends, per_run))
+
+    return pc.or_(pc.less(secs, bound(0)), pc.greater(secs, bound(1)))
+
+
+def _window(file: str, began: int, latest: int) -> tuple[int, int]:
+    """The epoch seconds an event of ``file`` may have: from CloudTrail's start to a day ahead, and within two
+    days of the date its path names, when it names one."""
+    _, _, start, end = path_facts(file)
+    if start is None or end is None:
+        return began, latest
+    slack = int(PATH_SLACK.total_seconds())
+    return max(began, _seconds(start) - slack), min(latest, _seconds(end) + slack)
+
+
+def _seconds(t: datetime) -> int:
+    return (t - _EPOCH) // timedelta(seconds=1)
 
 
 # --- one unit of work (runs in a worker process) ------------------------------------------------------------
 
 
 def _read_file(f: LogFile, aws: AwsOptions | None) -> tuple[bytes | None, Iterable[bytes] | None]:
-    """The file's decompressed bytes, or (for a huge file) an iterator of its raw chunks to stream."""
+    """The file's decompressed bytes, or (for a huge file) an iterator of its raw chunks to stream. A file is
+    huge by its size, or by what it inflates to (``decode.expand`` stops at the threshold: a gzip bomb is
+    streamed, never inflated whole)."""
     if f.uri.startswith("s3://"):
         body = open_s3(f.uri, aws or AwsOptions())
         if f.size > decode.STREAM_THRESHOLD // 8:
             return None, body.iter_chunks(8 * 1024 * 1024)
-        return decode.decompress(body.read()), None
-    with open(f.uri, "rb") as fh:
-        head = fh.read(2)
-        fh.seek(0)
-        expanded = decode.gzip_isize(fh, f.size) if decode.is_gzip(head) else f.size
-        if f.size > decode.STREAM_THRESHOLD or expanded > decode.STREAM_THRESHOLD:
-            fh2 = open(f.uri, "rb")  # noqa: SIM115 - closed by _closing_chunks when streaming ends
-            return None, _closing_chunks(fh2)
-        return decode.decompress(fh.read()), None
+        raw = body.read()
+        data = _expand(raw)
+        return (data, None) if data is not None else (None, _pieces(raw))
+    if f.size <= decode.STREAM_THRESHOLD:
+        with open(f.uri, "rb") as fh:
+            data = _expand(fh.read())
+        if data is not None:
+            return data, None
+    fh = open(f.uri, "rb")  # noqa: SIM115 - closed by _closing_chunks when streaming ends
+    return None, _closing_chunks(fh)
+
+
+def _expand(raw: bytes) -> bytes | None:
+    """``raw`` inflated whole, or None for the streaming decoder: when it inflates past the threshold, and when
+    it is truncated or corrupt (streamed, it fails the same way, saying after how many records)."""
+    try:
+        return decode.expand(raw, decode.STREAM_THRESHOLD)
+    except decode.GZIP_ERRORS:
+        return None
+
+
+def _pieces(raw: bytes, size: int = 8 * 1024 * 1024) -> Iterable[bytes]:
+    """Compressed bytes already read, in the chunks the streaming decoder takes."""
+    for i in range(0, len(raw), size):
+        yield raw[i : i + size]
 
 
 def _closing_chunks(fh: Any) -> Iterable[bytes]:
@@ -299,13 +380,15 @@ def _ingest_unit(files: list[LogFile], part_path: str | None, aws: AwsOptions | 
             elif chunks is not None:
                 fast = fast_piece if fastpath.AVAILABLE else None
                 for _ in decode.stream_into(chunks, f.uri, st, cols, fast):
+                    if len(cols) >= CONVERT_ROWS:  # Arrow holds rows in a fraction of their Python objects' memory
+                        convert()
                     if pending + len(cols) >= decode.BATCH_ROWS:
                         flush()
             del data
         except AWS_CALL_ERRORS as e:  # S3 refused or failed: reported on the file, read again next run
             code, message = error_code(e)
             st.error = f"S3 GetObject failed with {code} ({message})"
-        except (EOFError, OSError, ValueError) as e:  # truncated/corrupt gzip, unreadable file
+        except _FILE_ERRORS as e:  # truncated/corrupt gzip, unreadable file
             st.error = _file_error(e)
         except Exception as e:  # anything else: reported on the file, never fatal
             st.error = f"{type(e).__name__} ({e})"
@@ -363,7 +446,7 @@ def _decode_file(data: bytes, name: str, st: FileStats, cols: decode.Columns) ->
 
 def _file_error(e: BaseException) -> str:
     text = str(e) or type(e).__name__
-    if isinstance(e, EOFError) or "end-of-stream" in text or "truncated" in text.lower():
+    if isinstance(e, decode.GZIP_ERRORS) or "end-of-stream" in text or "truncated" in text.lower():
         return decode.truncated_gzip(0, text)  # inflated whole before any record was read
     if isinstance(e, OSError) and e.strerror:
         return f"cannot read: {e.strerror}"

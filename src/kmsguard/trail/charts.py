@@ -12,6 +12,7 @@ import base64
 import html
 import io
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,26 +84,42 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def write_charts(report: TrailReport, out_dir: Path) -> Path:
-    """usage_over_time.png, top_keys.png, top_principals.png and index.html (which embeds all three)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    charts = {
-        "usage_over_time": usage_over_time(report),
-        "top_keys": top_keys(report),
-        "top_principals": top_principals(report),
-    }
-    for name, png in charts.items():
-        (out_dir / f"{name}.png").write_bytes(png)
+CHARTS: dict[str, Callable[[TrailReport], bytes]] = {
+    "usage_over_time": usage_over_time,
+    "top_keys": top_keys,
+    "top_principals": top_principals,
+}
+
+
+def write_charts(report: TrailReport, out_dir: Path) -> tuple[Path, list[str]]:
+    """usage_over_time.png, top_keys.png, top_principals.png and index.html (which embeds them); and what could
+    not be drawn or written. Charts are an extra: one that fails is left out, said why (on the page too), and
+    never fails the analysis."""
+    charts: dict[str, bytes] = {}
+    problems: list[str] = []
+    for name, draw in CHARTS.items():
+        try:
+            charts[name] = draw(report)
+        except Exception as e:  # matplotlib refuses some data (dates outside its years 1-9999, ...)
+            _plt().close("all")
+            problems.append(f"chart {name} not drawn ({type(e).__name__}: {e})")
     imgs = "\n".join(
         f'<figure><img alt="{html.escape(n)}" src="{png_data_uri(p)}">'
         f"<figcaption>{html.escape(n)}</figcaption></figure>"
         for n, p in charts.items()
     )
+    notes = "".join(f"<p>{html.escape(p)}</p>" for p in problems)
     page = out_dir / "index.html"
-    page.write_text(
-        f"<!doctype html><html><head><meta charset='utf-8'><title>kmsguard trail</title></head><body>"
-        f"<h1>kmsguard trail: key usage</h1><p>{report.events} events, {html.escape(str(report.window))}</p>"
-        f"{imgs}</body></html>",
-        encoding="utf-8",
-    )
-    return page
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, png in charts.items():
+            (out_dir / f"{name}.png").write_bytes(png)
+        page.write_text(
+            f"<!doctype html><html><head><meta charset='utf-8'><title>kmsguard trail</title></head><body>"
+            f"<h1>kmsguard trail: key usage</h1><p>{report.events} events, {html.escape(str(report.window))}</p>"
+            f"{notes}{imgs}</body></html>",
+            encoding="utf-8",
+        )
+    except OSError as e:
+        problems.append(f"charts not written to {out_dir} ({e.strerror or e})")
+    return page, problems

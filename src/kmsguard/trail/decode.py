@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 
@@ -36,21 +36,23 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
     import gzip as _gzip
 
     _zlib_mod = zlib
-_READ_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    EOFError,
-    zlib.error,
-    getattr(_zlib_mod, "error", zlib.error),
-)
+# What inflating a truncated or corrupt gzip raises.
+GZIP_ERRORS: tuple[type[BaseException], ...] = (EOFError, zlib.error, getattr(_zlib_mod, "error", zlib.error))
+_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, *GZIP_ERRORS)
 
 # What msgspec raises on bytes it cannot read. Invalid UTF-8 in a string has come out as UnicodeDecodeError
 # (msgspec 0.22) and as a DecodeError saying so (0.23): kmsguard catches both and names the cause itself.
 _UNREADABLE: tuple[type[Exception], ...] = (msgspec.DecodeError, UnicodeDecodeError)
 
-# Files whose decompressed size may exceed this are streamed record by record (bounded memory).
-STREAM_THRESHOLD = 256 * 1024 * 1024
+# Files whose decompressed size exceeds this are streamed in pieces (bounded memory).
+STREAM_THRESHOLD = 64 * 1024 * 1024
+# Most bytes one inflate call produces: a small compressed chunk may expand a thousandfold.
+INFLATE_STEP = 8 * 1024 * 1024
+# A "record" larger than this is not CloudTrail's (its events are at most a few hundred KB): the file fails rather
+# than being buffered whole, which a gzip bomb of one endless record or string would make unbounded.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
 # Rows are handed on in batches of at most this many, so a huge file never holds all its rows at once.
-BATCH_ROWS = 200_000
+BATCH_ROWS = 100_000
 
 
 class SessionIssuer(msgspec.Struct, gc=False):
@@ -502,7 +504,9 @@ def _generic(data: bytes, stats: FileStats, rows: _Rows) -> bool:
 
 
 def _lines(data: bytes, stats: FileStats, rows: _Rows) -> None:
-    """JSON lines: one record (or envelope) a line; bad lines are counted, good ones kept."""
+    """JSON lines: one record (or envelope) a line; bad lines are counted, good ones kept. A line counts as good only
+    when it gives a record: random bytes have lines that parse as JSON (a digit alone), and a file with no record
+    in it fails rather than passing as read."""
     good = bad = 0
     last: Exception | None = None
     for line in data.splitlines():
@@ -522,13 +526,14 @@ def _lines(data: bytes, stats: FileStats, rows: _Rows) -> None:
         except _UNREADABLE as e:
             bad += 1
             last = e
-            stats.records += 1
             stats.skip(_bad_part("line", line))
             continue
-        good += 1
-        rows.add(records_from_objects((obj,), stats))
+        recs = list(records_from_objects((obj,), stats))  # what is not a record is counted as skipped there
+        if recs:
+            good += 1
+            rows.add(recs)
     if good == 0:
-        stats.error = unreadable(data, last)
+        stats.error = unreadable(data, last) if bad else "JSON of another shape (no line is a CloudTrail record)"
         stats.fallback = True
     elif bad or stats.fallback:
         stats.fallback = True
@@ -574,14 +579,22 @@ def decompress(data: bytes) -> bytes:
     return _gzip.decompress(data) if is_gzip(data) else data
 
 
-def gzip_isize(f: IO[bytes], size: int) -> int:
-    """The uncompressed size (mod 2**32) a gzip trailer declares; a hint for choosing the streaming path."""
-    if size < 18:
-        return 0
-    f.seek(size - 4)
-    isize = int.from_bytes(f.read(4), "little")
-    f.seek(0)
-    return isize
+def expand(data: bytes, limit: int) -> bytes | None:
+    """``data`` gunzipped (as it is when not gzip), or None when that would come to more than ``limit`` bytes: the
+    caller streams it instead. Inflating stops as soon as it passes ``limit``, so a gzip bomb (a megabyte that
+    inflates to a gigabyte) costs ``limit``, not a gigabyte. The gzip trailer's size only sizes the first buffer (it
+    is the last member's, modulo 2**32, and a bomb may state anything)."""
+    if not is_gzip(data):
+        return data
+    hint = int.from_bytes(data[-4:], "little") if len(data) >= 18 else 0
+    out: list[bytes] = []
+    total = 0
+    for piece in _inflate((data,), step=max(min(hint, limit) + 1, INFLATE_STEP)):
+        total += len(piece)
+        if total > limit:
+            return None
+        out.append(piece)
+    return out[0] if len(out) == 1 else b"".join(out)
 
 
 def decode_stream(chunks: Iterable[bytes], file: str, stats: FileStats) -> Iterator[list[Row]]:
@@ -619,7 +632,9 @@ def stream_into(
             while len(buf) >= PIECE_BYTES:
                 cut = _last_boundary(buf, PIECE_BYTES)
                 if cut is None:
-                    if len(buf) > 4 * PIECE_BYTES:  # no record boundary in sight: not CloudTrail's own layout
+                    # No record boundary in sight: a record larger than the exact splitter takes (it fails the
+                    # file), or not CloudTrail's own layout. Either way, buffering more would only cost memory.
+                    if len(buf) > PIECE_BYTES + MAX_RECORD_BYTES:
                         raise _Exact(buf)
                     break
                 end, start = cut
@@ -657,8 +672,9 @@ _HEAD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[\s*')
 _TAIL = re.compile(rb"\}\s*\]\s*\}\s*$")
 _BETWEEN = re.compile(rb"\}\s*,\s*$")
 _NEXT_RECORD = b'{"eventVersion"'
-# Decompressed bytes per piece of a streamed file (a few tens of thousands of records).
-PIECE_BYTES = 32 * 1024 * 1024
+# Decompressed bytes per piece of a streamed file (thousands of records: enough that the fast path's fixed cost
+# per call does not count, few enough that a piece and its copies stay small).
+PIECE_BYTES = 8 * 1024 * 1024
 
 
 def _take_head(stream: Iterator[bytes]) -> bytes:
@@ -721,12 +737,17 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
+class RecordTooLarge(ValueError):
+    """A record (or a string in it) runs past MAX_RECORD_BYTES: not CloudTrail's, and not to be buffered whole."""
+
+
 def _exact_into(
     chunks: Iterator[bytes], rows: _Rows, base: int | None, error: BaseException | None = None
 ) -> Iterator[None]:
     """Record by record with the exact splitter (any layout, any nesting): the slow, sure path."""
     stats = rows.stats
     pending: list[Record] = []
+    read = unreadable_parts = 0
     try:
         for raw_rec in split_records(chunks, base):
             try:
@@ -735,18 +756,32 @@ def _exact_into(
                 try:
                     pending.extend(records_from_objects((_ANY.decode(raw_rec),), stats))
                 except _UNREADABLE:
+                    unreadable_parts += 1
                     stats.skip(_bad_part("record", raw_rec))
             except _UNREADABLE:
+                unreadable_parts += 1
                 stats.skip(_bad_part("record", raw_rec))
             if len(pending) >= 10_000:
+                read += len(pending)
                 rows.add(pending)
                 pending = []
                 yield None
     except _READ_ERRORS as e:
         error = e
+    except RecordTooLarge as e:
+        stats.error = f"{e} after {stats.records + len(pending)} records"
+        return  # the file failed: what it gave is dropped with it
+    read += len(pending)
     rows.add(pending)
     if error is not None:
         stats.error = truncated_gzip(stats.records, error)
+    elif not read and (unreadable_parts or base is None):
+        # Nothing in it was a record: noise whose braces looked like objects, or another kind of document.
+        stats.error = (
+            f"not JSON ({unreadable_parts} parts that look like records, none readable)"
+            if unreadable_parts
+            else "JSON of another shape (no CloudTrail record found)"
+        )
 
 
 def truncated_gzip(records: int, error: BaseException | str) -> str:
@@ -754,7 +789,9 @@ def truncated_gzip(records: int, error: BaseException | str) -> str:
     return f"truncated or corrupt gzip after {records} records ({error})"
 
 
-def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
+def _inflate(chunks: Iterable[bytes], step: int = INFLATE_STEP) -> Iterator[bytes]:
+    """The bytes of ``chunks``, gunzipped (every member) when they start as gzip, at most ``step`` bytes at a
+    time: however much one compressed chunk expands to, no buffer holds more than that."""
     it = iter(chunks)
     first = next(it, b"")
     if not is_gzip(first):
@@ -764,25 +801,31 @@ def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
     d = _zlib_mod.decompressobj(31)
     buf = first
     while True:
-        out = d.decompress(buf)
+        out = d.decompress(buf, step)
         if out:
             yield out
         if d.eof:
-            buf = d.unused_data or b""
-            if not buf:
-                buf = next(it, b"")
-            if not buf:
-                return
-            d = _zlib_mod.decompressobj(31)  # multi-member gzip
+            # Another member may follow (concatenated gzip); zero bytes after the last are padding, as gzip allows.
+            buf = d.unused_data.lstrip(b"\0")
+            while not buf:
+                nxt = next(it, None)
+                if nxt is None:
+                    return
+                buf = nxt.lstrip(b"\0")
+            d = _zlib_mod.decompressobj(31)
             continue
-        buf = next(it, b"")
-        if not buf:
-            raise EOFError("compressed file ended before the end-of-stream marker was reached")
+        buf = d.unconsumed_tail
+        if not buf and len(out) < step:  # all input taken and no output held back: the next chunk, if any
+            buf = next(it, b"")
+            if not buf:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
 
 
 # A JSON string (group 1 set when it closed) or a brace. Braces inside strings are skipped by the regex
-# engine in C, so Python only sees strings and braces, never every byte.
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*(")?|[{}]', re.DOTALL)
+# engine in C, so Python only sees strings and braces, never every byte. Possessive: nothing after a string can
+# fail, so no backtracking position is worth keeping, and keeping one per character cost ~100 bytes each (a 16 MB
+# string took 2 GB).
+_TOKEN = re.compile(rb'"(?:[^"\\]++|\\.)*+(")?|[{}]', re.DOTALL)
 
 
 def split_records(chunks: Iterable[bytes], base: int | None = None) -> Iterator[bytes]:
@@ -795,6 +838,8 @@ def split_records(chunks: Iterable[bytes], base: int | None = None) -> Iterator[
     # depth at which records live: 2 under {"Records": [...]}, 1 for a bare array or JSON lines
     base = -1 if base is None else base
     for chunk in _at_least(chunks, 64):
+        if not buf and b'"' not in chunk and b"{" not in chunk and b"}" not in chunk:
+            continue  # between records, with no token in it (whitespace, commas; a bomb's gigabyte of spaces)
         buf += chunk
         cut = len(buf)
         for m in _TOKEN.finditer(buf):
@@ -824,6 +869,8 @@ def split_records(chunks: Iterable[bytes], base: int | None = None) -> Iterator[
             start = -1
         else:
             buf = buf[cut:]  # empty, or the unterminated string that straddles the chunk boundary
+        if len(buf) > MAX_RECORD_BYTES:
+            raise RecordTooLarge(f"a record or string larger than {MAX_RECORD_BYTES // (1024 * 1024)} MB")
 
 
 def _at_least(chunks: Iterable[bytes], n: int) -> Iterator[bytes]:

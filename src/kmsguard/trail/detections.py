@@ -3,7 +3,8 @@
 Portability rules (the same text runs on both engines): time arithmetic on ``event_ts`` (epoch seconds)
 with ``%`` instead of dialect-specific date functions; ``median``, ``regexp_extract``, ``greatest``,
 ``coalesce``, ``concat``, window ``row_number()``; no QUALIFY, no lambdas, no list or struct functions.
-The hour calendar that spike detection needs is a table ``hours(hour)`` that each engine builds.
+The hour calendar that spike detection needs is a table ``hours(hour)`` that each engine builds (``calendar``:
+the analysed window, at most HOURS_CAP hours).
 
 ``prepare`` first materialises, in one pass over the events each, the tables most questions read instead of
 the events: ``usage_agg`` and ``hourly_agg`` (aggregates) and ``rare_events`` (failed calls, administrative
@@ -122,22 +123,34 @@ def dup_ids_sql(source: str) -> str:
     )
 
 
-def events_view(source: str, f: Filters, dups: bool = True) -> str:
+def events_view(source: str, f: Filters, dups: bool = True, deduped: str | None = None) -> str:
     """The ``events`` relation: ``source`` filtered, each duplicated event kept once (table ``dup_ids``).
 
     A re-delivered event repeats its id, name, time and outcome; hand-edited logs (the KMS guide's examples)
     reuse ids for different events, so those count as different and are kept. ``dups=False`` (the engine
-    found ``dup_ids`` empty) gives the same rows without the per-row anti-join every query would pay."""
+    found ``dup_ids`` empty) gives the same rows without the per-row anti-join every query would pay.
+    ``deduped`` names a table the engine made of ``dedup_sql``: the window over the duplicated events then runs
+    once, not in every query that reads ``events`` (a file of a million copies of one event made each query sort
+    them all again)."""
     cols = ", ".join(c.name for c in ARROW_SCHEMA)
     where = where_clause(f)
     if not dups:
         return f"SELECT {cols} FROM {source} WHERE {where}"
+    once = deduped if deduped is not None else f"({dedup_sql(source, f)}) d"
     return (
         f"SELECT {cols} FROM {source} WHERE {where} AND (event_id IS NULL OR event_id NOT IN "
-        f"(SELECT event_id FROM dup_ids)) "
-        f"UNION ALL SELECT {cols} FROM (SELECT *, row_number() OVER "
+        f"(SELECT event_id FROM dup_ids)) UNION ALL SELECT {cols} FROM {once}"
+    )
+
+
+def dedup_sql(source: str, f: Filters) -> str:
+    """One row of each event whose id ``dup_ids`` holds: the first by file and principal of those with the same
+    id, name, time and outcome."""
+    cols = ", ".join(c.name for c in ARROW_SCHEMA)
+    return (
+        f"SELECT {cols} FROM (SELECT *, row_number() OVER "
         f"(PARTITION BY event_id, event_name, event_ts, error_code ORDER BY file, principal_arn) AS dup "
-        f"FROM {source} WHERE {where} AND event_id IN (SELECT event_id FROM dup_ids)) d WHERE dup = 1"
+        f"FROM {source} WHERE {where_clause(f)} AND event_id IN (SELECT event_id FROM dup_ids)) d WHERE dup = 1"
     )
 
 
@@ -160,6 +173,22 @@ def where_clause(f: Filters) -> str:
             raise ValueError(f"--region: {bad[0]!r} is not an AWS region name")
         conds.append("region IN (" + ", ".join(f"'{r}'" for r in sorted(f.regions)) + ")")
     return " AND ".join(conds) if conds else "TRUE"
+
+
+# --- the hour calendar -----------------------------------------------------------------------------------------
+
+# The most hours the calendar (table ``hours``) holds: a year (366 days). Spike detection fills every hour of a
+# key's history with zeros to take its median, so the calendar's length multiplies the work of every key; a year
+# of hours is baseline enough, and logs of ten years cost what one year does.
+HOURS_CAP = 366 * 24
+
+
+def calendar(t0: int, t1: int) -> tuple[int, int]:
+    """The first and last second the ``hours`` calendar covers for events from ``t0`` to ``t1`` (epoch seconds):
+    the analysed window, or its last HOURS_CAP hours when it is longer."""
+    first = t0 - t0 % 3600
+    last_hour = t1 - t1 % 3600
+    return max(first, last_hour - (HOURS_CAP - 1) * 3600), t1
 
 
 # --- aggregates -----------------------------------------------------------------------------------------------
@@ -231,13 +260,16 @@ FROM usage_agg WHERE key_arn IS NOT NULL AND principal IS NOT NULL GROUP BY prin
 """
 
 # Hourly cryptographic calls of the busiest keys, for the usage charts. Bounded: every key of a large estate
-# would be hundreds of thousands of rows, and turning rows into Python objects is the slow part of a query.
+# would be hundreds of thousands of rows, and turning rows into Python objects is the slow part of a query. Only
+# the hours of the calendar (``calendar``: the last HOURS_CAP hours of the window) are kept, so 25 keys over ten
+# years are not two million rows.
 HOURLY_TOP_KEYS = 25
 HOURLY = f"""
 WITH k AS (SELECT key_arn, sum(n) AS total FROM hourly_agg WHERE is_crypto GROUP BY key_arn),
 top AS (SELECT key_arn FROM (SELECT key_arn, row_number() OVER (ORDER BY total DESC, key_arn) AS rk FROM k) r
         WHERE rk <= {HOURLY_TOP_KEYS})
 SELECT h.key_arn, h.hour, sum(h.n) AS calls FROM hourly_agg h JOIN top t ON h.key_arn = t.key_arn
+JOIN hours c ON h.hour = c.hour
 WHERE h.is_crypto GROUP BY h.key_arn, h.hour ORDER BY h.key_arn, h.hour
 """
 
@@ -309,27 +341,54 @@ def bursts(p: Params) -> Detection:
 
 
 def spikes(p: Params) -> Detection:
-    """Hourly calls per key and action against that key's own robust baseline (median and MAD of every hour
-    from the key's first use to the end of the logs, quiet hours counted as zero)."""
+    """Hourly calls per key and action against that key's own robust baseline: the median and MAD of every hour
+    from the key's first use to the end of the logs, quiet hours counted as zero.
+
+    Quiet hours are counted, not listed: there are ``z`` of them, all 0, below every busy hour, so the one or two
+    middle positions of the sorted hours (``p1``, ``p2``) are read off the busy hours' ranks; likewise for the
+    deviations from the median, where the quiet hours' deviation (the median itself) sits after the ``c`` busy
+    deviations not above it. The cost follows the busy hours (at most one per event), not the span of the logs times
+    the keys: two events ten thousand years apart cost what two events an hour apart do. Only a key and action
+    with an hour of at least ``spike_min_count`` calls can spike, so only those get a baseline."""
+    pair = "key_arn, event_name"
+
+    def on(a: str, b: str) -> str:
+        return f"{a}.key_arn = {b}.key_arn AND {a}.event_name = {b}.event_name"
+
+    def middle(pos: str) -> str:  # the value at position ``pos`` of the deviations, quiet hours' included
+        return (
+            f"CASE WHEN {pos} > c AND {pos} <= c + z THEN med ELSE "
+            f"max(CASE WHEN r = CASE WHEN {pos} <= c THEN {pos} ELSE {pos} - z END THEN d END) END"
+        )
+
     return Detection(
         "usage_spike",
         base="SELECT *, event_ts - event_ts % 3600 AS hour FROM {events} "
         f"WHERE is_crypto AND error_code IS NULL AND key_arn IS NOT NULL AND {HUMAN}",
         ctes=(
-            ", hourly AS (SELECT key_arn, event_name, hour, sum(n) AS n FROM hourly_agg "
-            "WHERE is_crypto AND ok AND human GROUP BY key_arn, event_name, hour)"
-            ", span AS (SELECT key_arn, event_name, min(hour) AS first_hour FROM hourly GROUP BY key_arn, event_name)"
-            ", filled AS (SELECT s.key_arn, s.event_name, c.hour, coalesce(h.n, 0) AS n FROM span s "
-            "JOIN hours c ON c.hour >= s.first_hour LEFT JOIN hourly h ON h.key_arn = s.key_arn "
-            "AND h.event_name = s.event_name AND h.hour = c.hour)"
-            ", stats AS (SELECT key_arn, event_name, median(n) AS med, count(*) AS nhours FROM filled "
-            "GROUP BY key_arn, event_name)"
-            ", dev AS (SELECT f.key_arn, f.event_name, median(abs(f.n - s.med)) AS mad FROM filled f "
-            "JOIN stats s ON f.key_arn = s.key_arn AND f.event_name = s.event_name GROUP BY f.key_arn, f.event_name)"
+            f", hourly AS (SELECT {pair}, hour, sum(n) AS n FROM hourly_agg "
+            f"WHERE is_crypto AND ok AND human GROUP BY {pair}, hour)"
+            f", span AS (SELECT h.key_arn, h.event_name, count(*) AS busy, "
+            "CAST((max(c.last_hour) - min(h.hour)) / 3600 AS BIGINT) + 1 AS nhours "
+            "FROM hourly h CROSS JOIN (SELECT max(hour) AS last_hour FROM hours) c "
+            f"GROUP BY h.key_arn, h.event_name HAVING max(h.n) >= {int(p.spike_min_count)})"
+            f", pos AS (SELECT {pair}, nhours, nhours - busy AS z, CAST(floor((nhours + 1) / 2) AS BIGINT) AS p1, "
+            "CAST(floor(nhours / 2) AS BIGINT) + 1 AS p2 FROM span)"
+            f", ranked AS (SELECT h.key_arn, h.event_name, h.n, row_number() OVER (PARTITION BY h.key_arn, "
+            f"h.event_name ORDER BY h.n) AS r FROM hourly h JOIN pos q ON {on('h', 'q')})"
+            ", stats AS (SELECT q.key_arn, q.event_name, q.nhours, q.z, q.p1, q.p2, "
+            "(coalesce(max(CASE WHEN k.r = q.p1 - q.z THEN k.n END), 0) "
+            "+ coalesce(max(CASE WHEN k.r = q.p2 - q.z THEN k.n END), 0)) / 2.0 AS med "
+            f"FROM pos q JOIN ranked k ON {on('k', 'q')} GROUP BY q.key_arn, q.event_name, q.nhours, q.z, q.p1, q.p2)"
+            ", devs AS (SELECT h.key_arn, h.event_name, abs(h.n - s.med) AS d, s.med, s.z, s.p1, s.p2 "
+            f"FROM hourly h JOIN stats s ON {on('h', 's')})"
+            f", dranked AS (SELECT *, row_number() OVER (PARTITION BY {pair} ORDER BY d) AS r, "
+            f"sum(CASE WHEN d <= med THEN 1 ELSE 0 END) OVER (PARTITION BY {pair}) AS c FROM devs)"
+            f", dev AS (SELECT {pair}, ({middle('p1')} + {middle('p2')}) / 2.0 AS mad FROM dranked "
+            f"GROUP BY {pair}, med, z, p1, p2, c)"
         ),
         groups="SELECT h.key_arn, h.event_name, h.hour, h.n, s.med, d.mad, s.nhours FROM hourly h "
-        "JOIN stats s ON h.key_arn = s.key_arn AND h.event_name = s.event_name "
-        "JOIN dev d ON h.key_arn = d.key_arn AND h.event_name = d.event_name "
+        f"JOIN stats s ON {on('h', 's')} JOIN dev d ON {on('h', 'd')} "
         f"WHERE s.nhours >= {int(p.spike_min_hours)} AND h.n >= {int(p.spike_min_count)} "
         f"AND h.n > s.med + {float(p.spike_k)} * greatest(1.4826 * d.mad, 1.0)",
         keys=("key_arn", "event_name", "hour"),

@@ -7,7 +7,7 @@ the "needed" rule for requestParameters, the S3 bucket of an encryption context,
 non-cryptographic calls, ``_principals``, ``_account_of``). Arrow's string kernels cost more per row than the whole
 scan, so they are used here only for what is rare: keys that the resources do not name (``_qualify``'s regular
 expression, response keys, their accounts), over just those rows. The table then goes through
-``cache.columns_to_table`` itself (time parsing, unreadable times), so both paths share that step.
+``cache.columns_to_table`` itself (time parsing, unreadable and implausible times), so both paths share that step.
 
 A file the scanner does not read exactly (other shapes, fields of other types, escapes in needed strings,
 duplicate members, malformed JSON or UTF-8 ...) is left alone, its stats untouched, for the msgspec path.
@@ -19,7 +19,7 @@ install time the extension is missing, ``AVAILABLE`` is False, and no file is ta
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, cast
 
@@ -85,7 +85,6 @@ def decode_tables(files: Sequence[tuple[bytes, str, FileStats]]) -> tuple[pa.Tab
         _derived_keys(c)
     by_name: dict[str, Any] = {
         **c,
-        "event_time": _TimeStrings(c["event_time"]),
         "is_crypto": pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(crypto_bits)], null_count=0),
     }
     stats_by_file: dict[str, FileStats] = {}
@@ -176,22 +175,6 @@ def _same(values: pa.Array) -> pa.Array:
 
 def _account_or(keys: pa.Array, recipients: pa.Array) -> pa.Array:
     return pc.coalesce(pc.struct_field(pc.extract_regex(keys, _ACCOUNT), [0]), recipients)
-
-
-class _TimeStrings:
-    """The event_time strings for cache.columns_to_table: Arrow for ``pa.array`` (no copy), Python strings only when
-    it iterates them to re-parse times strptime could not read (rare)."""
-
-    __slots__ = ("array",)
-
-    def __init__(self, array: pa.Array) -> None:
-        self.array = array
-
-    def __arrow_array__(self, type: pa.DataType | None = None) -> pa.Array:
-        return self.array
-
-    def __iter__(self) -> Iterator[str | None]:
-        return iter(self.array.to_pylist())
 
 
 class _ArrowColumns:

@@ -71,20 +71,24 @@ def path_facts(path: str) -> tuple[str | None, str | None, datetime | None, date
     m = _NAME.search(name)
     if m:
         account, region = m.group(1), m.group(2)
-        t = datetime.strptime(m.group(3), "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
-        start, end = t - PATH_TIME_SLACK, t + PATH_TIME_SLACK
+        start, end = _around(m.group(3), "%Y%m%dT%H%MZ", timedelta(0))
     d = _DIRS.search(path.replace(os.sep, "/"))
     if d:
         account = account or d.group(1)
         region = region or d.group(2)
         if start is None:
-            try:
-                day = datetime(int(d.group(3)), int(d.group(4)), int(d.group(5)), tzinfo=UTC)
-            except ValueError:
-                day = None
-            if day is not None:
-                start, end = day - PATH_TIME_SLACK, day + timedelta(days=1) + PATH_TIME_SLACK
+            start, end = _around("".join(d.group(3, 4, 5)), "%Y%m%d", timedelta(days=1))
     return account, region, start, end
+
+
+def _around(text: str, fmt: str, length: timedelta) -> tuple[datetime | None, datetime | None]:
+    """[t - slack, t + length + slack] for the time ``text`` states; (None, None) when it states none (a month
+    13, or a year 1 or 9999 whose slack falls outside what a datetime holds)."""
+    try:
+        t = datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        return t - PATH_TIME_SLACK, t + length + PATH_TIME_SLACK
+    except (ValueError, OverflowError):
+        return None, None
 
 
 def _looks_like_log(name: str) -> bool:

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from kmsguard.fileio import loads_json
 from kmsguard.model.snapshot import Key
 from kmsguard.store.queries import StoredUsage
 from kmsguard.store.schema import KeyRow
@@ -77,7 +78,7 @@ def key_view(row: KeyRow, stored_usage: StoredUsage | None = None, access: KeyAc
 
 def _statements(policy: str) -> list[dict[str, Any]]:
     try:
-        doc = json.loads(policy)
+        doc = loads_json(policy)  # fileio's limits: a stored policy nested 5,000 deep is not a 500
     except ValueError:
         return []
     sts = doc.get("Statement", []) if isinstance(doc, dict) else []
