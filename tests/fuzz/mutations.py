@@ -182,7 +182,7 @@ def tree_mutated(draw: st.DrawFn, docs: Sequence[Any], max_ops: int = 2) -> Any:
 
 def tree_mutants(docs: Sequence[Any], dump: Callable[[Any], str], max_ops: int = 2) -> st.SearchStrategy[Blob]:
     """``tree_mutated`` documents written back with ``dump`` (json_text or yaml_text)."""
-    return tree_mutated(docs, max_ops).map(lambda doc: Blob(raw(dump(doc)).encode("utf-8", "surrogatepass")))
+    return tree_mutated(docs, max_ops).map(lambda doc: written(doc, dump))
 
 
 def json_text(doc: Any) -> str:
@@ -191,6 +191,11 @@ def json_text(doc: Any) -> str:
 
 def yaml_text(doc: Any) -> str:
     return yaml.safe_dump(doc, allow_unicode=False, width=1_000_000)
+
+
+def written(doc: Any, dump: Callable[[Any], str]) -> Blob:
+    """A (mutated) document as file bytes: dumped, placeholders replaced, lone surrogates kept as they are."""
+    return Blob(raw(dump(doc)).encode("utf-8", "surrogatepass"))
 
 
 def gzipped(data: bytes) -> Blob:
