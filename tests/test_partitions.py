@@ -25,12 +25,11 @@ ACCOUNT = "123456789012"
 PARTNER = "999999999999"
 
 
-def seed(client: Any, region: str, partition: str) -> str:
-    kms, iam = client("kms", region), client("iam", region)
-    policy = {
+def key_policy(partition: str) -> dict[str, Any]:
+    """The account-id shorthand (this account's root user, in the key's partition) and a partner account."""
+    return {
         "Version": "2012-10-17",
         "Statement": [
-            # The account-id shorthand: this account's root user, in the key's partition.
             {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "kms:*", "Resource": "*"},
             {
                 "Sid": "Partner",
@@ -41,6 +40,11 @@ def seed(client: Any, region: str, partition: str) -> str:
             },
         ],
     }
+
+
+def seed(client: Any, region: str, partition: str) -> str:
+    kms, iam = client("kms", region), client("iam", region)
+    policy = key_policy(partition)
     key = kms.create_key(Description="cui", Policy=json.dumps(policy))["KeyMetadata"]
     kms.create_alias(AliasName="alias/cui", TargetKeyId=key["KeyId"])
     trust = {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
@@ -103,19 +107,7 @@ def test_scan_who_can_and_reports_in_the_partition(
 def test_policy_analysis_of_partition_principals(region: str, partition: str, tmp_path: Path) -> None:
     """``policy analyze``: the shorthand and the full root ARN of the same account are one principal in the
     policy's partition, and another account's root there is external."""
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "kms:*", "Resource": "*"},
-            {
-                "Sid": "Partner",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{PARTNER}:root"},
-                "Action": "kms:Decrypt",
-                "Resource": "*",
-            },
-        ],
-    }
+    policy = key_policy(partition)
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(policy))
     res = runner.invoke(
