@@ -264,6 +264,11 @@ def _check_yaml_events(text: str) -> None:
                 raise LoadError(_lone(_escape(m.group())), *where)
 
 
+def check_yaml_events(text: str) -> None:
+    """``load_yaml``'s depth and surrogate checks alone, for loaders that compose YAML with their own tags."""
+    _check_yaml_events(text)
+
+
 # --- writing ------------------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 
 from kmsguard import __version__
-from kmsguard.checks.registry import run_checks, select_checks
+from kmsguard.checks.registry import CheckSpec, run_checks, select_checks
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Finding
 from kmsguard.model.result import ScanResult
@@ -39,23 +39,36 @@ def judge(
     selection and the same mutes apply to them.
     """
     config = config or ScanConfig()
-    specs = [s for s in select_checks(only, skip) if config.enabled(s.id)]
-    findings: list[Finding] = []
-    plain = [s for s in specs if s.id not in config.checks]
-    if plain:
-        findings.extend(run_checks(snapshot, config, plain))
-    for spec in specs:
-        if spec.id in config.checks:
-            findings.extend(run_checks(snapshot, config.for_check(spec.id), [spec]))
+    findings = run_selected(snapshot, config, select_checks(only, skip))
     only_set, skip_set = set(only or ()), set(skip or ())
     findings.extend(f for f in extra if (not only_set or f.check_id in only_set) and f.check_id not in skip_set)
-    outcome = apply_mutes(findings, config.mutes, today or datetime.now(UTC).date())
-    for message in outcome.warnings:
-        warn(message)
     return ScanResult(
         kmsguard_version=__version__,
         scanned_at=snapshot.collected_at,
         accounts=sorted(a.account_id for a in snapshot.accounts),
         regions=snapshot.regions(),
-        findings=outcome.findings,
+        findings=mute(findings, config, today, warn),
     )
+
+
+def run_selected(snapshot: Snapshot, config: ScanConfig, specs: Iterable[CheckSpec]) -> list[Finding]:
+    """The checks of ``specs`` that ``config`` enables, each with its own options from ``config.checks``."""
+    enabled = [s for s in specs if config.enabled(s.id)]
+    findings: list[Finding] = []
+    plain = [s for s in enabled if s.id not in config.checks]
+    if plain:
+        findings.extend(run_checks(snapshot, config, plain))
+    for spec in enabled:
+        if spec.id in config.checks:
+            findings.extend(run_checks(snapshot, config.for_check(spec.id), [spec]))
+    return findings
+
+
+def mute(
+    findings: list[Finding], config: ScanConfig, today: date | None = None, warn: Callable[[str], None] = warn_stderr
+) -> list[Finding]:
+    """``config``'s mutes applied (see ``judge``); one warning per expired mute that still matched."""
+    outcome = apply_mutes(findings, config.mutes, today or datetime.now(UTC).date())
+    for message in outcome.warnings:
+        warn(message)
+    return outcome.findings

@@ -86,6 +86,7 @@ def _is_root(arn: str) -> bool:
     remediation="Name the principals that need the key in its key policy, bound the account statement with "
     "kms:CallerAccount and a principal condition, and scope identity policies to named key ARNs.",
     topics=["key_policy_least_privilege", "separation_of_duties"],
+    live_only=True,  # needs the whole account's IAM, which no template holds
 )
 def key_decrypt_via_broad_iam(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     for key, access, error in _keys(snapshot):
@@ -122,6 +123,7 @@ def key_decrypt_via_broad_iam(snapshot: Snapshot, config: ScanConfig) -> Iterato
     remediation="Remove the path that gives the principal access (key policy statement, identity policy, "
     "grant or trust policy shown in the evidence), or add it to decrypt_allowed if it is intended.",
     topics=["key_policy_least_privilege", "key_policy_no_external_access"],
+    live_only=True,  # needs the whole account's IAM, which no template holds
 )
 def key_decryptable_by_unintended(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     if not config.decrypt_allowed:
@@ -166,6 +168,7 @@ def key_decryptable_by_unintended(snapshot: Snapshot, config: ScanConfig) -> Ite
     "them with named administrators, bounded by kms:GrantIsForAWSResource for grants), and alarm on "
     "PutKeyPolicy/CreateGrant.",
     topics=["separation_of_duties"],
+    live_only=True,  # needs the whole account's IAM, which no template holds
 )
 def key_admin_can_grant_itself_use(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     for key, access, error in _keys(snapshot):
@@ -201,6 +204,7 @@ def key_admin_can_grant_itself_use(snapshot: Snapshot, config: ScanConfig) -> It
     remediation="Tighten the trust policy of the first role in the chain (name the intended principals, add "
     "conditions), or remove the role's decrypt access.",
     topics=["key_policy_least_privilege"],
+    live_only=True,  # needs the whole account's IAM, which no template holds
 )
 def role_chain_to_decrypt(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     for key, access, error in _keys(snapshot):

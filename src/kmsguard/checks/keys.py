@@ -160,6 +160,7 @@ def _days_until(when: datetime | None, now: datetime) -> int | None:
     "unreadable for good. Deleting a key should be rare, deliberate and cancelled if anything still uses it.",
     remediation="aws kms cancel-key-deletion --key-id <key-id> && aws kms enable-key --key-id <key-id>",
     topics=["key_not_pending_deletion"],
+    live_only=True,  # a template cannot schedule a deletion: that is live state
 )
 def key_pending_deletion(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     for item in _customer_keys(snapshot, "deletion state"):

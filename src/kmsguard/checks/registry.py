@@ -44,6 +44,9 @@ class CheckSpec:
     remediation: str
     topics: tuple[str, ...]
     func: CheckFunc
+    # True for a check that judges what only a live account has (key state such as pending deletion, CloudTrail
+    # usage, the whole account's IAM): `kmsguard iac` does not run it on templates.
+    live_only: bool = False
 
     @property
     def compliance(self) -> dict[str, list[str]]:
@@ -62,6 +65,7 @@ def check(
     rationale: str,
     remediation: str,
     topics: Iterable[str] = (),
+    live_only: bool = False,
 ) -> Callable[[CheckFunc], CheckFunc]:
     topics = tuple(topics)
     unknown = set(topics) - known_topics()
@@ -71,7 +75,7 @@ def check(
     def register(func: CheckFunc) -> CheckFunc:
         if id in REGISTRY:
             raise ValueError(f"check id {id!r} registered twice")
-        REGISTRY[id] = CheckSpec(id, title, severity, family, rationale, remediation, topics, func)
+        REGISTRY[id] = CheckSpec(id, title, severity, family, rationale, remediation, topics, func, live_only)
         return func
 
     return register

@@ -54,6 +54,7 @@ def checks(
                         "rationale": s.rationale,
                         "remediation": s.remediation,
                         "compliance": s.compliance,
+                        "live_only": s.live_only,
                     }
                     for s in specs
                 ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from kmsguard import __version__
-from kmsguard.cli import access, checks_cmd, demo, export, fix, monitoring, policy, provision, report, scan, trail
+from kmsguard.cli import access, checks_cmd, demo, export, fix, iac, monitoring, policy, provision, report, scan, trail
 from kmsguard.cli import monitor as monitor_cmd
 from kmsguard.cli import serve as serve_cmd
 
@@ -29,6 +29,7 @@ app.add_typer(monitoring.app, name="monitoring")
 app.command("monitor")(monitor_cmd.monitor)
 app.command("serve")(serve_cmd.serve)
 app.add_typer(trail.app, name="trail")
+app.add_typer(iac.app, name="iac")
 
 
 def _version(value: bool) -> None:

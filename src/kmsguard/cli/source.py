@@ -44,7 +44,7 @@ FROM_SNAPSHOT = typer.Option(None, "--from-snapshot", help="Judge a saved snapsh
 CHECKS = typer.Option(None, "--checks", help="Run only these check ids (comma-separated).")
 SKIP = typer.Option(None, "--skip-checks", help="Skip these check ids.")
 CONFIG = typer.Option(None, "--config", help="kmsguard.yaml (default: ./kmsguard.yaml if present).")
-TRUSTED = typer.Option(None, "--trusted-accounts", help="Accounts whose principals are not external.")
+TRUSTED = typer.Option(None, "--trusted-accounts", help="Accounts whose principals are not external (comma-separated).")
 TRUSTED_ORG = typer.Option(None, "--trusted-org-id", help="Organizations (o-...) whose principals are not external.")
 ROTATION = typer.Option(None, "--rotation-max-days", help="Longest acceptable rotation period (default 365).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")

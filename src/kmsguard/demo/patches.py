@@ -848,6 +848,28 @@ def _patch_request_counter() -> None:
     convert_to_flask_response.__call__ = __call__  # type: ignore[method-assign]
 
 
+def _patch_cloudformation_keys() -> None:
+    """CloudFormation's AWS::KMS::Key stores KeyPolicy as JSON text and takes {Key, Value} tags, as AWS does.
+
+    moto's handler keeps the policy as the template's parsed object (GetKeyPolicy then answers an object, which
+    no client can read) and hands CloudFormation's tags to a tagger that wants the API's {TagKey, TagValue}
+    (create_stack fails). Every other property goes to moto untouched."""
+    from moto.kms.models import Key
+
+    create = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def as_in_aws(cls: type, name: str, template: dict[str, Any], account_id: str, region: str, **kw: Any) -> Any:
+        props = dict(template.get("Properties") or {})
+        if "KeyPolicy" in props and not isinstance(props["KeyPolicy"], str):
+            props["KeyPolicy"] = json.dumps(props["KeyPolicy"])
+        props["Tags"] = [
+            {"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t for t in props.get("Tags") or []
+        ]
+        return create(cls, name, {**template, "Properties": props}, account_id, region, **kw)
+
+    Key.create_from_cloudformation_json = classmethod(as_in_aws)  # type: ignore[method-assign,assignment]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # kmsguard's endpoints under /moto-api/kmsguard/
 
@@ -901,6 +923,7 @@ PATCHES: list[Callable[[], None]] = [
     _patch_trail_default_selectors,
     _patch_key_policy_deny,
     _patch_request_counter,
+    _patch_cloudformation_keys,
     _patch_endpoints,
 ]
 

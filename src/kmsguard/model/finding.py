@@ -39,6 +39,17 @@ def region_arn(partition: str, account: str, region: str) -> str:
     return f"arn:{partition}:::{account}:{region}"
 
 
+class FindingLocation(BaseModel):
+    """Where an IaC finding's resource is written (``kmsguard iac``): the file relative to the scanned root,
+    the 1-based line its declaration starts on, and its CloudFormation logical id or Terraform address."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str
+    line: int
+    resource: str
+
+
 class Finding(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +66,8 @@ class Finding(BaseModel):
     # framework id -> control ids, e.g. {"nist-800-171": ["3.13.10"], "cmmc-l2": ["SC.L2-3.13.10"]}
     compliance: dict[str, list[str]] = Field(default_factory=dict)
     mute_reason: str | None = None
+    # Only on findings about templates (`kmsguard iac`); absent from a live scan's outputs.
+    location: FindingLocation | None = None
 
     @property
     def failing(self) -> bool:

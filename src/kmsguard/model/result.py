@@ -60,13 +60,16 @@ class ScanResult(BaseModel):
         """The stable JSON contract of `kmsguard scan --format json` (findings in ``finding_sort_key`` order).
 
         Keys come out in the order written here and in Finding's field order; ``mute_reason`` is present only
-        on findings that carry one (MUTED), so unmuted findings have exactly the documented keys. ``trail_usage``
-        is present only when the scan analysed CloudTrail logs, so a scan without them reads as before.
+        on findings that carry one (MUTED), and ``location`` only on IaC findings (`kmsguard iac`), so a live
+        scan's unmuted findings have exactly the documented keys. ``trail_usage`` is present only when the scan
+        analysed CloudTrail logs, so a scan without them reads as before.
         """
         findings: list[dict[str, Any]] = _FINDINGS.dump_python(self.sorted_findings(), mode="json")
         for f in findings:
             if f["mute_reason"] is None:
                 del f["mute_reason"]
+            if f["location"] is None:
+                del f["location"]
         out: dict[str, Any] = {
             "kmsguard_version": self.kmsguard_version,
             "scanned_at": self.scanned_at.isoformat(),

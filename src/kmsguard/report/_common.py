@@ -73,8 +73,10 @@ def short_resource(f: Finding) -> str:
 
     ``arn:aws:kms:us-east-1:111122223333:key/1234abcd-...`` -> ``key/1234abcd-...``; the account/region
     pseudo-ARN ``arn:aws:::111122223333:us-east-1`` -> ``account 111122223333``. Anything that is not
-    ARN-shaped is returned unchanged.
+    ARN-shaped is returned unchanged. A template's finding (`kmsguard iac`) is named by file, line and resource.
     """
+    if f.location is not None:  # a template's resource: where it is written
+        return f"{f.location.file}:{f.location.line} {f.location.resource}"
     # Only a key's own alias names it: the evidence of a finding on a bucket may cite the alias of the key
     # the bucket uses, which would mislabel the bucket.
     alias = _alias(f.evidence) if f.resource_type == "AWS::KMS::Key" else None

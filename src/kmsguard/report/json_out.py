@@ -1,5 +1,5 @@
 """``--format json``: exactly ``ScanResult.to_json_dict()``, the documented contract (``trail_usage`` last, only
-when the scan analysed CloudTrail logs).
+when the scan analysed CloudTrail logs; a finding's ``location`` only on `kmsguard iac` findings).
 
 Layout: the top level and the summary are indented; each finding is one line (keys in contract order), so
 the report diffs and greps finding by finding.
@@ -35,6 +35,9 @@ def _finding_fields(f: Finding) -> dict[str, Any]:
     fields = dict(f.__dict__)
     if fields.get("mute_reason") is None:
         fields.pop("mute_reason", None)
+    location = fields.pop("location", None)
+    if location is not None:  # IaC findings only: where the resource is written
+        fields["location"] = location.model_dump()
     return fields
 
 

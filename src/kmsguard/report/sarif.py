@@ -20,8 +20,10 @@ Mapping decisions (one run, tool.driver ``kmsguard``):
   result rather than a toolExecutionNotification so that a blind spot stays on the resource it concerns and
   is not hidden in the run's diagnostics.
 - **PASS** is not emitted (SARIF consumers list results as alerts); the counts are in run.properties.
-- **Locations**: the resource ARN as a logicalLocation (fullyQualifiedName = ARN, kind ``resource``). There is
-  no file, so by default no physicalLocation. GitHub code scanning rejects a whole upload whose results have
+- **Locations**: the resource ARN as a logicalLocation (fullyQualifiedName = ARN, kind ``resource``). A
+  finding on a template (`kmsguard iac`) has a ``location``: its physicalLocation is that file (relative to the
+  scanned root) with ``region.startLine``, which is what code scanning annotates. A live scan has no file, so by
+  default no physicalLocation. GitHub code scanning rejects a whole upload whose results have
   no ``physicalLocation.artifactLocation.uri``; ``render_sarif(..., artifact_uri="path/in/repo")`` anchors
   every result to that file (e.g. the kmsguard.yaml or IaC template the repository keeps) for that case.
 - **partialFingerprints** ``kmsguardResource/v1`` = sha256 of check id and resource ARN: stable across runs,
@@ -153,7 +155,12 @@ def _result(f: Finding, rule_index: int, artifact_uri: str | None) -> dict[str, 
     location: dict[str, Any] = {
         "logicalLocations": [{"fullyQualifiedName": f.resource_arn, "name": short_resource(f), "kind": "resource"}]
     }
-    if artifact_uri is not None:
+    if f.location is not None:  # an IaC finding: the template file and the line its resource starts on
+        location["physicalLocation"] = {
+            "artifactLocation": {"uri": f.location.file},
+            "region": {"startLine": max(1, f.location.line)},
+        }
+    elif artifact_uri is not None:
         location["physicalLocation"] = {"artifactLocation": {"uri": artifact_uri}}
     out: dict[str, Any] = {"ruleId": f.check_id, "ruleIndex": rule_index}
     if f.status is Status.ERROR:

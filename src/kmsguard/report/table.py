@@ -102,8 +102,12 @@ def _summary_panel(result: ScanResult, listed: int, shown: int) -> Panel:
         if i:
             status_line.append(" · ")
         status_line.append(f"{st.value} {by_status[st.value]}", style=STATUS_STYLE[st])
+    files = sorted({f.location.file for f in result.findings if f.location is not None})
     scope = Text(
-        f"Scanned {len(result.accounts)} account(s): {name_list(result.accounts)}; "
+        f"Judged {len(files)} template file(s) as deployed to account {name_list(result.accounts)}, "
+        f"region {name_list(result.regions)}; at {iso_z(result.scanned_at, seconds=True)}"
+        if files
+        else f"Scanned {len(result.accounts)} account(s): {name_list(result.accounts)}; "
         f"{len(result.regions)} region(s): {name_list(result.regions)}; at {iso_z(result.scanned_at, seconds=True)}"
     )
     lines = [sev_line, status_line, scope]
@@ -117,7 +121,8 @@ def _summary_panel(result: ScanResult, listed: int, shown: int) -> Panel:
                 style="dim",
             )
         )
-    return Panel(Group(*lines), title="kmsguard scan", title_align="left", box=box.ROUNDED, expand=False)
+    title = "kmsguard iac scan" if files else "kmsguard scan"
+    return Panel(Group(*lines), title=title, title_align="left", box=box.ROUNDED, expand=False)
 
 
 def print_table(result: ScanResult, console: Console | None = None, max_rows: int = MAX_ROWS) -> None:

@@ -166,9 +166,16 @@ _SPECS: list[tuple[str, str, Severity, str, str, tuple[str, ...]]] = [
 
 for _id, _title, _sev, _why, _fix, _topics in _SPECS:
     if _id not in REGISTRY:  # re-import safe (tests reload modules)
-        check(_id, title=_title, severity=_sev, family=FAMILY, rationale=_why, remediation=_fix, topics=_topics)(
-            _from_logs
-        )
+        check(
+            _id,
+            title=_title,
+            severity=_sev,
+            family=FAMILY,
+            rationale=_why,
+            remediation=_fix,
+            topics=_topics,
+            live_only=True,  # judged from CloudTrail logs, never from a template
+        )(_from_logs)
 
 TRAIL_CHECK_IDS = tuple(s[0] for s in _SPECS)
 
