@@ -18,6 +18,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 from cfnlint.api import ManualArgs, lint_file
 from typer.testing import CliRunner, Result
 
@@ -190,6 +191,18 @@ def test_a_directory_without_a_template_exits_2() -> None:
     res = iac("scan", str(DATA / "none"), "-q")
     assert res.exit_code == 2
     assert "no CloudFormation template" in res.output
+
+
+def test_the_pre_commit_hook_passes_a_commit_that_touches_no_template() -> None:
+    # The hook (.pre-commit-hooks.yaml) hands kmsguard every staged YAML/JSON file: a workflow file alone is not a
+    # template, and that commit must pass, while the same files without the flag are still a usage error.
+    hook = yaml.safe_load((Path(__file__).parents[2] / ".pre-commit-hooks.yaml").read_text())[0]
+    entry = hook["entry"].split()
+    assert entry[:3] == ["kmsguard", "iac", "scan"] and "--allow-no-templates" in entry
+    files = [str(p) for p in sorted((DATA / "none").iterdir())]
+    res = iac(*entry[2:], *files)
+    assert res.exit_code == 0, res.output
+    assert "no template among the paths" in res.output
 
 
 def diff_json(*args: str) -> tuple[int, list[dict[str, Any]]]:

@@ -116,6 +116,11 @@ def scan(
     region: str = REGION_OPTION,
     root: Path | None = ROOT_OPTION,
     quiet: bool = QUIET,
+    allow_no_templates: bool = typer.Option(
+        False,
+        "--allow-no-templates",
+        help="Exit 0 when the paths hold no template (a pre-commit hook handed only other YAML or JSON files).",
+    ),
 ) -> None:
     """Judge templates with the same checks and policy engine as `kmsguard scan`; each finding names its file
     and line."""
@@ -131,7 +136,11 @@ def scan(
         specs = iac_checks(split_csv(checks), split_csv(skip_checks))
     except ValueError as e:
         fail(str(e))
-    result = keep_findings(_judge(paths, root or Path.cwd(), ctx, cfg, specs, quiet), sevs, stats)
+    judged = _judge(paths, root or Path.cwd(), ctx, cfg, specs, quiet, allow_no_templates)
+    if judged is None:
+        typer.echo("kmsguard iac: no template among the paths; nothing to judge", err=True)
+        raise typer.Exit(EXIT_OK)
+    result = keep_findings(judged, sevs, stats)
     if fmt == "table":
         from kmsguard.report.table import print_table
 
@@ -142,10 +151,16 @@ def scan(
 
 
 def _judge(
-    paths: Sequence[Path], root: Path, ctx: IacContext, cfg: ScanConfig, specs: Sequence[CheckSpec], quiet: bool
-) -> ScanResult:
+    paths: Sequence[Path],
+    root: Path,
+    ctx: IacContext,
+    cfg: ScanConfig,
+    specs: Sequence[CheckSpec],
+    quiet: bool,
+    allow_none: bool = False,
+) -> ScanResult | None:
     """Every template under ``paths`` loaded and judged (on every core for many); exit 2 naming the first file
-    that cannot be read, or when there is no template at all."""
+    that cannot be read, or when there is no template at all (None then, with ``allow_none``)."""
     from kmsguard.iac.discover import sources
     from kmsguard.iac.judge import iac_result
     from kmsguard.iac.run import default_workers, judge_sources
@@ -164,6 +179,8 @@ def _judge(
         except IacError as e:
             fail(str(e))
     if not judged.units:
+        if allow_none:
+            return None
         fail(f"no CloudFormation template, Terraform file or plan under {', '.join(map(str, paths))}")
     return iac_result(judged.findings, ctx, cfg, at)
 
