@@ -57,16 +57,18 @@ def test_a_scan_past_its_deadline_judges_what_was_read_and_exits_3(proxy: FaultP
 def test_a_monitor_cycle_past_its_deadline_stores_what_was_read_and_exits_3(
     proxy: FaultProxy, client: Any, tmp_path: Path
 ) -> None:
-    estate = make_keys(client, *KEYS)
-    proxy.hang("DescribeKey")  # 40 keys on 16 workers: three rounds of 1 s, past a 2 s deadline
+    # 80 keys on 16 workers: five rounds of 1 s, past a 4 s deadline. The deadline leaves room for ListKeys on a
+    # loaded machine (at 2 s a CI worker under load once ran out of it before anything was listed).
+    estate = make_keys(client, *(f"m{i:02}" for i in range(80)))
+    proxy.hang("DescribeKey")
     db = f"sqlite:///{tmp_path / 'monitor.db'}"
     run = kmsguard_process(
         "monitor", "--once", "--db", db, "--endpoint-url", proxy.endpoint_url, "--regions", EAST, "-q",
-        "--timeout", "1", "--max-attempts", "1", "--deadline", "2",
+        "--timeout", "1", "--max-attempts", "1", "--deadline", "4",
     )  # fmt: skip
     assert run.exit_code == 3, run.stderr
-    assert "the --deadline of 2 s passed" in run.stderr
+    assert "the --deadline of 4 s passed" in run.stderr
     with open_store(db).session() as s:
         rows = s.execute(select(FindingRow.resource_arn, FindingRow.status, FindingRow.message)).all()
     assert {arn for arn, _, _ in rows} >= set(estate.arns.values())  # every key stored
-    assert any(status == "ERROR" and "--deadline of 2 s passed" in message for _, status, message in rows)
+    assert any(status == "ERROR" and "--deadline of 4 s passed" in message for _, status, message in rows)

@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from kmsguard.aws.errors import DeadlinePassed
-
 # Defaults of --timeout, --max-attempts and --deadline (README "AWS calls: timeouts, retries, deadline").
 TIMEOUT = 20.0  # seconds to connect, then for each read of the answer
 MAX_ATTEMPTS = 5  # attempts per call, the first included
@@ -89,6 +87,8 @@ class RunClock:
             if self._ends is None or time.monotonic() < self._ends:
                 return
             self.refused += 1
+        from kmsguard.aws.errors import DeadlinePassed  # here: botocore loads only once a call is made
+
         raise DeadlinePassed(deadline=describe_seconds(self.seconds or 0))
 
     @property

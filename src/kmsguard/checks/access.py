@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
 
 from kmsguard.checks.registry import Result, check, key_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
 from kmsguard.model.snapshot import Key, Snapshot
-from kmsguard.policy.access import AccessEvaluator, KeyAccess
 from kmsguard.policy.errors import PolicyError
-from kmsguard.policy.estate import build_estate
+
+if TYPE_CHECKING:  # the engine (z3 and all) loads when a check runs, not when the registry is listed
+    from kmsguard.policy.access import KeyAccess
 
 DECRYPT, PUT_POLICY, CREATE_GRANT = "kms:Decrypt", "kms:PutKeyPolicy", "kms:CreateGrant"
 ACTIONS = (DECRYPT, PUT_POLICY, CREATE_GRANT)
@@ -30,6 +32,9 @@ def effective_access(snapshot: Snapshot) -> dict[str, KeyAccess | str]:
     hit = _CACHE.get(id(snapshot))
     if hit is not None and hit[0] is snapshot:
         return hit[1]
+    from kmsguard.policy.access import AccessEvaluator
+    from kmsguard.policy.estate import build_estate
+
     estate = build_estate(snapshot)
     ev = AccessEvaluator(estate)
     iam_missing = {a.account_id: a for a in snapshot.accounts if a.iam is None}

@@ -14,7 +14,6 @@ from kmsguard.checks.registry import Result, check, key_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
 from kmsguard.model.snapshot import IamPolicy, Snapshot
-from kmsguard.policy.analyze import identity_policy_all_keys
 from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.grants import assess_grant
 
@@ -41,6 +40,9 @@ def iam_policy_allows_decrypt_all_keys(snapshot: Snapshot, config: ScanConfig) -
 def _judge_identity_policy(account: str, pol: IamPolicy) -> Result:
     def result(status: Status, message: str, evidence: dict[str, Any] | None = None) -> Result:
         return Result(status, account, "global", "AWS::IAM::Policy", pol.arn, message, evidence or {})
+
+    # Imported here, not at the top: the engine (z3) loads when a check runs, not when the registry is listed.
+    from kmsguard.policy.analyze import identity_policy_all_keys
 
     try:
         grant = identity_policy_all_keys(pol.document, READ_ACTIONS)

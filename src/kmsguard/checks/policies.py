@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kmsguard.checks.registry import Result, check, key_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
 from kmsguard.model.snapshot import Key, Snapshot
-from kmsguard.policy.analyze import KeyPolicyAnalysis, analyze_key_policy_cached
 from kmsguard.policy.errors import PolicyError
 
-Judge = Callable[[Key, KeyPolicyAnalysis], Result]
+if TYPE_CHECKING:  # the engine (z3 and all) loads when a check runs, not when the registry is listed
+    from kmsguard.policy.analyze import KeyPolicyAnalysis
+
+    Judge = Callable[[Key, KeyPolicyAnalysis], Result]
 
 
 def trusted_sets(snapshot: Snapshot, config: ScanConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -36,6 +38,8 @@ def _judged_keys(snapshot: Snapshot) -> Iterator[Key]:
 
 
 def _each_key(snapshot: Snapshot, config: ScanConfig, judge: Judge) -> Iterator[Result]:
+    from kmsguard.policy.analyze import analyze_key_policy_cached
+
     trusted, orgs = trusted_sets(snapshot, config)
     for key in _judged_keys(snapshot):
         if key.policy is None:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from kmsguard.checks.registry import load_builtin_checks
-from kmsguard.cli.common import fail, severities
 from kmsguard.compliance.mapping import FRAMEWORKS, framework_controls, supporting_checks
 from kmsguard.compliance.mapping import family as control_family
 
@@ -35,8 +32,16 @@ def checks(
     catalogue = load_builtin_checks()
     families = sorted({s.family for s in catalogue.values()})
     if family is not None and family not in families:
+        # cli.common (rich's console, the progress bar, the result model) is imported where it is used, not at
+        # the top: a plain listing never needs it.
+        from kmsguard.cli.common import fail
+
         fail(f"--family: {family!r} is not one of {', '.join(families)}")
-    sevs = severities(severity)
+    sevs = None
+    if severity:
+        from kmsguard.cli.common import severities
+
+        sevs = severities(severity)
     specs = [
         s
         for _, s in sorted(catalogue.items())
@@ -62,6 +67,9 @@ def checks(
             )
         )
         return
+    from rich.console import Console  # tables only: `-f json` has no use for rich's tables
+    from rich.table import Table
+
     table = Table(show_lines=True)
     for col in ("id", "severity", "family", "title / rationale", "remediation"):
         table.add_column(col, overflow="fold")
@@ -76,6 +84,8 @@ def _framework(framework: str, fmt: str) -> None:
     A control no check supports is listed as not assessed: the catalogue never implies it passes.
     """
     if framework not in FRAMEWORKS:
+        from kmsguard.cli.common import fail
+
         fail(f"--framework: {framework!r} is not one of {', '.join(FRAMEWORKS)}")
     topics = {cid: s.topics for cid, s in load_builtin_checks().items()}
     rows = [(c, control_family(framework, c.id), supporting_checks(c, topics)) for c in framework_controls(framework)]
@@ -90,6 +100,9 @@ def _framework(framework: str, fmt: str) -> None:
         }
         typer.echo(json.dumps(doc, indent=2))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     name, version = FRAMEWORKS[framework]
     table = Table(title=f"{name} ({version}): KMS-relevant controls and kmsguard checks", show_lines=True)
     for col in ("control", "title", "family", "checks"):

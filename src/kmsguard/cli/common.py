@@ -16,7 +16,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
-from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable, error_code
 from kmsguard.aws.options import MAX_ATTEMPTS, TIMEOUT, AwsOptions, describe_seconds
 from kmsguard.config import ScanConfig
 from kmsguard.config_file import ConfigFileError, load_config
@@ -135,6 +134,7 @@ def duration_seconds(text: str, flag: str) -> float:
 def check_regions(options: AwsOptions) -> None:
     """Exit 2 naming any requested or excluded region that is no AWS region (a typo), before anything is scanned."""
     from kmsguard.arn import partition_of
+    from kmsguard.aws.errors import AwsUnavailable
     from kmsguard.aws.regions import botocore_regions, unknown_regions
 
     partitions = sorted({partition_of(r) for r in options.regions or ()})
@@ -275,6 +275,7 @@ def write_output(data: str | bytes, output: Path | str | None, aws: AwsOptions |
 
 
 def _put_s3(url: str, data: bytes, aws: AwsOptions) -> None:
+    from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable, error_code
     from kmsguard.aws.session import SessionFactory
     from kmsguard.trail.sources import split_s3
 
@@ -335,6 +336,7 @@ def progress_bar(enabled: bool) -> Iterator[BarProgress | None]:
 def collect_live(options: AwsOptions, quiet: bool) -> Snapshot:
     """Collect a Snapshot from AWS with a progress bar on a terminal; exit 2 for a region that does not exist,
     3 when AWS cannot be reached or every call failed."""
+    from kmsguard.aws.errors import AwsUnavailable
     from kmsguard.collect.snapshot import collect_snapshot
 
     check_regions(options)

@@ -103,6 +103,19 @@ def demo(
     fmt: str = typer.Option("table", "--format", "-f", help="How to print the findings: table or json."),
     port: int | None = typer.Option(None, "--port", help="Emulator port on 127.0.0.1 (default: a free port)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    aws_latency: str | None = typer.Option(
+        None,
+        "--aws-latency",
+        metavar="MS[:JITTER]",
+        help="Make every emulator request wait MS milliseconds (uniformly ± JITTER), as AWS's network does.",
+    ),
+    aws_quotas: str | None = typer.Option(
+        None,
+        "--aws-quotas",
+        metavar="default|FILE",
+        help="Throttle the emulator at AWS's request quotas per account, Region and operation: the built-in "
+        "table (default) or a file in its format (docs/emulator.md).",
+    ),
 ) -> None:
     """Scan an embedded AWS emulator filled with a sample estate (two regions, about 30 keys)."""
     if fmt not in DEMO_FORMATS:
@@ -114,8 +127,17 @@ def demo(
     local_dir(output_dir, "--output-dir")
 
     from kmsguard.demo.emulator import Emulator
+    from kmsguard.demo.quotas import load_quotas, parse_latency
 
-    emulator = Emulator(port=port)
+    try:
+        latency = parse_latency(aws_latency) if aws_latency is not None else None
+    except ValueError as e:
+        fail(f"--aws-latency: {e}")
+    try:
+        quotas = load_quotas(aws_quotas) if aws_quotas is not None else None
+    except ValueError as e:  # QuotaFileError names the file and line
+        fail(f"--aws-quotas: {e}")
+    emulator = Emulator(port=port, aws_latency=latency, aws_quotas=quotas)
     # The whole demo runs in the scoped environment: moto itself creates boto3 sessions while it loads, and a
     # user's AWS_PROFILE or ~/.aws must not reach those either.
     with scoped_aws_env(emulator.endpoint_url, "us-east-1"):
@@ -141,10 +163,18 @@ def _run(emulator: Emulator, output_dir: Path, fmt: str, quiet: bool) -> int:
 
     endpoint = emulator.endpoint_url
     _say(f"[bold]kmsguard demo[/]: AWS emulator (moto + kmsguard's emulator layer) on {endpoint}")
+    if emulator.aws_latency is not None or emulator.aws_quotas is not None:
+        lat = emulator.aws_latency
+        _say(
+            f"AWS's time: latency {f'{lat.ms:g} ± {lat.jitter_ms:g} ms' if lat else 'none'}, "
+            f"quotas {emulator.aws_quotas.origin if emulator.aws_quotas else 'none'} (from the scan on)"
+        )
 
     started = time.perf_counter()
     try:
-        info = seed_estate(endpoint)
+        # The sample estate is the demo's premise, not part of what AWS's time is meant to show.
+        with emulator.aws_time_paused():
+            info = seed_estate(endpoint)
     except Exception as e:  # the estate is ours: any failure here is a bug worth a clear line, not a traceback
         _say(f"[bold red]error:[/] seeding the sample estate failed: {type(e).__name__}: {e}")
         return EXIT_BROKEN
@@ -167,7 +197,7 @@ def _run(emulator: Emulator, output_dir: Path, fmt: str, quiet: bool) -> int:
     except Exception as e:
         _say(f"[bold red]error:[/] the scan failed: {type(e).__name__}: {e}")
         return EXIT_BROKEN
-    calls = emulator.request_count()
+    calls, throttled = emulator.request_count(), sum(emulator.throttled_counts().values())
     scan_seconds = time.perf_counter() - started
 
     try:
@@ -179,18 +209,18 @@ def _run(emulator: Emulator, output_dir: Path, fmt: str, quiet: bool) -> int:
     from kmsguard.cli.scan import emit
 
     emit(result, fmt, None)
-    _print_summary(result, len(snapshot.all_keys()), calls, scan_seconds)
+    _print_summary(result, len(snapshot.all_keys()), calls, scan_seconds, throttled)
     return _write_reports(result, output_dir)
 
 
-def _print_summary(result: ScanResult, keys: int, calls: int, seconds: float) -> None:
+def _print_summary(result: ScanResult, keys: int, calls: int, seconds: float, throttled: int = 0) -> None:
     summary = result.summary()
     by_status = ", ".join(f"{n} {s}" for s, n in summary["by_status"].items() if n)
     by_sev = ", ".join(f"{n} {s}" for s, n in summary["failing_by_severity"].items() if n)
     _say("")
     _say(
         f"[bold]Summary[/]: scanned {keys} keys in {len(result.accounts)} accounts and {len(result.regions)} regions "
-        f"in {seconds:.1f} s with {calls} AWS calls"
+        f"in {seconds:.1f} s with {calls} AWS calls" + (f" ({throttled} answered with throttling)" if throttled else "")
     )
     _say(f"  findings: {summary['total']} ({by_status or 'none'})")
     if by_sev:

@@ -1,35 +1,72 @@
-"""Entry point of the `kmsguard` command."""
+"""Entry point of the `kmsguard` command.
+
+Commands are listed in ``COMMANDS`` and imported only when one runs (cli/lazy.py says why): `kmsguard
+--version`, `--help` and `checks` start without boto3, SQLAlchemy or z3.
+"""
 
 from __future__ import annotations
 
 import typer
 
 from kmsguard import __version__
-from kmsguard.cli import access, checks_cmd, demo, export, fix, iac, monitoring, policy, provision, report, scan, trail
-from kmsguard.cli import monitor as monitor_cmd
-from kmsguard.cli import serve as serve_cmd
+from kmsguard.cli.lazy import Lazy, LazyGroup
+
+# name -> where the command lives and its line in `kmsguard --help`, in the order the help lists them.
+# tests/cli/test_startup.py holds each line equal to the command's own help.
+COMMANDS: dict[str, Lazy] = {
+    "scan": Lazy(
+        "kmsguard.cli.scan", "scan", "Scan KMS keys, key policies, the audit set-up and the resources that use KMS."
+    ),
+    "checks": Lazy(
+        "kmsguard.cli.checks_cmd", "checks", "List every check with its id, severity, rationale and remediation."
+    ),
+    "demo": Lazy(
+        "kmsguard.cli.demo",
+        "demo",
+        "Scan an embedded AWS emulator filled with a sample estate (two regions, about 30 keys).",
+    ),
+    "report": Lazy(
+        "kmsguard.cli.report",
+        "report",
+        "Compliance evidence per control: status, checks, resources, what is wrong, the fix, the evidence.",
+    ),
+    "fix": Lazy(
+        "kmsguard.cli.fix",
+        "fix",
+        "Fix failing findings: show the plan, then --apply it; --rollback JOURNAL undoes an apply.",
+    ),
+    "monitor": Lazy(
+        "kmsguard.cli.monitor",
+        "monitor",
+        "Watch the estate: scan on a schedule and on KMS events, store history, alert on drift.",
+    ),
+    "serve": Lazy(
+        "kmsguard.cli.serve", "serve", "Serve the dashboard: posture, keys, findings (mute/unmute), compliance."
+    ),
+    "policy": Lazy("kmsguard.cli.policy", "app", "Analyse, simulate, diff and generate KMS key policies."),
+    "access": Lazy(
+        "kmsguard.cli.access", "app", "Effective access: who can decrypt or administer each key, and by which path."
+    ),
+    "export": Lazy("kmsguard.cli.export", "app", "Send findings to other tools."),
+    "provision": Lazy("kmsguard.cli.provision", "app", "Create KMS keys to standard."),
+    "monitoring": Lazy("kmsguard.cli.monitoring", "app", "Set up the monitoring the audit checks look for."),
+    "trail": Lazy("kmsguard.cli.trail", "app", "Key usage and attacks from CloudTrail logs."),
+    "iac": Lazy("kmsguard.cli.iac", "app", "Judge CloudFormation, CDK output and Terraform before deploying."),
+}
+
+
+class _Kmsguard(LazyGroup):
+    table = COMMANDS
+
 
 app = typer.Typer(
     name="kmsguard",
     help="Find, explain, fix and watch AWS KMS misconfigurations; prove it to an assessor.",
+    cls=_Kmsguard,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("scan")(scan.scan)
-app.command("checks")(checks_cmd.checks)
-app.command("demo")(demo.demo)
-app.add_typer(policy.app, name="policy")
-app.add_typer(access.app, name="access")
-app.command("report")(report.report)
-app.add_typer(export.app, name="export")
-app.command("fix")(fix.fix)
-app.add_typer(provision.app, name="provision")
-app.add_typer(monitoring.app, name="monitoring")
-app.command("monitor")(monitor_cmd.monitor)
-app.command("serve")(serve_cmd.serve)
-app.add_typer(trail.app, name="trail")
-app.add_typer(iac.app, name="iac")
 
 
 def _version(value: bool) -> None:

@@ -8,7 +8,9 @@ kmsguard's scanning code knows about this module: the collectors talk plain AWS 
 Two extra HTTP endpoints live beside moto's own ``/moto-api/``:
 
 - ``GET /moto-api/kmsguard/requests`` -> ``{"total": n, "requests": {"kms:DescribeKey": n, ...}}``: every AWS
-  request the server answered, by service and operation (for the scan benchmark);
+  request the server answered, by service and operation (for the scan benchmark), and of those
+  ``"throttled_total"`` and ``"throttled"`` (same keys): answered with a throttling error by the quota layer
+  (``quotas.py``);
   ``DELETE`` (or ``POST``) on the same path resets the counts.
 - ``POST /moto-api/kmsguard/aws-managed-key`` with ``{"account": ..., "region": ..., "service": "s3"}``:
   creates the AWS managed key ``alias/aws/<service>`` in that account/region if it does not exist yet (AWS
@@ -760,6 +762,7 @@ def _patch_key_policy_deny() -> None:
 
 _count_lock = threading.Lock()
 _counts: Counter[tuple[str, str]] = Counter()
+_throttled: Counter[tuple[str, str]] = Counter()  # of _counts: answered with a throttling error (quotas.py)
 # SigV4 signing names that differ from the boto3 client names people know.
 _SIGNING_TO_CLIENT = {"monitoring": "cloudwatch", "tagging": "resourcegroupstaggingapi", "email": "ses"}
 
@@ -776,23 +779,62 @@ def request_counts() -> dict[tuple[str, str], int]:
         return dict(_counts)
 
 
+def throttled_counts() -> dict[tuple[str, str], int]:
+    """Of ``request_counts()``, those answered with a throttling error by the emulator's quotas."""
+    with _count_lock:
+        return dict(_throttled)
+
+
 def reset_request_counts() -> None:
     with _count_lock:
         _counts.clear()
+        _throttled.clear()
 
 
-def _service_of(request: Any) -> str:
+def record_throttled(service: str, operation: str) -> None:
+    """Count a request the quota layer answered itself (moto never sees it, so ``_record`` does not)."""
+    with _count_lock:
+        _counts[(service, operation)] += 1
+        _throttled[(service, operation)] += 1
+
+
+def is_aws_request(path: str) -> bool:
+    """Whether a request path is an AWS API call (not moto's or kmsguard's own endpoints)."""
+    return not path.startswith("/moto-api") and path != "/favicon.ico"
+
+
+def _credential_scope(request: Any) -> list[str]:
+    """[access key, date, region, signing name, "aws4_request"] of a SigV4 request; [] when unsigned."""
     auth = request.headers.get("Authorization", "")
     # AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms/aws4_request, SignedHeaders=..., Signature=...
     start = auth.find("Credential=")
-    if start >= 0:
-        parts = auth[start + 11 :].split(",", 1)[0].split("/")
-        if len(parts) >= 4:
-            return _SIGNING_TO_CLIENT.get(parts[3], parts[3])
-    return "unknown"
+    if start < 0:
+        return []
+    parts: list[str] = auth[start + 11 :].split(",", 1)[0].split("/")
+    return parts if len(parts) >= 4 else []
 
 
-def _operation_of(request: Any, service: str) -> str:
+def service_of(request: Any) -> str:
+    scope = _credential_scope(request)
+    return _SIGNING_TO_CLIENT.get(scope[3], scope[3]) if scope else "unknown"
+
+
+def region_of(request: Any) -> str:
+    """The Region the request was signed for (global services sign for us-east-1, as in AWS)."""
+    scope = _credential_scope(request)
+    return scope[2] if scope else "us-east-1"
+
+
+def account_of(request: Any) -> str:
+    """The account moto serves this request from: the one owning the access key (an assumed role's
+    credentials belong to the role's account), else moto's default account, as ``BaseResponse`` decides."""
+    from moto.iam.models import get_account_id_from
+
+    scope = _credential_scope(request)
+    return str(get_account_id_from(scope[0] if scope else "AKIAEXAMPLE"))
+
+
+def operation_of(request: Any, service: str) -> str:
     target = request.headers.get("X-Amz-Target")
     if target:
         return str(target).rsplit(".", 1)[-1]
@@ -814,10 +856,10 @@ def _operation_of(request: Any, service: str) -> str:
 
 
 def _record(request: Any) -> None:
-    if request.path.startswith("/moto-api") or request.path == "/favicon.ico":
+    if not is_aws_request(request.path):
         return
-    service = _service_of(request)
-    key = (service, _operation_of(request, service))
+    service = service_of(request)
+    key = (service, operation_of(request, service))
     with _count_lock:
         _counts[key] += 1
 
@@ -877,10 +919,12 @@ def _patch_cloudformation_keys() -> None:
 def _requests_endpoint(request: Any, full_url: str, headers: Any) -> tuple[int, dict[str, str], str]:
     if request.method in ("DELETE", "POST"):
         reset_request_counts()
-    counts = request_counts()
+    counts, throttled = request_counts(), throttled_counts()
     body = {
         "total": sum(counts.values()),
         "requests": {f"{s}:{o}": n for (s, o), n in sorted(counts.items())},
+        "throttled_total": sum(throttled.values()),
+        "throttled": {f"{s}:{o}": n for (s, o), n in sorted(throttled.items())},
     }
     return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
