@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kmsguard.arn import account_of, log_group, partition_of, root_arn
 from kmsguard.arn import build as build_arn
@@ -29,15 +29,18 @@ from kmsguard.checks.metric_pattern import FilterPattern, PatternError, parse
 from kmsguard.checks.registry import Result, check, region_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status, region_arn
-from kmsguard.model.snapshot import (
-    AccountSnapshot,
-    Alarm,
-    CollectionError,
-    MetricFilter,
-    RegionSnapshot,
-    Snapshot,
-    Trail,
-)
+
+if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry without the Snapshot models
+    from kmsguard.model.snapshot import (
+        AccountSnapshot,
+        Alarm,
+        CollectionError,
+        MetricFilter,
+        RegionSnapshot,
+        Snapshot,
+        Trail,
+    )
+
 
 _WRITES = frozenset({"All", "WriteOnly"})
 _READS = frozenset({"All", "ReadOnly"})

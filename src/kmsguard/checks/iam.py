@@ -7,15 +7,18 @@ this module walks the snapshot and words the findings.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kmsguard.checks.policies import trusted_sets
 from kmsguard.checks.registry import Result, check, key_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
-from kmsguard.model.snapshot import IamPolicy, Snapshot
 from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.grants import assess_grant
+
+if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry without the Snapshot models
+    from kmsguard.model.snapshot import IamPolicy, Snapshot
+
 
 READ_ACTIONS = ("kms:Decrypt", "kms:ReEncryptFrom")
 

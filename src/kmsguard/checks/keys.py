@@ -13,11 +13,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from kmsguard.checks.registry import Result, check, key_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
-from kmsguard.model.snapshot import Key, Resource, Snapshot
+
+if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry without the Snapshot models
+    from kmsguard.model.snapshot import Key, Resource, Snapshot
+
 
 # States in which a key is on its way out: rotating, tagging or aliasing it is pointless.
 _LEAVING = frozenset({"PendingDeletion", "PendingReplicaDeletion"})

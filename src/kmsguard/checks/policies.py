@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any
 from kmsguard.checks.registry import Result, check, key_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
-from kmsguard.model.snapshot import Key, Snapshot
 from kmsguard.policy.errors import PolicyError
+
+if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry without the Snapshot models
+    from kmsguard.model.snapshot import Key, Snapshot
+
 
 if TYPE_CHECKING:  # the engine (z3 and all) loads when a check runs, not when the registry is listed
     from kmsguard.policy.analyze import KeyPolicyAnalysis

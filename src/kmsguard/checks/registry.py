@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kmsguard.compliance.mapping import for_topics, known_topics
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Finding, Severity, Status, region_arn
-from kmsguard.model.snapshot import Key, Resource, Snapshot
+
+if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry without the Snapshot models
+    from kmsguard.model.snapshot import Key, Resource, Snapshot
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Result:
     severity: Severity | None = None  # None: the check's default severity
 
 
-CheckFunc = Callable[[Snapshot, ScanConfig], Iterable[Result]]
+CheckFunc = Callable[["Snapshot", ScanConfig], Iterable[Result]]
 
 
 @dataclass(frozen=True)

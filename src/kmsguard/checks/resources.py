@@ -8,12 +8,16 @@ to; when it is missing only ``key_ref`` (as the service reported it) is left to 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from kmsguard.arn import account_of
 from kmsguard.checks.registry import Result, check, region_result, resource_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
-from kmsguard.model.snapshot import Key, Resource, Snapshot
+
+if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry without the Snapshot models
+    from kmsguard.model.snapshot import Key, Resource, Snapshot
+
 
 _AWS_ALIAS_PREFIX = "alias/aws/"
 

@@ -7,11 +7,14 @@ every CollectionError in the snapshot visible, on the object it concerns.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from kmsguard.checks.registry import Result, check
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status, region_arn
-from kmsguard.model.snapshot import CollectionError, IamInventory, Snapshot
+
+if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry without the Snapshot models
+    from kmsguard.model.snapshot import CollectionError, IamInventory, Snapshot
 
 
 def _msg(e: CollectionError) -> str:

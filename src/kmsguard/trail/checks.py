@@ -10,12 +10,15 @@ nothing imports it for a scan without ``--trail``.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kmsguard.checks.registry import REGISTRY, CheckSpec, Result, check
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Finding, Severity, Status
-from kmsguard.model.snapshot import Snapshot
+
+if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry without the Snapshot models
+    from kmsguard.model.snapshot import Snapshot
+
 
 FAMILY = "trail"
 KEY = "AWS::KMS::Key"
