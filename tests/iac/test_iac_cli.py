@@ -250,7 +250,6 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_diff_base_compares_the_working_tree_with_a_git_revision(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
