@@ -215,9 +215,22 @@ def diff(
     cfg = scan_config(config, trusted_accounts, trusted_org_id)
     ctx = _context(account, region)
     paths = list(paths or [])
-    with _sides(paths, base, ctx) as (old, new, paired):
+    with _sides(paths, base, ctx) as (old, new, paired), progress_bar(True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            if bar is not None:
+                if done == 1:
+                    bar.add_total("keys", total)
+                bar.advance("keys")
+
         changes = diff_units(
-            old, new, ctx, paired=paired, trusted_accounts=cfg.trusted_accounts, trusted_org_ids=cfg.trusted_org_ids
+            old,
+            new,
+            ctx,
+            paired=paired,
+            trusted_accounts=cfg.trusted_accounts,
+            trusted_org_ids=cfg.trusted_org_ids,
+            progress=progress,
         )
     data = {"changes": [c.to_dict() for c in changes]}
     if fmt == "json":

@@ -12,7 +12,7 @@ unknown values at their worst (``iac.symbolic``), and the change says which valu
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -106,20 +106,37 @@ def diff_units(
     paired: bool = False,
     trusted_accounts: Sequence[str] = (),
     trusted_org_ids: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[KeyChange]:
+    """``progress(done, total)`` is told after each key (the engine's diff takes seconds on large policies)."""
     before, after = _keys(old, paired), _keys(new, paired)
     changes: list[KeyChange] = []
-    for ident in sorted(before.keys() | after.keys()):
-        olds, news = before.get(ident, {}), after.get(ident, {})
-        if not news:
-            side = next(iter(olds.values()))
-            changes.append(KeyChange(ident[0], ident[1], "removed", side.world.locations.get(side.key.arn)))
-            continue
-        for label, side in news.items():
-            prior = olds.get(label) or next(iter(olds.values()), None)
-            change = _compare(ident, label, prior, side, ctx, trusted_accounts, trusted_org_ids)
-            if change is not None:
-                changes.append(change)
+    idents = sorted(before.keys() | after.keys())
+    for done, ident in enumerate(idents, 1):
+        changes += _changes(ident, before.get(ident, {}), after.get(ident, {}), ctx, trusted_accounts, trusted_org_ids)
+        if progress is not None:
+            progress(done, len(idents))
+    return changes
+
+
+def _changes(
+    ident: tuple[str, str],
+    olds: dict[str, _Side],
+    news: dict[str, _Side],
+    ctx: IacContext,
+    trusted_accounts: Sequence[str],
+    trusted_org_ids: Sequence[str],
+) -> list[KeyChange]:
+    """One key's changes: removed, or one per world of its new version that differs."""
+    if not news:
+        side = next(iter(olds.values()))
+        return [KeyChange(ident[0], ident[1], "removed", side.world.locations.get(side.key.arn))]
+    changes: list[KeyChange] = []
+    for label, side in news.items():
+        prior = olds.get(label) or next(iter(olds.values()), None)
+        change = _compare(ident, label, prior, side, ctx, trusted_accounts, trusted_org_ids)
+        if change is not None:
+            changes.append(change)
     return changes
 
 
