@@ -309,6 +309,36 @@ def test_paused_time_neither_waits_nor_spends_quota(emulator: Callable[..., Emul
     assert bad.value.code == 400
 
 
+def test_latency_changes_at_run_time_over_http(emulator: Callable[..., Emulator]) -> None:
+    """One seeded server answers instantly, then slowly (the Organization benchmark's latency-hiding runs)."""
+    emu = emulator(aws_latency="0")  # the layer, answering at once
+    kms = _client(emu, "kms")
+
+    def waited() -> float:
+        return float(kms.list_keys()["ResponseMetadata"]["HTTPHeaders"][LATENCY_HEADER])
+
+    def post(body: bytes) -> tuple[int, dict[str, Any]]:
+        req = urllib.request.Request(f"{emu.endpoint_url}/moto-api/kmsguard/aws-time", data=body, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, dict(json.load(resp))
+        except urllib.error.HTTPError as e:
+            return e.code, dict(json.load(e))
+
+    assert waited() == 0
+    assert post(b'{"latency": "35:5"}') == (200, {"latency_ms": 35, "jitter_ms": 5, "quotas": None, "paused": False})
+    assert 30 <= waited() <= 40
+    assert post(b'{"latency": "0"}')[1]["latency_ms"] == 0
+    assert waited() == 0
+    # A bad request names the problem and changes nothing.
+    status, body = post(b'{"latency": "fast", "paused": true}')
+    assert status == 400 and "'fast'" in body["error"]
+    status, body = post(b'{"latency": 30}')
+    assert status == 400 and "MS[:JITTER]" in body["error"]
+    assert post(b"{}")[0] == 400
+    assert post(b'{"paused": false}')[1] == {"latency_ms": 0, "jitter_ms": 0, "quotas": None, "paused": False}
+
+
 # --- reading --aws-latency and --aws-quotas ------------------------------------------------------------------
 
 
@@ -341,7 +371,7 @@ def test_the_default_table_has_its_source_and_kms_quotas() -> None:
                "GetKeyRotationStatus", "PutKeyPolicy", "EnableKeyRotation", "DisableKey", "ScheduleKeyDeletion",
                "CancelKeyDeletion", "TagResource", "CreateAlias", "CreateGrant"):  # fmt: skip
         assert table.quota_for("kms", op) is not None, op
-    text = Path(__file__).resolve().parents[2].joinpath("src/kmsguard/demo/quotas.yaml").read_text()
+    text = Path(__file__).resolve().parents[2].joinpath("src/kmsguard/aws/quotas.yaml").read_text()
     assert "https://docs.aws.amazon.com/kms/latest/developerguide/requests-per-second.html" in text
 
 
