@@ -19,7 +19,8 @@ def test_the_default_schedule_of_one_call_is_bounded() -> None:
     # Issue 14: 8 attempts x 30 s read timeout per call kept a hung scan going past 10 minutes.
     config: Any = client_config(AwsOptions())  # botocore's stubs do not declare Config's attributes
     assert (config.connect_timeout, config.read_timeout) == (TIMEOUT, TIMEOUT) == (20, 20)
-    assert config.retries == {"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS} and MAX_ATTEMPTS == 5
+    # Standard mode (back-off with full jitter): kmsguard.aws.pacing paces per quota, not adaptive's one limiter.
+    assert config.retries == {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS} and MAX_ATTEMPTS == 5
     assert AwsOptions().deadline is None
 
 
@@ -36,6 +37,8 @@ def test_a_deadline_is_seconds_or_a_duration(text: str, seconds: float) -> None:
         (["--deadline", "nan"], "--deadline: 'nan' must be more than 0 and less than a week"),
         (["--timeout", "0"], "--timeout: 0 is not a number of seconds between 0 and 3600"),
         (["--max-attempts", "0"], "--max-attempts: 0 is not between 1 and 20"),
+        (["--concurrency", "0"], "--concurrency: 0 is not between 1 and 1024"),
+        (["--quotas", "/nonexistent/quotas.yaml"], "--quotas /nonexistent/quotas.yaml: "),
     ],
 )
 def test_a_nonsensical_value_exits_2_naming_it(args: list[str], message: str) -> None:
@@ -45,7 +48,10 @@ def test_a_nonsensical_value_exits_2_naming_it(args: list[str], message: str) ->
     assert len(run.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("option", [["--timeout", "5"], ["--max-attempts", "2"], ["--deadline", "5m"]])
+@pytest.mark.parametrize(
+    "option",
+    [["--timeout", "5"], ["--max-attempts", "2"], ["--deadline", "5m"], ["--concurrency", "8"], ["--quotas", "off"]],
+)
 def test_a_saved_snapshot_takes_no_call_options(option: list[str]) -> None:
     run = kmsguard("scan", "--from-snapshot", "no-such.json", *option)
     assert run.exit_code == 2 and "--from-snapshot judges a saved snapshot" in run.stderr, run.stderr

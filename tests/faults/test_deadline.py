@@ -34,7 +34,7 @@ def test_a_scan_past_its_deadline_judges_what_was_read_and_exits_3(proxy: FaultP
         proxy.hang(operation)
     run = kmsguard_process(
         "scan", "--endpoint-url", proxy.endpoint_url, "--regions", EAST, "-f", "json", "-q", "--fail-on", "never",
-        "--timeout", "1", "--max-attempts", "1", "--deadline", "5",
+        "--timeout", "1", "--max-attempts", "1", "--deadline", "5", "--concurrency", "16",
     )  # fmt: skip
     assert run.exit_code == 3, run.stderr
     assert "the --deadline of 5 s passed before AWS was read in full" in run.stderr
@@ -64,7 +64,7 @@ def test_a_monitor_cycle_past_its_deadline_stores_what_was_read_and_exits_3(
     db = f"sqlite:///{tmp_path / 'monitor.db'}"
     run = kmsguard_process(
         "monitor", "--once", "--db", db, "--endpoint-url", proxy.endpoint_url, "--regions", EAST, "-q",
-        "--timeout", "1", "--max-attempts", "1", "--deadline", "4",
+        "--timeout", "1", "--max-attempts", "1", "--deadline", "4", "--concurrency", "16",
     )  # fmt: skip
     assert run.exit_code == 3, run.stderr
     assert "the --deadline of 4 s passed" in run.stderr

@@ -41,8 +41,8 @@ def error_code(exc: Exception) -> tuple[str, str]:
     return type(exc).__name__, text if len(text) <= 300 else text[:300] + "..."
 
 
-# Answers that say AWS is busy or broken right now, not that the caller is wrong: throttling and server errors.
-_BUSY_CODES = frozenset(
+# The codes AWS services throttle request rates with (not LimitExceededException: in KMS that is a resource quota).
+THROTTLING_CODES = frozenset(
     {
         "Throttling",
         "ThrottlingException",
@@ -51,7 +51,15 @@ _BUSY_CODES = frozenset(
         "RequestThrottledException",
         "RequestLimitExceeded",
         "TooManyRequestsException",
+        "BandwidthLimitExceeded",
+        "EC2ThrottledException",
         "SlowDown",
+    }
+)
+
+# Answers that say AWS is busy or broken right now, not that the caller is wrong: throttling and server errors.
+_BUSY_CODES = THROTTLING_CODES | frozenset(
+    {
         "ServiceUnavailable",
         "ServiceUnavailableException",
         "InternalError",
@@ -61,6 +69,13 @@ _BUSY_CODES = frozenset(
         "RequestTimeoutException",
     }
 )
+
+
+def throttling(status: int, parsed: dict[str, object]) -> bool:
+    """Whether one attempt's answer (HTTP status, botocore's parsed body) is AWS throttling the caller."""
+    error = parsed.get("Error") if isinstance(parsed, dict) else None
+    code = error.get("Code") if isinstance(error, dict) else None
+    return status == 429 or code in THROTTLING_CODES
 
 
 def aws_busy(exc: ClientError) -> bool:

@@ -7,10 +7,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kmsguard.aws.pacing import Pacer
 
 # Defaults of --timeout, --max-attempts and --deadline (README "AWS calls: timeouts, retries, deadline").
 TIMEOUT = 20.0  # seconds to connect, then for each read of the answer
 MAX_ATTEMPTS = 5  # attempts per call, the first included
+# Requests in flight at once (`--concurrency`): the work is waiting for AWS, so many threads, each mostly asleep.
+CONCURRENCY = 64
+QUOTAS = "default"  # `--quotas`: pace calls below AWS's published request quotas (kmsguard/aws/quotas.yaml)
 
 
 class CallTally:
@@ -117,7 +124,10 @@ class AwsOptions:
     role_name: str = "OrganizationAccountAccessRole"
     # Restrict to these account ids (with org: a subset of the Organization; without: assume role_name).
     accounts: list[str] | None = None
-    max_workers: int = 16
+    # `--concurrency`: threads reading AWS at once (each waits on one call at a time).
+    max_workers: int = CONCURRENCY
+    # `--quotas`: "default", a quota file (raised quotas), or None: no pacing (see kmsguard.aws.pacing).
+    quotas: str | None = QUOTAS
     # `--timeout`: seconds a call may take to connect, and then to receive each part of the answer.
     timeout: float = TIMEOUT
     # `--max-attempts`: attempts per call (the first included); throttling, 5xx and network errors are retried.
@@ -128,6 +138,17 @@ class AwsOptions:
     calls: CallTally = field(default_factory=CallTally, compare=False, repr=False)
     # Armed by collect_snapshot with ``deadline``; read by the commands to exit 3 when it cut the reading short.
     clock: RunClock = field(default_factory=RunClock, compare=False, repr=False)
+    # Made by the first session factory from ``quotas``, then shared by every later one of the run (scan, then fix).
+    pacer: Pacer | None = field(default=None, compare=False, repr=False)
 
 
-__all__ = ["MAX_ATTEMPTS", "TIMEOUT", "AwsOptions", "CallTally", "RunClock", "describe_seconds"]
+__all__ = [
+    "CONCURRENCY",
+    "MAX_ATTEMPTS",
+    "QUOTAS",
+    "TIMEOUT",
+    "AwsOptions",
+    "CallTally",
+    "RunClock",
+    "describe_seconds",
+]

@@ -1,7 +1,8 @@
-"""The one session factory: profile, endpoint, assume-role, retries and thread-safe client caching.
+"""The one session factory: profile, endpoint, assume-role, retries, pacing and thread-safe client caching.
 
 Every AWS client kmsguard uses comes from an ``AccountSession`` made here, so every client gets the
-same ``--endpoint-url``, adaptive retries, ``--timeout``, ``--max-attempts`` and ``--deadline``, and reads
+same ``--endpoint-url``, retries with exponential back-off and jitter, ``--timeout``, ``--max-attempts``,
+``--deadline`` and pacing below AWS's request quotas (``--quotas``, see ``pacing``), and reads
 its answers through ``parsing.CheckedParserFactory`` (an answer that is not the protocol is a call error, never
 a crash). Clients are created once per
 (account, region, service) and shared by the collector threads: botocore clients are thread-safe,
@@ -33,13 +34,24 @@ from botocore.parsers import ResponseParserError
 
 from kmsguard import __version__
 from kmsguard.arn import partition_in, partition_of
-from kmsguard.aws.errors import NO_CREDENTIALS, AwsUnavailable, aws_busy, error_code
+from kmsguard.aws.errors import NO_CREDENTIALS, AwsUnavailable, aws_busy, error_code, throttling
 from kmsguard.aws.options import AwsOptions, CallTally
+from kmsguard.aws.pacing import Pacer
 from kmsguard.aws.parsing import CheckedParserFactory
+from kmsguard.aws.quotas import load_quotas
 
 # Global services (IAM, Organizations, the S3 bucket list) are called in the partition's home region.
 _GLOBAL_REGION = {"aws": "us-east-1", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-north-1"}
 SESSION_NAME = "kmsguard"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An assumed role's temporary credentials."""
+
+    access_key: str
+    secret_key: str
+    token: str
 
 
 @dataclass(frozen=True)
@@ -66,35 +78,57 @@ def home_region(configured: str | None, requested: list[str] | None) -> str:
 
 
 class AccountSession:
-    """Clients for one account, created once per (region, service) and shared by every thread."""
+    """Clients for one account, created once per (region, service) and shared by every thread.
 
-    def __init__(self, boto: boto3.Session, account_id: str, partition: str, options: AwsOptions) -> None:
-        self._boto = boto
+    Every account's clients come from the run's one botocore session (``core``), the caller's own with its
+    credential chain, the others with their assumed role's credentials passed to each client: the service
+    models, endpoint rules and client classes that session loads and caches serve every account. A session
+    per account would load them again for each: about 20 ms of CPU per client, most of an Organization scan's
+    start-up in each account.
+    """
+
+    def __init__(
+        self,
+        core: botocore.session.Session,
+        account_id: str,
+        partition: str,
+        options: AwsOptions,
+        lock: threading.Lock,
+        credentials: Credentials | None = None,
+    ) -> None:
+        self._core = core
         self.account_id = account_id
         self.partition = partition
         self._options = options
         self._config = client_config(options)
+        self._credentials = credentials  # None: the caller's own credential chain
         self._clients: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
+        self._lock = lock  # the factory's: creating clients from one botocore session is not thread-safe
 
     def client(self, service: str, region: str) -> Any:
         key = (region, service)
         found = self._clients.get(key)
         if found is not None:
             return found
-        with self._lock:  # boto3.Session.client is not thread-safe
+        creds = self._credentials
+        with self._lock:
             found = self._clients.get(key)
             if found is None:
-                found = self._boto.client(
-                    service,  # type: ignore[call-overload]
+                found = self._core.create_client(
+                    service,
                     region_name=region,
                     endpoint_url=self._options.endpoint_url,
                     config=self._config,
+                    aws_access_key_id=creds.access_key if creds else None,
+                    aws_secret_access_key=creds.secret_key if creds else None,
+                    aws_session_token=creds.token if creds else None,
                 )
                 if service != "sts":  # signing in (AssumeRole) reads nothing of the estate: it cannot unblind a run
                     count_calls(found, self._options.calls, region)
-                # First, before adaptive retry's rate limiter may wait: past the deadline no attempt starts.
+                # First: past the deadline no attempt starts, nor waits for a slot.
                 found.meta.events.register_first("before-send", _deadline_guard(self._options))
+                if self._options.pacer is not None:
+                    pace(found, self._options.pacer, self.account_id, region, service, self._options)
                 self._clients[key] = found
             return found
 
@@ -122,6 +156,23 @@ def count_calls(client: Any, tally: CallTally, region: str) -> None:
     client.meta.events.register("after-call-error", not_answered)
 
 
+def pace(client: Any, pacer: Pacer, account: str, region: str, service: str, options: AwsOptions) -> None:
+    """Every attempt of ``client`` (retries included: they spend quota too) waits for its lane's slot, and
+    every throttling answer slows that lane down."""
+
+    def before_send(event_name: str = "", **_: Any) -> None:
+        pacer.wait(account, region, service, event_name.rsplit(".", 1)[-1])
+        options.clock.check()  # the wait may have outlasted the deadline
+
+    def after_attempt(response: tuple[Any, dict[str, Any]] | None = None, event_name: str = "", **_: Any) -> None:
+        if response is not None and throttling(response[0].status_code, response[1]):
+            pacer.throttled(account, region, service, event_name.rsplit(".", 1)[-1])
+
+    client.meta.events.register("before-send", before_send)
+    # needs-retry is emitted after every attempt; a handler returning None leaves the retry decision alone.
+    client.meta.events.register("needs-retry", after_attempt)
+
+
 def _deadline_guard(options: AwsOptions) -> Any:
     """A before-send handler: refuse each attempt (first call or retry) once the run's deadline has passed."""
 
@@ -131,17 +182,19 @@ def _deadline_guard(options: AwsOptions) -> Any:
     return guard
 
 
-def boto_session(**kwargs: Any) -> boto3.Session:
-    """A boto3 Session whose clients parse answers with ``CheckedParserFactory`` (kwargs: boto3.Session's)."""
+def botocore_session() -> botocore.session.Session:
+    """A botocore session whose clients parse answers with ``CheckedParserFactory``."""
     core = botocore.session.Session()
     core.register_component("response_parser_factory", CheckedParserFactory())
-    return boto3.Session(botocore_session=core, **kwargs)
+    return core
 
 
 def client_config(options: AwsOptions) -> Config:
     return Config(
         # total_max_attempts counts the first call, as --max-attempts does (botocore's "max_attempts" does not).
-        retries={"mode": "adaptive", "total_max_attempts": options.max_attempts},
+        # Standard mode: exponential back-off with full jitter. Not adaptive: its one rate limiter per client
+        # would slow every operation of a service when one is throttled; ``pacing`` keeps one lane per quota.
+        retries={"mode": "standard", "total_max_attempts": options.max_attempts},
         connect_timeout=options.timeout,
         read_timeout=options.timeout,
         # One connection per worker thread, or urllib3 discards and reopens connections under load.
@@ -155,14 +208,17 @@ class SessionFactory:
 
     def __init__(self, options: AwsOptions) -> None:
         self.options = options
+        if options.quotas is not None and options.pacer is None:
+            options.pacer = Pacer(load_quotas(options.quotas))  # QuotaFileError: the CLI checked it already
         try:
-            self._base = boto_session(profile_name=options.profile)
+            self._core = botocore_session()
+            self._base = boto3.Session(botocore_session=self._core, profile_name=options.profile)
         except ProfileNotFound as e:
             raise AwsUnavailable(f"AWS profile {options.profile!r} not found in the AWS config files ({e})") from e
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # creating clients from the one botocore session, for every account
         self.home_region = home_region(self._base.region_name, options.regions)
         self.identity = self._caller_identity()
-        self.caller = AccountSession(self._base, self.identity.account_id, self.identity.partition, options)
+        self.caller = AccountSession(self._core, self.identity.account_id, self.identity.partition, options, self._lock)
 
     def _caller_identity(self) -> CallerIdentity:
         """One sts:GetCallerIdentity with a short timeout and few retries: no credentials or no endpoint
@@ -204,11 +260,5 @@ class SessionFactory:
         role_arn = f"arn:{self.identity.partition}:iam::{account_id}:role/{role_name}"
         sts = self.caller.client("sts", self.home_region)
         creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
-        with self._lock:  # creating sessions shares botocore's loaders: keep it serial like client creation
-            boto = boto_session(
-                aws_access_key_id=creds["AccessKeyId"],
-                aws_secret_access_key=creds["SecretAccessKey"],
-                aws_session_token=creds["SessionToken"],
-                region_name=self.home_region,
-            )
-        return AccountSession(boto, account_id, self.identity.partition, self.options)
+        credentials = Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+        return AccountSession(self._core, account_id, self.identity.partition, self.options, self._lock, credentials)

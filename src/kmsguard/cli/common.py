@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
-from kmsguard.aws.options import MAX_ATTEMPTS, TIMEOUT, AwsOptions, describe_seconds
+from kmsguard.aws.options import CONCURRENCY, MAX_ATTEMPTS, QUOTAS, TIMEOUT, AwsOptions, describe_seconds
 from kmsguard.config import ScanConfig
 from kmsguard.config_file import ConfigFileError, load_config
 from kmsguard.fileio import write_atomic
@@ -56,6 +56,20 @@ DEADLINE_OPTION = typer.Option(
     "reported as ERROR, exit 3. Default: no limit.",
 )
 
+CONCURRENCY_OPTION = typer.Option(
+    None,
+    "--concurrency",
+    metavar="N",
+    help=f"AWS calls in flight at once, across accounts and regions (default {CONCURRENCY}).",
+)
+QUOTAS_OPTION = typer.Option(
+    None,
+    "--quotas",
+    metavar="default|FILE|off",
+    help="Pace AWS calls below these request quotas per account, region and operation: AWS's published ones "
+    "(default), a file in the same format (raised quotas; docs/configuration.md), or off.",
+)
+
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print a one-line error naming what is wrong and exit with ``code``."""
@@ -91,6 +105,8 @@ def aws_options(
     timeout: float | None = None,
     max_attempts: int | None = None,
     deadline: str | None = None,
+    concurrency: int | None = None,
+    quotas: str | None = None,
 ) -> AwsOptions:
     accts = split_csv(accounts)
     for a in accts or ():
@@ -100,6 +116,8 @@ def aws_options(
         fail(f"--timeout: {timeout:g} is not a number of seconds between 0 and 3600")
     if max_attempts is not None and not 1 <= max_attempts <= 20:
         fail(f"--max-attempts: {max_attempts} is not between 1 and 20")
+    if concurrency is not None and not 1 <= concurrency <= 1024:
+        fail(f"--concurrency: {concurrency} is not between 1 and 1024")
     return AwsOptions(
         profile=profile,
         regions=split_csv(regions),
@@ -111,7 +129,25 @@ def aws_options(
         timeout=TIMEOUT if timeout is None else timeout,
         max_attempts=MAX_ATTEMPTS if max_attempts is None else max_attempts,
         deadline=None if deadline is None else duration_seconds(deadline, "--deadline"),
+        max_workers=CONCURRENCY if concurrency is None else concurrency,
+        quotas=quota_spec(quotas),
     )
+
+
+def quota_spec(text: str | None) -> str | None:
+    """``--quotas`` as AwsOptions.quotas: None for off; a file is read now, so a bad one stops the command (exit 2)
+    before any call rather than after the scan has begun."""
+    if text is None:
+        return QUOTAS
+    if text.strip().lower() == "off":
+        return None
+    from kmsguard.aws.quotas import QuotaFileError, load_quotas
+
+    try:
+        load_quotas(text)
+    except QuotaFileError as e:
+        fail(f"--quotas {e}")
+    return text
 
 
 _SECONDS_PER = {"s": 1, "m": 60, "h": 3600}

@@ -21,11 +21,13 @@ import typer
 from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable
 from kmsguard.cli import source as src
 from kmsguard.cli.common import (
+    CONCURRENCY_OPTION,
     DEADLINE_OPTION,
     EXIT_AWS,
     EXIT_FINDINGS,
     EXIT_OK,
     MAX_ATTEMPTS_OPTION,
+    QUOTAS_OPTION,
     TIMEOUT_OPTION,
     aws_options,
     cut_short,
@@ -93,6 +95,8 @@ def securityhub(
     timeout: float | None = TIMEOUT_OPTION,
     max_attempts: int | None = MAX_ATTEMPTS_OPTION,
     deadline: str | None = DEADLINE_OPTION,
+    concurrency: int | None = CONCURRENCY_OPTION,
+    quotas: str | None = QUOTAS_OPTION,
     from_snapshot: Path | None = src.FROM_SNAPSHOT,
     checks: list[str] | None = src.CHECKS,
     skip_checks: list[str] | None = src.SKIP,
@@ -127,6 +131,8 @@ def securityhub(
         timeout=timeout,
         max_attempts=max_attempts,
         deadline=deadline,
+        concurrency=concurrency,
+        quotas=quotas,
     )
     _, result = src.judged(source, config, checks, skip_checks, trusted_accounts, trusted_org_id, rotation_max_days)
     session = boto3.Session(profile_name=profile) if profile else boto3.Session()

@@ -14,9 +14,11 @@ import typer
 from kmsguard.arn import parse as parse_arn
 from kmsguard.cli.common import (
     ALLOW_ERRORS_HELP,
+    CONCURRENCY_OPTION,
     DEADLINE_OPTION,
     EXIT_AWS,
     MAX_ATTEMPTS_OPTION,
+    QUOTAS_OPTION,
     TIMEOUT_OPTION,
     aws_options,
     check_regions,
@@ -54,6 +56,8 @@ def monitor(
     timeout: float | None = TIMEOUT_OPTION,
     max_attempts: int | None = MAX_ATTEMPTS_OPTION,
     deadline: str | None = DEADLINE_OPTION,
+    concurrency: int | None = CONCURRENCY_OPTION,
+    quotas: str | None = QUOTAS_OPTION,
     config: Path | None = typer.Option(None, "--config", help="kmsguard.yaml (default: ./kmsguard.yaml if present)."),
     sns_topic: str | None = typer.Option(None, "--sns-topic", help="Alert to this SNS topic ARN."),
     slack_webhook: str | None = typer.Option(
@@ -95,6 +99,8 @@ def monitor(
         timeout=timeout,
         max_attempts=max_attempts,
         deadline=deadline,  # per full scan
+        concurrency=concurrency,
+        quotas=quotas,
     )
     check_regions(options)
     for source in trail or ():

@@ -11,8 +11,10 @@ from kmsguard.aws.options import AwsOptions
 from kmsguard.cli import source as src
 from kmsguard.cli.common import (
     ALLOW_ERRORS_HELP,
+    CONCURRENCY_OPTION,
     DEADLINE_OPTION,
     MAX_ATTEMPTS_OPTION,
+    QUOTAS_OPTION,
     TIMEOUT_OPTION,
     check_fail_on,
     cut_short,
@@ -51,6 +53,8 @@ def report(
     timeout: float | None = TIMEOUT_OPTION,
     max_attempts: int | None = MAX_ATTEMPTS_OPTION,
     deadline: str | None = DEADLINE_OPTION,
+    concurrency: int | None = CONCURRENCY_OPTION,
+    quotas: str | None = QUOTAS_OPTION,
     from_snapshot: Path | None = src.FROM_SNAPSHOT,
     checks: list[str] | None = src.CHECKS,
     skip_checks: list[str] | None = src.SKIP,
@@ -90,6 +94,8 @@ def report(
         timeout=timeout,
         max_attempts=max_attempts,
         deadline=deadline,
+        concurrency=concurrency,
+        quotas=quotas,
     )
     snapshot, result = src.judged(
         source, config, checks, skip_checks, trusted_accounts, trusted_org_id, rotation_max_days, trail

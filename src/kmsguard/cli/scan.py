@@ -10,11 +10,13 @@ import typer
 from kmsguard.aws.options import AwsOptions
 from kmsguard.cli.common import (
     ALLOW_ERRORS_HELP,
+    CONCURRENCY_OPTION,
     DEADLINE_OPTION,
     EXIT_USAGE,
     FAIL_ON,
     FROM_SNAPSHOT_AWS,
     MAX_ATTEMPTS_OPTION,
+    QUOTAS_OPTION,
     TIMEOUT_OPTION,
     aws_options,
     check_fail_on,
@@ -66,6 +68,8 @@ def scan(
     timeout: float | None = TIMEOUT_OPTION,
     max_attempts: int | None = MAX_ATTEMPTS_OPTION,
     deadline: str | None = DEADLINE_OPTION,
+    concurrency: int | None = CONCURRENCY_OPTION,
+    quotas: str | None = QUOTAS_OPTION,
     snapshot_out: Path | None = typer.Option(
         None, "--snapshot-out", help="Also save the collected snapshot to this file or s3://bucket/key."
     ),
@@ -121,7 +125,7 @@ def scan(
     options: AwsOptions | None = None
     if from_snapshot is not None:
         # An endpoint exported in the environment was not asked for here: only typed options are refused.
-        calling = (timeout, max_attempts, deadline) != (None, None, None)
+        calling = (timeout, max_attempts, deadline, concurrency, quotas) != (None,) * 5
         if org or accounts or region_list or excluded_regions or profile or typed_endpoint(endpoint_url) or calling:
             fail(FROM_SNAPSHOT_AWS)
         snapshot = snapshot_file(from_snapshot)
@@ -137,6 +141,8 @@ def scan(
             timeout=timeout,
             max_attempts=max_attempts,
             deadline=deadline,
+            concurrency=concurrency,
+            quotas=quotas,
         )
         snapshot = collect_live(options, quiet)
     if snapshot_out is not None:

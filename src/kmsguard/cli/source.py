@@ -67,6 +67,8 @@ class Source:
     timeout: float | None = None
     max_attempts: int | None = None
     deadline: str | None = None
+    concurrency: int | None = None
+    quotas: str | None = None
     # The options a live snapshot was read with (None from a file): the command's exit code reads their deadline.
     options: AwsOptions | None = field(default=None, init=False)
 
@@ -74,7 +76,7 @@ class Source:
         if self.from_snapshot is not None:
             # As in scan: an endpoint exported in the environment was not asked for here.
             endpoint = typed_endpoint(self.endpoint_url)
-            calling = (self.timeout, self.max_attempts, self.deadline) != (None, None, None)
+            calling = (self.timeout, self.max_attempts, self.deadline, self.concurrency, self.quotas) != (None,) * 5
             where = self.org or self.accounts or self.regions or self.excluded_regions or endpoint or self.profile
             if where or calling:
                 fail(FROM_SNAPSHOT_AWS)
@@ -90,6 +92,8 @@ class Source:
             timeout=self.timeout,
             max_attempts=self.max_attempts,
             deadline=self.deadline,
+            concurrency=self.concurrency,
+            quotas=self.quotas,
         )
         return collect_live(self.options, self.quiet)
 
