@@ -38,6 +38,7 @@ def test_a_deadline_is_seconds_or_a_duration(text: str, seconds: float) -> None:
         (["--timeout", "0"], "--timeout: 0 is not a number of seconds between 0 and 3600"),
         (["--max-attempts", "0"], "--max-attempts: 0 is not between 1 and 20"),
         (["--concurrency", "0"], "--concurrency: 0 is not between 1 and 1024"),
+        (["--checks", "no_such_check"], "unknown check id(s): no_such_check (see `kmsguard checks`)"),
         (["--quotas", "/nonexistent/quotas.yaml"], "--quotas /nonexistent/quotas.yaml: "),
     ],
 )

@@ -78,6 +78,16 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
+def known_checks(checks: list[str] | None, skip_checks: list[str] | None) -> None:
+    """Exit 2 naming any unknown id in --checks or --skip-checks: before AWS is read, not after a long scan."""
+    from kmsguard.checks.registry import select_checks
+
+    try:
+        select_checks(split_csv(checks), split_csv(skip_checks))
+    except ValueError as e:
+        fail(str(e))
+
+
 def split_csv(values: list[str] | None) -> list[str] | None:
     """Accept both repeated options and comma-separated lists: -r a -r b,c -> [a, b, c]."""
     if not values:

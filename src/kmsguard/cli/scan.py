@@ -25,6 +25,7 @@ from kmsguard.cli.common import (
     exit_code,
     fail,
     keep_findings,
+    known_checks,
     s3_url,
     scan_config,
     severities,
@@ -118,6 +119,7 @@ def scan(
     check_fail_on(fail_on)
     sevs, stats = severities(severity), statuses(status)
     cfg = scan_config(config, trusted_accounts, trusted_org_id, rotation_max_days)
+    known_checks(checks, skip_checks)
     region_list = (region or []) + ([regions] if regions else [])
     # Where reports and snapshots go on S3 (the scan's credentials; an exported KMSGUARD_ENDPOINT_URL too).
     out_aws = AwsOptions(profile=profile, endpoint_url=endpoint_url)

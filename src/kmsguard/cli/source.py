@@ -19,6 +19,7 @@ from kmsguard.cli.common import (
     aws_options,
     collect_live,
     fail,
+    known_checks,
     scan_config,
     snapshot_file,
     split_csv,
@@ -113,6 +114,7 @@ def judged(
     from kmsguard.cli.scan import trail_analysis
 
     cfg = scan_config(config, trusted_accounts, trusted_org_id, rotation_max_days)
+    known_checks(checks, skip_checks)
     snapshot = source.snapshot()
     extra, usage = trail_analysis(
         trail, snapshot, cfg, source.profile, source.regions, source.endpoint_url, source.role_name
