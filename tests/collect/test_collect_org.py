@@ -89,3 +89,51 @@ def test_org_scan_outside_an_organization_reads_the_caller_and_says_why(client, 
     assert [(e.service, e.operation, e.code) for e in acct.errors] == [
         ("organizations", "ListAccounts", "AWSOrganizationsNotInUseException")
     ]
+
+
+def test_an_organization_is_read_a_few_accounts_at_a_time_and_each_releases_its_clients(
+    client,
+    aws,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """Clients cost ~300 KB each, a dozen per Region: an Organization of hundreds of accounts must not hold them all.
+    The sessions are observed (the real ones run, counted on the way through), never replaced."""
+    from kmsguard.aws.session import AccountSession, SessionFactory
+    from kmsguard.collect.snapshot import accounts_in_flight
+
+    orgs = client("organizations")
+    orgs.create_organization(FeatureSet="ALL")
+    members = [
+        orgs.create_account(Email=f"m{i}@example.com", AccountName=f"m{i}")["CreateAccountStatus"]["AccountId"]
+        for i in range(5)
+    ]
+    for account in members:
+        _member_kms(client, account).create_key(Description=f"key of {account}")
+    open_now: set[str] = set()
+    most_open = 0
+    closed: list[str] = []
+    assume, close = SessionFactory.assume, AccountSession.close
+
+    def counted_assume(self: SessionFactory, account_id: str, role_name: str) -> AccountSession:
+        nonlocal most_open
+        session = assume(self, account_id, role_name)
+        if session is not self.caller:
+            open_now.add(account_id)
+            most_open = max(most_open, len(open_now))
+        return session
+
+    def counted_close(self: AccountSession) -> None:
+        open_now.discard(self.account_id)
+        closed.append(self.account_id)
+        close(self)
+
+    monkeypatch.setattr(SessionFactory, "assume", counted_assume)
+    monkeypatch.setattr(AccountSession, "close", counted_close)
+    snap = collect_snapshot(AwsOptions(endpoint_url=aws.endpoint_url, regions=[EAST], org=True, max_workers=4))
+
+    assert accounts_in_flight(4) == 2
+    assert 1 <= most_open <= 2  # never more than two member accounts at once
+    assert sorted(closed) == sorted(members) and not open_now  # every member's clients were released
+    read = {a.account_id: [k.description for r in a.regions for k in r.keys] for a in snap.accounts}
+    assert all(read[m] == [f"key of {m}"] for m in members)
+    assert all(a.errors == [] for a in snap.accounts)

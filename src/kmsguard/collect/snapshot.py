@@ -6,6 +6,8 @@ Flow (every step a task on one bounded pool, see ``runner``):
    with AwsUnavailable instead of after the full retry schedule.
 2. Accounts: the caller's, ``--accounts``, or the ACTIVE accounts of the Organization; a role is
    assumed in each account other than the caller's. A failed AssumeRole is an error on that account.
+   At most ``accounts_in_flight`` accounts are read at once, and each one's clients are closed when it is
+   done, so an Organization's size changes how long the scan takes, not how many clients it holds.
 3. Per account: ec2:DescribeRegions (which regions), IAM (one paginated call: every user, group, role and
    used managed policy), the S3 bucket list. Beside the accounts, from the caller: the Organization's OU
    tree, SCPs and RCPs (``organization``).
@@ -18,7 +20,9 @@ Flow (every step a task on one bounded pool, see ``runner``):
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -69,6 +73,13 @@ REGION_COLLECTORS: list[RegionCollector] = [
 ]
 
 
+def accounts_in_flight(concurrency: int) -> int:
+    """How many accounts are read at once: each brings a dozen tasks per Region (one per service, then one per
+    key), so a quarter of the threads' worth keeps every thread busy while spreading the calls over many
+    account-Regions (each with quotas of its own)."""
+    return max(2, concurrency // 4)
+
+
 def collect_snapshot(options: AwsOptions, progress: Progress | None = None) -> Snapshot:
     """Collect everything ``options`` points at. Raises AwsUnavailable when nothing can be read.
     Past ``options.deadline`` no call starts: what was not read is a CollectionError (DeadlinePassed)."""
@@ -98,6 +109,11 @@ class _Collection:
         self.progress = _LockedProgress(progress)
         self.contexts: list[RegionContext] = []
         self._lock = threading.Lock()
+        # Accounts not started yet: at most ``accounts_in_flight`` are read at once (see _start_accounts).
+        self._waiting: deque[AccountSnapshot] = deque()
+        self._in_flight = 0
+        self._sessions: dict[str, AccountSession] = {}  # assumed-role sessions of the accounts in flight
+        self.accounts_in_flight = accounts_in_flight(options.max_workers)
 
     def run(self) -> Snapshot:
         started = datetime.now(UTC)
@@ -134,9 +150,8 @@ class _Collection:
                     )
                     self.progress.advance("accounts")
                     continue
-                scope = Scope(on_done=lambda: self.progress.advance("accounts"))
-                runner.submit(scope, self._account, acct, scope)
-                scope.close()
+                self._waiting.append(acct)
+            self._start_accounts()
             runner.wait()
         self._finish(accounts)
         return Snapshot(
@@ -146,6 +161,30 @@ class _Collection:
             accounts=accounts,
             organization=self.organization,
         )
+
+    def _start_accounts(self) -> None:
+        """Start waiting accounts while fewer than ``accounts_in_flight`` are being read. Called at the start and
+        whenever an account finishes, so an Organization of any size holds the clients, connections and queued
+        tasks of a few accounts at a time, not of all of them."""
+        while True:
+            with self._lock:
+                if not self._waiting or self._in_flight >= self.accounts_in_flight:
+                    return
+                acct = self._waiting.popleft()
+                self._in_flight += 1
+            scope = Scope(on_done=functools.partial(self._account_done, acct))
+            self.runner.submit(scope, self._account, acct, scope)
+            scope.close()
+
+    def _account_done(self, acct: AccountSnapshot) -> None:
+        """Everything of ``acct`` is read: release its clients, start the next account."""
+        self.progress.advance("accounts")
+        with self._lock:
+            self._in_flight -= 1
+            session = self._sessions.pop(acct.account_id, None)
+        if session is not None:
+            session.close()
+        self._start_accounts()
 
     def _organization(self, orgs: object, described: Organization | None) -> None:
         self.organization = organization.collect(orgs, described)
@@ -183,6 +222,9 @@ class _Collection:
             rscope.close()
         self.runner.submit(scope, self._iam, acct, session)
         self.runner.submit(scope, self._s3, acct, session, contexts, scope)
+        if session is not self.factory.caller:  # the caller's clients also read the Organization: kept
+            with self._lock:
+                self._sessions[acct.account_id] = session
 
     def _iam(self, acct: AccountSnapshot, session: AccountSession) -> None:
         with guard(acct.errors, "iam", iam.OPERATION):
