@@ -216,11 +216,12 @@ class _Collection:
             with self._lock:
                 self.contexts.append(ctx)
             rscope = scope.child(on_done=lambda: self.progress.advance("regions"))
-            self.runner.submit(rscope, self._kms_region, ctx, rscope)
+            lane = (acct.account_id, region)  # the unit AWS's quotas are counted in
+            self.runner.submit(rscope, self._kms_region, ctx, rscope, lane=lane)
             for service, operation, fn in REGION_COLLECTORS:
-                self.runner.submit(rscope, self._region_service, ctx, service, operation, fn)
+                self.runner.submit(rscope, self._region_service, ctx, service, operation, fn, lane=lane)
             rscope.close()
-        self.runner.submit(scope, self._iam, acct, session)
+        self.runner.submit(scope, self._iam, acct, session, lane=(acct.account_id, "iam"))
         self.runner.submit(scope, self._s3, acct, session, contexts, scope)
         if session is not self.factory.caller:  # the caller's clients also read the Organization: kept
             with self._lock:
@@ -236,7 +237,9 @@ class _Collection:
     ) -> None:
         with guard(acct.errors, "s3", "ListBuckets"):
             for name, region in s3.list_buckets(session):
-                self.runner.submit(scope, self._bucket, acct, session, contexts, name, region)
+                self.runner.submit(
+                    scope, self._bucket, acct, session, contexts, name, region, lane=(acct.account_id, "s3")
+                )
 
     def _bucket(
         self,
@@ -259,7 +262,7 @@ class _Collection:
             ctx.snapshot.keys = keys
             self.progress.add_total("keys", len(keys))
             for key in keys:
-                self.runner.submit(rscope, self._key, ctx, key)
+                self.runner.submit(rscope, self._key, ctx, key, lane=(ctx.account, ctx.region))
 
     def _key(self, ctx: RegionContext, key: Key) -> None:
         kms.read_key(ctx, key)
