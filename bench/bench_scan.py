@@ -76,9 +76,10 @@ TARGET_CALLS_PER_KEY = 5.0
 class Server:
     """A moto server with kmsguard's emulator layer in a child process (seed.py --serve-only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, command: list[str] | None = None) -> None:
+        """``command``: another server that prints {"endpoint_url": ...} and serves until stdin closes."""
         self.proc = subprocess.Popen(
-            [sys.executable, str(BENCH / "seed.py"), "--serve-only"],
+            command or [sys.executable, str(BENCH / "seed.py"), "--serve-only"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -66,31 +66,33 @@ class SeedReport:
         return sum(self.listed_keys.values())
 
 
-def client(service: str, region: str, endpoint_url: str, pool: int = 10) -> Any:
+def client(
+    service: str, region: str, endpoint_url: str, pool: int = 10, credentials: dict[str, str] | None = None
+) -> Any:
+    """A boto3 client; ``credentials`` (boto3's keyword names) default to the server's default account."""
     cfg = Config(max_pool_connections=max(pool, 10), retries={"mode": "standard", "max_attempts": 5})
     return boto3.client(
         service,  # type: ignore[call-overload]  # any service name; the stubs only know literals
         region_name=region,
         endpoint_url=endpoint_url,
         config=cfg,
-        aws_access_key_id=CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
+        **(credentials or CREDENTIALS),
     )
 
 
 # --- key policies ----------------------------------------------------------------------------------------
 
 
-def _root_statement(condition: bool) -> dict[str, Any]:
+def _root_statement(condition: bool, account: str = ACCOUNT) -> dict[str, Any]:
     st: dict[str, Any] = {
         "Sid": "EnableIAMUserPermissions",
         "Effect": "Allow",
-        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+        "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
         "Action": "kms:*",
         "Resource": "*",
     }
     if condition:
-        st["Condition"] = {"StringEquals": {"kms:CallerAccount": ACCOUNT}}
+        st["Condition"] = {"StringEquals": {"kms:CallerAccount": account}}
     return st
 
 
@@ -98,29 +100,35 @@ ADMIN_ACTIONS = list(GENERATED_ADMIN_ACTIONS)  # the guide's administrator actio
 USE_ACTIONS = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
 
 
-def _role(name: str) -> str:
-    return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+def _role(name: str, account: str = ACCOUNT) -> str:
+    return f"arn:aws:iam::{account}:role/{name}"
 
 
-def policy_for(shape: str, env: str, deny_ok: bool) -> dict[str, Any]:
+def policy_for(shape: str, env: str, deny_ok: bool, account: str = ACCOUNT) -> dict[str, Any]:
     """A key policy of the given shape; every shape keeps the root delegation so the key stays manageable."""
     statements: list[dict[str, Any]] = []
     if shape == "iam_only":
-        statements = [_root_statement(False)]
+        statements = [_root_statement(False, account)]
     elif shape == "guide":
         statements = [
-            _root_statement(True),
+            _root_statement(True, account),
             {
                 "Sid": "KeyAdministration",
                 "Effect": "Allow",
-                "Principal": {"AWS": [_role("SecurityTeamLead"), _role("KMSAdministrator"), _role("BreakGlass")]},
+                "Principal": {
+                    "AWS": [
+                        _role("SecurityTeamLead", account),
+                        _role("KMSAdministrator", account),
+                        _role("BreakGlass", account),
+                    ]
+                },
                 "Action": ADMIN_ACTIONS,
                 "Resource": "*",
             },
             {
                 "Sid": "KeyUsageForEncryption",
                 "Effect": "Allow",
-                "Principal": {"AWS": [_role(f"{env}-app"), _role(f"{env}-batch")]},
+                "Principal": {"AWS": [_role(f"{env}-app", account), _role(f"{env}-batch", account)]},
                 "Action": USE_ACTIONS,
                 "Resource": "*",
                 "Condition": {"StringEquals": {"kms:EncryptionContext:Environment": env}},
@@ -139,12 +147,12 @@ def policy_for(shape: str, env: str, deny_ok: bool) -> dict[str, Any]:
             )
     elif shape == "public":
         statements = [
-            _root_statement(False),
+            _root_statement(False, account),
             {"Sid": "Everyone", "Effect": "Allow", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"},
         ]
     elif shape == "external":
         statements = [
-            _root_statement(False),
+            _root_statement(False, account),
             {
                 "Sid": "Partner",
                 "Effect": "Allow",
@@ -155,17 +163,17 @@ def policy_for(shape: str, env: str, deny_ok: bool) -> dict[str, Any]:
         ]
     elif shape == "wildcard":
         statements = [
-            _root_statement(False),
-            {"Sid": "AppAll", "Effect": "Allow", "Principal": {"AWS": _role(f"{env}-app")}, "Action": "kms:*",
-             "Resource": "*"},
+            _root_statement(False, account),
+            {"Sid": "AppAll", "Effect": "Allow", "Principal": {"AWS": _role(f"{env}-app", account)},
+             "Action": "kms:*", "Resource": "*"},
         ]  # fmt: skip
     elif shape == "admin_can_use":
         statements = [
-            _root_statement(False),
+            _root_statement(False, account),
             {
                 "Sid": "AdminAndUse",
                 "Effect": "Allow",
-                "Principal": {"AWS": _role("KMSAdministrator")},
+                "Principal": {"AWS": _role("KMSAdministrator", account)},
                 "Action": [*ADMIN_ACTIONS, "kms:Decrypt", "kms:Encrypt"],
                 "Resource": "*",
             },
@@ -238,11 +246,11 @@ class _Counter:
         return self._n
 
 
-def create_key(kms: Any, plan: KeyPlan, deny_ok: bool, calls: _Counter) -> str:
+def create_key(kms: Any, plan: KeyPlan, deny_ok: bool, calls: _Counter, account: str = ACCOUNT) -> str:
     """Create one key as planned; returns its ARN. Policy and tags go in CreateKey to save calls."""
     args: dict[str, Any] = {
         "Description": f"bench key {plan.index} ({plan.env}), created {time.strftime('%Y-%m-%d')}",
-        "Policy": json.dumps(policy_for(plan.policy_shape, plan.env, deny_ok)),
+        "Policy": json.dumps(policy_for(plan.policy_shape, plan.env, deny_ok, account)),
     }
     if plan.tags:
         args["Tags"] = [{"TagKey": k, "TagValue": v} for k, v in plan.tags.items()]
@@ -266,7 +274,7 @@ def create_key(kms: Any, plan: KeyPlan, deny_ok: bool, calls: _Counter) -> str:
     for g in range(plan.grants):
         grant: dict[str, Any] = {
             "KeyId": key_id,
-            "GranteePrincipal": _role(f"{plan.env}-worker-{g}"),
+            "GranteePrincipal": _role(f"{plan.env}-worker-{g}", account),
             "Operations": ["Decrypt", "GenerateDataKey"] if plan.kind != "rsa" else ["Sign", "Verify"],
             "Name": f"grant-{g}",
         }
@@ -319,19 +327,29 @@ def _try(report: SeedReport, calls: _Counter, fn: Callable[..., Any], **kwargs: 
 
 
 def seed_region_extras(
-    endpoint_url: str, region: str, key_arns: list[str], report: SeedReport, calls: _Counter, home: bool
+    endpoint_url: str,
+    region: str,
+    key_arns: list[str],
+    report: SeedReport,
+    calls: _Counter,
+    home: bool,
+    account: str = ACCOUNT,
+    credentials: dict[str, str] | None = None,
 ) -> None:
     """A few resources per service (under CMKs, AWS managed keys, and unencrypted) and a partial audit set-up."""
     rng = random.Random(f"extras-{region}")
     picks = [rng.choice(key_arns) for _ in range(8)] if key_arns else [""] * 8
-    s3 = client("s3", region, endpoint_url)
-    sqs = client("sqs", region, endpoint_url)
-    sns = client("sns", region, endpoint_url)
-    sm = client("secretsmanager", region, endpoint_url)
-    ssm = client("ssm", region, endpoint_url)
-    logs = client("logs", region, endpoint_url)
-    ddb = client("dynamodb", region, endpoint_url)
-    ec2 = client("ec2", region, endpoint_url)
+
+    s3 = client("s3", region, endpoint_url, credentials=credentials)
+    sqs = client("sqs", region, endpoint_url, credentials=credentials)
+    sns = client("sns", region, endpoint_url, credentials=credentials)
+    sm = client("secretsmanager", region, endpoint_url, credentials=credentials)
+    ssm = client("ssm", region, endpoint_url, credentials=credentials)
+    logs = client("logs", region, endpoint_url, credentials=credentials)
+    ddb = client("dynamodb", region, endpoint_url, credentials=credentials)
+    ec2 = client("ec2", region, endpoint_url, credentials=credentials)
+    # Bucket names are global in S3: another account's buckets need their own names.
+    prefix = "bench" if account == ACCOUNT else f"bench-{account}"
 
     key: str | None  # a CMK, or None for "the service's default" (an AWS managed or AWS owned key)
 
@@ -346,7 +364,7 @@ def seed_region_extras(
         {"SSEAlgorithm": "AES256"},  # SSE-S3: an AWS owned key
     ]
     for i, rule in enumerate(bucket_rules):
-        name = f"bench-{region}-data-{i}"
+        name = f"{prefix}-{region}-data-{i}"
         run(s3.create_bucket, Bucket=name, **location)
         run(
             s3.put_bucket_encryption,
@@ -391,10 +409,10 @@ def seed_region_extras(
     # one of the guide's two Config rules, in the home region only: partial, as the issue's sample estate is.
     if not home:
         return
-    ct = client("cloudtrail", region, endpoint_url)
-    cw = client("cloudwatch", region, endpoint_url)
-    cfg = client("config", region, endpoint_url)
-    bucket = f"bench-trail-{region}"
+    ct = client("cloudtrail", region, endpoint_url, credentials=credentials)
+    cw = client("cloudwatch", region, endpoint_url, credentials=credentials)
+    cfg = client("config", region, endpoint_url, credentials=credentials)
+    bucket = f"{prefix}-trail-{region}"
     run(s3.create_bucket, Bucket=bucket, **location)
     run(logs.create_log_group, logGroupName="/bench/cloudtrail")
     run(
@@ -403,8 +421,8 @@ def seed_region_extras(
         S3BucketName=bucket,
         IsMultiRegionTrail=True,
         EnableLogFileValidation=True,
-        CloudWatchLogsLogGroupArn=f"arn:aws:logs:{region}:{ACCOUNT}:log-group:/bench/cloudtrail:*",
-        CloudWatchLogsRoleArn=f"arn:aws:iam::{ACCOUNT}:role/CloudTrailToCloudWatch",
+        CloudWatchLogsLogGroupArn=f"arn:aws:logs:{region}:{account}:log-group:/bench/cloudtrail:*",
+        CloudWatchLogsRoleArn=f"arn:aws:iam::{account}:role/CloudTrailToCloudWatch",
     )
     run(ct.start_logging, Name="bench-trail")
     pattern = POLICY_CHANGES_PATTERN
@@ -427,7 +445,7 @@ def seed_region_extras(
         EvaluationPeriods=1,
         Threshold=1,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
-        AlarmActions=[f"arn:aws:sns:{region}:{ACCOUNT}:security-alerts"],
+        AlarmActions=[f"arn:aws:sns:{region}:{account}:security-alerts"],
     )
     run(
         cfg.put_config_rule,
@@ -442,8 +460,8 @@ def seed_region_extras(
 # --- driver ------------------------------------------------------------------------------------------------
 
 
-def count_keys(endpoint_url: str, region: str) -> int:
-    kms = client("kms", region, endpoint_url)
+def count_keys(endpoint_url: str, region: str, credentials: dict[str, str] | None = None) -> int:
+    kms = client("kms", region, endpoint_url, credentials=credentials)
     return sum(len(p["Keys"]) for p in kms.get_paginator("list_keys").paginate())
 
 
@@ -453,15 +471,22 @@ def seed(
     keys_per_region: int = 500,
     workers: int = 16,
     extras: bool = True,
+    account: str = ACCOUNT,
+    credentials: dict[str, str] | None = None,
+    deny_ok: bool | None = None,
 ) -> SeedReport:
+    """Seed ``account`` through ``credentials`` (default: the server's default account). ``deny_ok``: whether the
+    server honours Deny conditions, when the caller already probed it (None: probe here)."""
     regions = list(regions)
     report = SeedReport(endpoint_url, regions, keys_per_region)
     calls = _Counter()
     start = time.perf_counter()
-    kms_clients = {r: client("kms", r, endpoint_url, pool=workers) for r in regions}
-    # The probe runs in a region no benchmark scans, so its key is not counted in the estate.
-    report.deny_conditions_honoured = probe_deny_conditions(client("kms", PROBE_REGION, endpoint_url))
-    calls.add(5)
+    kms_clients = {r: client("kms", r, endpoint_url, pool=workers, credentials=credentials) for r in regions}
+    if deny_ok is None:
+        # The probe runs in a region no benchmark scans, so its key is not counted in the estate.
+        deny_ok = probe_deny_conditions(client("kms", PROBE_REGION, endpoint_url, credentials=credentials))
+        calls.add(5)
+    report.deny_conditions_honoured = deny_ok
     if not report.deny_conditions_honoured:
         report.warnings.append(
             "server applies Deny statements without their conditions: the guide-shaped policies are seeded "
@@ -470,21 +495,21 @@ def seed(
     plans = [p for r in regions for p in plan_keys(r, keys_per_region)]
     arns: dict[str, list[str]] = {r: [] for r in regions}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(
-            lambda p: (p.region, create_key(kms_clients[p.region], p, report.deny_conditions_honoured, calls)), plans
-        )
+        results = pool.map(lambda p: (p.region, create_key(kms_clients[p.region], p, deny_ok, calls, account)), plans)
         for region, arn in results:
             arns[region].append(arn)
         if extras:
             list(
                 pool.map(
-                    lambda r: seed_region_extras(endpoint_url, r, arns[r], report, calls, home=(r == regions[0])),
+                    lambda r: seed_region_extras(
+                        endpoint_url, r, arns[r], report, calls, r == regions[0], account, credentials
+                    ),
                     regions,
                 )
             )
     report.seconds = time.perf_counter() - start
     report.calls = calls.value
-    report.listed_keys = {r: count_keys(endpoint_url, r) for r in regions}
+    report.listed_keys = {r: count_keys(endpoint_url, r, credentials) for r in regions}
     return report
 
 
