@@ -53,7 +53,7 @@ def test_the_key_is_created_on_first_use_mode_0600_and_never_written_into_the_jo
     secret = journal_key.read_text().strip()
     assert len(secret) == 64 and secret not in path.read_text()
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert lines[0]["version"] == 2 and len(lines[0]["key_id"]) == 16
+    assert lines[0]["version"] == 3 and len(lines[0]["key_id"]) == 16
     assert all(len(line["mac"]) == 64 for line in lines)
     journal = load_journal(path)
     assert journal.verified and journal.problem is None

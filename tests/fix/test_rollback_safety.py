@@ -110,10 +110,10 @@ def test_a_real_journal_whose_prior_policy_was_edited_to_make_a_key_public_is_re
     def make_public(obj: dict[str, Any]) -> None:
         obj["prior"]["policy"] = public
 
-    _edit(journal, 2, make_public)
+    _edit(journal, 3, make_public)  # line 2 is the plan, line 3 the change
     refused = run("--rollback", str(journal), "--yes")
     assert refused.exit_code == 2, refused.output
-    assert f"{journal}: line 2 does not match its MAC: the journal was edited" in refused.output
+    assert f"{journal}: line 3 does not match its MAC: the journal was edited" in refused.output
 
     # --force reviews it, and the edited prior is not what the plan recorded before applying.
     forced = run("--rollback", str(journal), "--yes", "--force")
@@ -125,7 +125,7 @@ def test_a_real_journal_whose_prior_policy_was_edited_to_make_a_key_public_is_re
     def and_the_plan(obj: dict[str, Any]) -> None:
         obj["action"]["before"]["policy"] = public
 
-    _edit(journal, 2, and_the_plan)
+    _edit(journal, 3, and_the_plan)
     forced = run("--rollback", str(journal), "--yes", "--force")
     assert forced.exit_code == 1, forced.output
     out = forced.stdout

@@ -1,16 +1,21 @@
-"""`kmsguard fix`: plan remediation of failing findings (default), apply it (--apply), or roll it back.
+"""`kmsguard fix`: plan remediation of failing findings (default), apply it (--apply), resume an interrupted
+apply (--apply --resume JOURNAL), or roll it back (--rollback JOURNAL).
 
 Input: a live scan (the scan's AWS options), a saved snapshot (--from-snapshot) or a kmsguard JSON report
-(--from-report: the report says what to fix, a live read of its accounts and regions says how things are now).
-Exit codes: 0 done (or plan shown), 1 some action or restore failed, 2 usage/input error, 3 AWS unreachable.
+(--from-report: the report says what to fix, a live read of its accounts and regions says how things are now);
+a resume takes its plan from the journal, never from a new scan.
+Exit codes: 0 done (or plan shown), 1 some action or restore failed, 2 usage/input error, 3 AWS unreachable,
+130 the apply was stopped by Ctrl-C (what was in flight finished and is journalled; --resume carries on).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -18,18 +23,22 @@ from pydantic import ValidationError
 from kmsguard.aws.errors import AwsUnavailable
 from kmsguard.aws.options import AwsOptions
 from kmsguard.cli.common import (
+    CONCURRENCY_OPTION,
     EXIT_AWS,
     EXIT_FINDINGS,
     EXIT_OK,
     MAX_ATTEMPTS_OPTION,
+    QUOTAS_OPTION,
     TIMEOUT_OPTION,
     aws_options,
     collect_live,
     err_console,
     fail,
+    progress_bar,
     scan_config,
     snapshot_file,
     split_csv,
+    typed_endpoint,
 )
 from kmsguard.config import ROTATION_DAYS_MAX, ROTATION_DAYS_MIN, ScanConfig
 from kmsguard.fileio import LoadError, loads_json, read_text
@@ -38,6 +47,28 @@ from kmsguard.fix.plan import Plan
 from kmsguard.fix.planner import FixOptions, build_plan
 from kmsguard.model.finding import Finding
 from kmsguard.policy.principals import account_of, is_root
+
+if TYPE_CHECKING:
+    from kmsguard.fix.apply import Interrupted, Outcome, Sessions
+
+# Ctrl-C stopped the apply (the shell's convention for SIGINT, 128 + 2): the actions in flight ended and are
+# journalled, the rest were not started; `fix --apply --resume JOURNAL` carries on.
+EXIT_INTERRUPTED = 130
+# What shapes a plan: a resume applies the plan its journal holds, so none of these can change it.
+PLAN_OPTIONS = {
+    "from_report": "--from-report",
+    "from_snapshot": "--from-snapshot",
+    "checks": "--checks",
+    "key": "--key",
+    "account": "--account",
+    "rotation_days": "--rotation-days",
+    "target_key": "--target-key",
+    "require_context": "--require-context",
+    "admin": "--admin",
+    "user": "--user",
+    "cancel_deletion": "--cancel-deletion",
+    "force": "--force",
+}
 
 
 def parse_context(values: list[str] | None, flag: str = "--require-context") -> dict[str, str]:
@@ -79,6 +110,7 @@ def load_report_findings(path: Path) -> list[Finding]:
 
 
 def fix(
+    ctx: typer.Context,
     apply: bool = typer.Option(False, "--apply", help="Carry out the plan (after a confirmation)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (automation)."),
     force: bool = typer.Option(
@@ -93,6 +125,13 @@ def fix(
     journal: Path | None = typer.Option(
         None, "--journal", help="Journal file (default ./kmsguard-fix-<time>.journal.json)."
     ),
+    resume: Path | None = typer.Option(
+        None,
+        "--resume",
+        metavar="JOURNAL",
+        help="With --apply: carry on an apply that was interrupted, with the plan its journal holds (no new scan), "
+        "appending to that journal.",
+    ),
     profile: str | None = typer.Option(None, "--profile", help="AWS profile from the shared config."),
     region: list[str] | None = typer.Option(None, "--region", "-r", help="Only this region (repeatable)."),
     regions: str | None = typer.Option(None, "--regions", help="Comma-separated regions."),
@@ -104,6 +143,8 @@ def fix(
     accounts: list[str] | None = typer.Option(None, "--accounts", help="Only these account ids (comma-separated)."),
     timeout: float | None = TIMEOUT_OPTION,
     max_attempts: int | None = MAX_ATTEMPTS_OPTION,
+    concurrency: int | None = CONCURRENCY_OPTION,
+    quotas: str | None = QUOTAS_OPTION,
     account: list[str] | None = typer.Option(None, "--account", help="Fix only findings of these accounts."),
     checks: list[str] | None = typer.Option(None, "--checks", help="Fix only these check ids (comma-separated)."),
     key: list[str] | None = typer.Option(None, "--key", help="Fix only these keys (id, ARN or alias; repeatable)."),
@@ -121,7 +162,8 @@ def fix(
     config: Path | None = typer.Option(None, "--config", help="kmsguard.yaml (default ./kmsguard.yaml if present)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Fix failing findings: show the plan, then --apply it; --rollback JOURNAL undoes an apply."""
+    """Fix failing findings: show the plan, then --apply it; --apply --resume JOURNAL carries on an interrupted
+    apply; --rollback JOURNAL undoes an apply."""
     if fmt not in ("text", "json"):
         fail(f"--format: {fmt!r} is not one of text, json")
     if not ROTATION_DAYS_MIN <= rotation_days <= ROTATION_DAYS_MAX:
@@ -130,8 +172,21 @@ def fix(
         fail("--from-report and --from-snapshot are alternatives: give one")
     region_list = (region or []) + ([regions] if regions else [])
     options = aws_options(
-        profile, region_list, endpoint_url, org, role_name, accounts, timeout=timeout, max_attempts=max_attempts
+        profile,
+        region_list,
+        endpoint_url,
+        org,
+        role_name,
+        accounts,
+        timeout=timeout,
+        max_attempts=max_attempts,
+        concurrency=concurrency,
+        quotas=quotas,
     )
+    again = _resume_command(ctx, endpoint_url)
+    if resume is not None:
+        _resume_options(ctx, resume, apply, rollback_journal)
+        _resumable(resume)  # exits 2 for a journal it cannot resume, 0 for one with nothing left to do
     # The journal first: a missing or broken file is the problem to report, not the missing --yes.
     journal_file = _journal_file(rollback_journal, force) if rollback_journal is not None else None
     if (apply or rollback_journal is not None) and not yes and not sys.stdin.isatty():
@@ -140,6 +195,8 @@ def fix(
     if journal_file is not None:
         _rollback(journal_file, options, scan_config(config), force, fmt, yes)
         return
+    if resume is not None:
+        raise typer.Exit(_resume(resume, options, scan_config(config), fmt, yes, quiet, again))
 
     cfg = scan_config(config)
     if rotation_days > cfg.max_rotation_days:
@@ -174,7 +231,80 @@ def fix(
         _show_plan(plan, fmt)
     if not yes and not typer.confirm(f"Apply these {len(plan.actions)} change(s)?", err=True):
         fail("not confirmed; nothing changed")
-    raise typer.Exit(_apply(plan, options, cfg, journal, fmt))
+    raise typer.Exit(_apply(plan, options, cfg, journal, fmt, quiet, again))
+
+
+# The options a resume takes again as they were given: where and as whom AWS is called, and how (the plan, its
+# accounts and Regions come from the journal).
+CALL_OPTIONS = {
+    "profile": "--profile",
+    "role_name": "--role-name",
+    "timeout": "--timeout",
+    "max_attempts": "--max-attempts",
+    "concurrency": "--concurrency",
+    "quotas": "--quotas",
+}
+
+
+def _resume_command(ctx: typer.Context, endpoint_url: str | None) -> Callable[[Path], str]:
+    """The command that resumes this run's journal, with this run's AWS options (an --endpoint-url inherited from
+    KMSGUARD_ENDPOINT_URL is inherited again)."""
+    words = ["kmsguard", "fix", "--apply", "--resume"]
+    given = [(flag, ctx.params[name]) for name, flag in CALL_OPTIONS.items() if _given(ctx, name)]
+    if typed_endpoint(endpoint_url):
+        given.append(("--endpoint-url", endpoint_url))
+    flags = [word for flag, value in given for word in (flag, f"{value:g}" if isinstance(value, float) else str(value))]
+    return lambda path: shlex.join([*words, str(path), *flags])
+
+
+def _resume_options(ctx: typer.Context, path: Path, apply: bool, rollback_journal: Path | None) -> None:
+    """Exit 2 for options a resume cannot take: it continues an --apply, with the plan its journal holds."""
+    if not apply:
+        fail(f"--resume carries on an interrupted --apply: run kmsguard fix --apply --resume {path}")
+    if rollback_journal is not None:
+        fail("--resume and --rollback are alternatives: give one")
+    if _given(ctx, "journal"):
+        fail(f"--resume appends to the journal it resumes ({path}): drop --journal")
+    for name, flag in PLAN_OPTIONS.items():
+        if _given(ctx, name):
+            fail(f"--resume applies the plan saved in {path}: {flag} cannot change it; drop {flag}")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was given (on the command line or by its environment variable), not left at its default.
+    By the source's name: typer carries its own copy of click, whose ParameterSource is not click's."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _resumable(path: Path) -> None:
+    """Exit 2 naming the problem for a journal that cannot be resumed (unreadable, not a fix journal, not verified,
+    holding no plan); exit 0 saying so when every action of its plan has ended."""
+    from kmsguard.fix.apply import resume_state
+    from kmsguard.fix.journal import JournalError, load_journal
+
+    try:
+        journal = load_journal(path)
+        if not journal.verified:
+            # A resume applies the plan the file holds: only this user's kmsguard's, intact, is ever applied.
+            fail(f"{path}: {journal.problem}; refusing to resume from it (run kmsguard fix --apply for a new plan)")
+        state = resume_state(journal)
+    except JournalError as e:
+        fail(str(e))
+    if state.finished:
+        message = f"{path}: every action of its plan has ended ({_counts_text(_counts(state.earlier.values()))}); "
+        message += "nothing to resume"
+        err_console.print(message, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_OK)
+
+
+def _counts(outcomes: Iterable[Outcome]) -> dict[str, int]:
+    statuses = [o.status for o in outcomes]
+    return {s: statuses.count(s) for s in ("applied", "skipped", "failed")}
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return f"{counts['applied']} applied, {counts['skipped']} skipped, {counts['failed']} failed"
 
 
 def _plan(
@@ -264,10 +394,17 @@ def _sessions(options: AwsOptions) -> Any:
         fail(str(e), EXIT_AWS)
 
 
-def _apply(plan: Plan, options: AwsOptions, cfg: ScanConfig, journal_path: Path | None, fmt: str) -> int:
-    from kmsguard.fix.apply import Outcome, apply_plan
+def _apply(
+    plan: Plan,
+    options: AwsOptions,
+    cfg: ScanConfig,
+    journal_path: Path | None,
+    fmt: str,
+    quiet: bool,
+    again: Callable[[Path], str],
+) -> int:
+    from kmsguard.fix.apply import apply_plan
     from kmsguard.fix.journal import Journal, JournalError, default_path
-    from kmsguard.fix.verify import verify
 
     path = journal_path or default_path()
     sessions = _sessions(options)
@@ -279,41 +416,148 @@ def _apply(plan: Plan, options: AwsOptions, cfg: ScanConfig, journal_path: Path 
         fail(str(e))
     except OSError as e:
         fail(f"--journal {path}: cannot create: {e.strerror or e}")
-    err_console.print(f"journal: {path}", highlight=False)
-
-    def show(o: Outcome) -> None:
-        if fmt == "text":
-            sys.stdout.write(f"{o.status:>8}  {o.action.action} {o.action.resource_arn}: {o.message}\n")
-
+    err_console.print(f"journal: {path}", highlight=False, soft_wrap=True)  # a long path stays one line
     with jr:
-        outcomes = apply_plan(plan, sessions, jr, show)
-    check = verify(outcomes, sessions, options, cfg)
-    failed = [o for o in outcomes if o.status == "failed"]
-    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("applied", "skipped", "failed")}
+        outcomes = _carry_out(
+            lambda show: apply_plan(plan, sessions, jr, show), len(plan.actions), path, fmt, quiet, again
+        )
+    return _report(plan, outcomes, outcomes, None, sessions, options, cfg, path, fmt)
+
+
+def _resume(
+    path: Path, options: AwsOptions, cfg: ScanConfig, fmt: str, yes: bool, quiet: bool, again: Callable[[Path], str]
+) -> int:
+    from kmsguard.fix.apply import resume_plan, resume_state
+    from kmsguard.fix.journal import Journal, JournalError
+
+    try:
+        jr, found = Journal.reopen(path)  # locked, read again and verified under the lock
+    except JournalError as e:
+        fail(str(e))
+    with jr:
+        try:
+            state = resume_state(found)
+        except JournalError as e:
+            fail(str(e))
+        if state.finished:  # another run finished it since the first look
+            err_console.print(f"{path}: every action of its plan has ended; nothing to resume", highlight=False)
+            return EXIT_OK
+        if options.regions is None:  # where the session factory signs in: the plan's partition
+            options.regions = sorted({a.region for a in state.actions if a.region != "global"}) or None
+        sessions = _sessions(options)
+        left = Plan(actions=[state.actions[i] for i in state.todo])
+        if fmt == "text":
+            _show_plan(left, fmt)
+        err_console.print(
+            f"resuming {path}: {len(state.earlier)} action(s) ended in the earlier run, {len(state.in_doubt)} in "
+            f"doubt (stopped mid-change: re-read before anything is done), {len(state.not_started)} not started",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if not yes and not typer.confirm(f"Carry on with these {len(state.todo)} action(s)?", err=True):
+            fail("not confirmed; nothing changed")
+        outcomes = _carry_out(
+            lambda show: resume_plan(state, sessions, jr, show), len(state.todo), path, fmt, quiet, again
+        )
+    by_index = state.earlier | dict(zip(state.todo, outcomes, strict=True))
+    every = [by_index[i] for i in sorted(by_index)]
+    return _report(Plan(actions=state.actions), every, outcomes, len(state.earlier), sessions, options, cfg, path, fmt)
+
+
+def _carry_out(
+    run: Callable[[Callable[[Outcome], None]], list[Outcome]],
+    total: int,
+    path: Path,
+    fmt: str,
+    quiet: bool,
+    again: Callable[[Path], str],
+) -> list[Outcome]:
+    """``run(show)`` with a progress bar over the actions on a terminal and one line per action on stdout (text);
+    after Ctrl-C, say what was done and how to resume, and exit 130."""
+    from kmsguard.fix.apply import Interrupted
+
+    # The bar sends stdout through the terminal it draws on: with stdout redirected, the lines would end up on
+    # stderr, so in text mode it is drawn only when stdout is a terminal too.
+    with progress_bar(not quiet and (fmt == "json" or sys.stdout.isatty())) as bar:
+        if bar is not None:
+            bar.add_total("actions", total)
+
+        def show(o: Outcome) -> None:
+            if fmt == "text":
+                sys.stdout.write(f"{o.status:>8}  {o.action.action} {o.action.resource_arn}: {o.message}\n")
+            if bar is not None:
+                bar.advance("actions")
+
+        try:
+            return run(show)
+        except Interrupted as stop:
+            interrupted = stop
+    _interrupted(interrupted, path, fmt, again(path))
+
+
+def _interrupted(stop: Interrupted, path: Path, fmt: str, resume_with: str) -> NoReturn:
+    """Ctrl-C: what ended, what was not started, and the command that carries on; exit 130."""
     if fmt == "json":
-        doc = plan.to_dict() | {
-            "results": [o.to_dict() for o in outcomes],
-            "verification": check.to_dict(),
+        doc = {
+            "interrupted": True,
+            "results": [o.to_dict() for o in stop.outcomes],
+            "not_started": [a.to_dict() for a in stop.not_started],
             "journal": str(path),
-            "summary": counts,
+            "resume": resume_with,
         }
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
-    else:
-        for r in check.reread:
-            if not r["as_planned"]:
-                sys.stdout.write(f"  re-read {r['resource_arn']}: NOT in the planned state\n")
-        for f in check.still_failing:
-            sys.stdout.write(f"  still failing: {f['check_id']} {f['resource_arn']}: {f['message']}\n")
-        for loss in check.unintended_loss:
-            sys.stdout.write(
-                f"  access lost (not intended): {loss['principal']} {loss['action']} on {loss['resource_arn']}\n"
-            )
-        for problem in check.errors:
-            sys.stdout.write(f"  verification: {problem}\n")
+    sys.stdout.flush()
+    err_console.print(
+        f"interrupted: {len(stop.outcomes)} action(s) ended (each journalled), {len(stop.not_started)} not started; "
+        f"to carry on: {resume_with}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _report(
+    plan: Plan,
+    every: list[Outcome],
+    this_run: list[Outcome],
+    ended_earlier: int | None,
+    sessions: Sessions,
+    options: AwsOptions,
+    cfg: ScanConfig,
+    path: Path,
+    fmt: str,
+) -> int:
+    """Verify and report an apply: ``every`` outcome in plan order (a resume's include those its journal says
+    ended in the earlier run, ``ended_earlier`` of them; None: not a resume). Exit 1 when an action of either
+    run failed or verification found a problem."""
+    from kmsguard.fix.verify import verify
+
+    check = verify(every, sessions, options, cfg)
+    failed = [o for o in every if o.status == "failed"]
+    counts = _counts(this_run)
+    if fmt == "json":
+        earlier = {} if ended_earlier is None else {"ended_earlier": ended_earlier}
+        doc = plan.to_dict() | {
+            "results": [o.to_dict() for o in every],
+            "verification": check.to_dict(),
+            "journal": str(path),
+            "summary": counts | earlier,
+        }
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        return EXIT_FINDINGS if failed or not check.ok else EXIT_OK
+    for r in check.reread:
+        if not r["as_planned"]:
+            sys.stdout.write(f"  re-read {r['resource_arn']}: NOT in the planned state\n")
+    for f in check.still_failing:
+        sys.stdout.write(f"  still failing: {f['check_id']} {f['resource_arn']}: {f['message']}\n")
+    for loss in check.unintended_loss:
         sys.stdout.write(
-            f"{counts['applied']} applied, {counts['skipped']} skipped, {counts['failed']} failed; "
-            f"journal {path} (undo: kmsguard fix --rollback {path})\n"
+            f"  access lost (not intended): {loss['principal']} {loss['action']} on {loss['resource_arn']}\n"
         )
+    for problem in check.errors:
+        sys.stdout.write(f"  verification: {problem}\n")
+    earlier_text = "" if ended_earlier is None else f" (and {ended_earlier} ended in the earlier run)"
+    sys.stdout.write(f"{_counts_text(counts)}{earlier_text}; journal {path} (undo: kmsguard fix --rollback {path})\n")
     return EXIT_FINDINGS if failed or not check.ok else EXIT_OK
 
 

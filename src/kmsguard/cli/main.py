@@ -33,7 +33,8 @@ COMMANDS: dict[str, Lazy] = {
     "fix": Lazy(
         "kmsguard.cli.fix",
         "fix",
-        "Fix failing findings: show the plan, then --apply it; --rollback JOURNAL undoes an apply.",
+        "Fix failing findings: show the plan, then --apply it; --apply --resume JOURNAL carries on an interrupted\n"
+        "apply; --rollback JOURNAL undoes an apply.",
     ),
     "monitor": Lazy(
         "kmsguard.cli.monitor",

@@ -1,14 +1,23 @@
-"""The fix journal: the prior state of everything ``kmsguard fix --apply`` changes, written before the change.
+"""The fix journal: the plan of ``kmsguard fix --apply`` and the prior state of everything it changes, written
+before the change.
 
 One JSON object per line, appended and fsynced one entry at a time, so that whatever happens to the process
 (a failed call, Ctrl-C, a crash) every change that may have reached AWS has its prior state on disk:
 
-- ``{"type": "header", "version": 2, "started_at": ..., "key_id": ...}`` first;
-- ``{"type": "before", "seq": n, "action": {...the plan action...}, "key_id": ..., "prior": {...}}`` just
-  before the call that changes something; ``prior`` is read from AWS at that moment (for a key policy, the exact
-  text GetKeyPolicy returned);
+- ``{"type": "header", "version": 3, "started_at": ..., "key_id": ...}`` first;
+- ``{"type": "plan", "actions": [{...Action.to_dict(), "detail": {...}}, ...]}`` second: the whole plan, so
+  that ``fix --apply --resume`` carries on with exactly this plan (never a new scan's);
+- ``{"type": "before", "seq": n, "index": i, "action": {...}, "detail": {...}, "prior": {...}}`` just before
+  the call that changes something (``index``: the action's place in the plan); ``prior`` is read from AWS at
+  that moment (for a key policy, the exact text GetKeyPolicy returned);
 - ``{"type": "result", "seq": n, "status": "applied" | "partial" | "failed", "error": ...}`` after it
-  (``partial``: the action failed after one of its several calls went through, so the resource did change).
+  (``partial``: the action failed after one of its several calls went through, so the resource did change);
+- ``{"type": "outcome", "index": i, "status": "skipped" | "failed", "message": ...}`` for a planned action that
+  ended without a change (already done, changed by someone else, unreadable), so a resume knows it ended;
+- ``{"type": "resume", "started_at": ...}`` where ``--resume`` started appending.
+
+Entries are written by the apply's worker threads one at a time (a lock): the MAC chain needs one order, and
+``seq`` numbers are unique.
 
 **Signing.** Rollback writes to AWS whatever a journal says the prior state was, so a journal is only trusted
 when this user's kmsguard wrote it. Every line ends with ``"mac": HMAC-SHA256(key, previous line's mac + "\\n" +
@@ -19,7 +28,11 @@ mode 0600 on first use. The header names the key by ``key_id`` (a MAC of a const
 signed with another key is told apart from an edited one. Cutting lines off the end cannot be detected (a crash
 does the same) and can only make rollback do less: an entry without its result is never restored.
 
-Version 1 journals (before signing) are still read, for inspection; ``load_journal`` says they are unsigned.
+The run that writes a journal holds an exclusive lock on it (``flock``, where the OS has it), so a resume
+cannot append to a journal another run is still writing.
+
+Version 2 journals (signed, without the plan) are read and rolled back, but cannot be resumed. Version 1
+journals (before signing) are still read, for inspection; ``load_journal`` says they are unsigned.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,10 +53,14 @@ from typing import Any
 
 from kmsguard.fileio import LoadError, loads_json, read_text
 
-VERSION = 2
+VERSION = 3
+PLAN_VERSION = 3  # the first version holding its plan: the ones ``--resume`` can continue
+SIGNED_VERSION = 2  # signed, without the plan: rolled back, never resumed
 UNSIGNED_VERSION = 1  # journals of kmsguard before signing: readable, never trusted
+READABLE = (UNSIGNED_VERSION, SIGNED_VERSION, VERSION)
 KEY_ENV = "KMSGUARD_JOURNAL_KEY"
 STATUSES = frozenset({"applied", "partial", "failed"})
+OUTCOME_STATUSES = frozenset({"skipped", "failed"})  # of a planned action that ended without a change
 _MAC_SUFFIX = re.compile(r',"mac":"([0-9a-f]{64})"\}$')
 
 
@@ -134,19 +152,69 @@ def _create_key(path: Path) -> None:
 
 
 class Journal:
+    """Appends signed entries; ``Journal(path)`` starts a new journal, ``Journal.reopen(path)`` continues one."""
+
     def __init__(self, path: Path, key: JournalKey | None = None) -> None:
         # The key first: a key that cannot be made or read leaves no empty journal behind.
         self.key = key if key is not None else _users_key()
         self.path = path
         self._seq = 0
         self._mac = ""
+        self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         # "x": never append to (or overwrite) another run's journal.
         self._fh = open(path, "x", encoding="utf-8")  # noqa: SIM115 - kept open for the whole run
+        _lock_file(self._fh.fileno(), path)
         started = datetime.now(UTC).isoformat()
         self._write({"type": "header", "version": VERSION, "started_at": started, "key_id": self.key.key_id})
 
+    @classmethod
+    def reopen(cls, path: Path) -> tuple[Journal, JournalFile]:
+        """Continue a journal this user's kmsguard wrote (``--resume``): it is locked, read again under the lock,
+        and must be verified; new entries extend its MAC chain and number their changes after its last one.
+        JournalError (one line, naming the file) for anything else."""
+        load_journal(path)  # names the problem of a missing, unreadable or foreign file before opening it
+        try:
+            fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the whole run
+        except OSError as e:
+            raise JournalError(f"{path}: cannot open to append: {e.strerror or e}") from None
+        try:
+            _lock_file(fh.fileno(), path)
+            # Read again under the lock: another run may have appended since.
+            found = load_journal(path)
+            if not found.verified:
+                raise JournalError(f"{path}: {found.problem}; kmsguard appends only to journals it signed")
+        except BaseException:
+            fh.close()
+            raise
+        journal = cls.__new__(cls)  # not __init__: no new file, no header
+        journal.key = _users_key()  # the key the chain was just verified with
+        journal.path, journal._fh, journal._lock = path, fh, threading.Lock()
+        journal._seq = max((e.seq for e in found.entries), default=0)
+        journal._mac = found.last_mac
+        return journal, found
+
     def _write(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._write_locked(entry)
+
+    def plan(self, actions: list[dict[str, Any]]) -> None:
+        """The plan about to be applied (each action as ``Action.to_dict()`` plus its ``detail``)."""
+        self._write({"type": "plan", "actions": actions})
+
+    def before(
+        self, action: dict[str, Any], detail: dict[str, Any], prior: dict[str, Any], index: int | None = None
+    ) -> int:
+        with self._lock:  # the number and its line in one step: numbers are unique and rise down the file
+            self._seq += 1
+            seq = self._seq
+            entry: dict[str, Any] = {"type": "before", "seq": seq}
+            if index is not None:
+                entry["index"] = index
+            self._write_locked(entry | {"action": action, "detail": detail, "prior": prior})
+        return seq
+
+    def _write_locked(self, entry: dict[str, Any]) -> None:
         # The MAC covers the exact bytes written, so no canonical form is needed to check it.
         text = json.dumps(entry, default=str, separators=(",", ":"))
         self._mac = self.key.mac(self._mac, text)
@@ -154,25 +222,40 @@ class Journal:
         self._fh.flush()
         os.fsync(self._fh.fileno())
 
-    def before(self, action: dict[str, Any], detail: dict[str, Any], prior: dict[str, Any]) -> int:
-        self._seq += 1
-        self._write({"type": "before", "seq": self._seq, "action": action, "detail": detail, "prior": prior})
-        return self._seq
-
     def result(self, seq: int, status: str, error: str | None = None) -> None:
         entry: dict[str, Any] = {"type": "result", "seq": seq, "status": status}
         if error is not None:
             entry["error"] = error
         self._write(entry)
 
+    def outcome(self, index: int, status: str, message: str) -> None:
+        """A planned action that ended without changing anything."""
+        self._write({"type": "outcome", "index": index, "status": status, "message": message})
+
+    def resumed(self) -> None:
+        self._write({"type": "resume", "started_at": datetime.now(UTC).isoformat()})
+
     def close(self) -> None:
-        self._fh.close()
+        self._fh.close()  # closing the file releases its lock
 
     def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _lock_file(fd: int, path: Path) -> None:
+    """An exclusive lock on the open journal for as long as the run keeps it open, where the OS has flock: two
+    runs appending to one journal (a resume while the apply still runs) would both apply what is left."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (documented in docs/fix.md)
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise JournalError(f"{path}: in use by another kmsguard run; wait until it ends") from None
 
 
 # --- reading --------------------------------------------------------------------------------------------------
@@ -187,6 +270,15 @@ class Entry:
     status: str | None = None  # None: no result recorded (the process stopped mid-call)
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    index: int | None = None  # the action's place in the journal's plan (version 3)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A planned action that ended without a change (an ``outcome`` line)."""
+
+    status: str
+    message: str
 
 
 @dataclass
@@ -195,6 +287,9 @@ class JournalFile:
     version: int
     entries: list[Entry]
     problem: str | None  # why the journal cannot be trusted for rollback; None: signed by this user's key, intact
+    plan: list[dict[str, Any]] | None = None  # the planned actions (with their detail); None before version 3
+    ended: dict[int, Ended] = field(default_factory=dict)  # by plan index
+    last_mac: str = ""  # the chain's last link, which an appended line continues
 
     @property
     def verified(self) -> bool:
@@ -218,14 +313,23 @@ def load_journal(path: Path) -> JournalFile:
     objs = [(n, _parse(path, n, line)) for n, line in enumerate(lines, 1) if line.strip()]
     first_line, header = objs[0]
     version = header.get("version")
-    if first_line != 1 or header.get("type") != "header" or version not in (UNSIGNED_VERSION, VERSION):
-        raise JournalError(f"{path}: line 1: not a kmsguard fix journal (version {UNSIGNED_VERSION} or {VERSION})")
-    entries = _entries(path, objs[1:])
+    if first_line != 1 or header.get("type") != "header" or version not in READABLE:
+        versions = ", ".join(map(str, READABLE))
+        raise JournalError(f"{path}: line 1: not a kmsguard fix journal (version {versions})")
+    reader = _Reader()
+    for n, obj in objs[1:]:
+        try:
+            reader.add(obj)
+        except (KeyError, TypeError, ValueError) as e:
+            what = e.args[0] if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+            raise JournalError(f"{path}: line {n}: not a journal entry ({what})") from None
     if version == UNSIGNED_VERSION:
         problem: str | None = "not signed (a version 1 journal, written before kmsguard signed its journals)"
     else:
         problem = _signature_problem(header, lines)
-    return JournalFile(path, int(version), entries, problem)
+    last = _MAC_SUFFIX.search(lines[objs[-1][0] - 1])
+    entries = [reader.entries[k] for k in sorted(reader.entries)]
+    return JournalFile(path, int(version), entries, problem, reader.plan, reader.ended, last.group(1) if last else "")
 
 
 def _parse(path: Path, n: int, line: str) -> dict[str, Any]:
@@ -239,39 +343,88 @@ def _parse(path: Path, n: int, line: str) -> dict[str, Any]:
     return obj
 
 
-def _entries(path: Path, objs: list[tuple[int, dict[str, Any]]]) -> list[Entry]:
-    entries: dict[int, Entry] = {}
-    for n, obj in objs:
-        try:
-            _add(entries, obj)
-        except (KeyError, TypeError, ValueError) as e:
-            what = e.args[0] if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
-            raise JournalError(f"{path}: line {n}: not a journal entry ({what})") from None
-    return [entries[k] for k in sorted(entries)]
+def _number(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{what} is not a number")
+    return value
 
 
-def _add(entries: dict[int, Entry], obj: dict[str, Any]) -> None:
-    kind, seq = obj["type"], obj.get("seq")
-    if kind not in ("before", "result"):
-        raise ValueError(f"unknown entry type {kind!r}")
-    if not isinstance(seq, int) or isinstance(seq, bool):
-        raise ValueError("seq is not a number")
-    if kind == "before":
-        if seq in entries:
+class _Reader:
+    """The entries of a journal, line by line; ValueError (or KeyError, TypeError) says what is wrong with one."""
+
+    def __init__(self) -> None:
+        self.entries: dict[int, Entry] = {}
+        self.plan: list[dict[str, Any]] | None = None
+        self.ended: dict[int, Ended] = {}
+        self._lines = 0
+        self._changed: set[int] = set()  # plan indexes with a before entry
+
+    def add(self, obj: dict[str, Any]) -> None:
+        self._lines += 1
+        kind = obj["type"]
+        if kind == "plan":
+            self._add_plan(obj)
+        elif kind == "before":
+            self._add_before(obj)
+        elif kind == "result":
+            self._add_result(obj)
+        elif kind == "outcome":
+            self._add_outcome(obj)
+        elif kind != "resume":
+            raise ValueError(f"unknown entry type {kind!r}")
+
+    def _add_plan(self, obj: dict[str, Any]) -> None:
+        if self._lines != 1:
+            raise ValueError("the plan must come right after the header")
+        actions = obj["actions"]
+        if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
+            raise ValueError("the plan's actions must be a list of objects")
+        self.plan = actions
+
+    def _index(self, obj: dict[str, Any]) -> int | None:
+        """The plan index an entry names (None: none, as before version 3), checked against the plan."""
+        if "index" not in obj:
+            return None
+        index = _number(obj["index"], "index")
+        if self.plan is None or not 0 <= index < len(self.plan):
+            raise ValueError(f"index {index} names no action of the journal's plan")
+        return index
+
+    def _add_before(self, obj: dict[str, Any]) -> None:
+        seq = _number(obj.get("seq"), "seq")
+        if seq in self.entries:
             raise ValueError(f"a second change numbered {seq}")
         action, detail, prior = obj["action"], obj.get("detail", {}), obj["prior"]
         if not all(isinstance(x, dict) for x in (action, detail, prior)):
             raise ValueError("action, detail and prior must be objects")
-        entries[seq] = Entry(seq, action, detail, prior)
-        return
-    if seq not in entries:
-        raise ValueError(f"a result for change {seq}, which has no before entry")
-    entry = entries[seq]
-    if entry.status is not None:
-        raise ValueError(f"a second result for change {seq}")
-    if obj["status"] not in STATUSES:
-        raise ValueError(f"unknown status {obj['status']!r}")
-    entry.status, entry.error = obj["status"], obj.get("error")
+        index = self._index(obj)
+        if index is not None:
+            if index in self._changed:
+                raise ValueError(f"a second change for action {index} of the plan")
+            self._changed.add(index)
+        self.entries[seq] = Entry(seq, action, detail, prior, index=index)
+
+    def _add_result(self, obj: dict[str, Any]) -> None:
+        seq = _number(obj.get("seq"), "seq")
+        if seq not in self.entries:
+            raise ValueError(f"a result for change {seq}, which has no before entry")
+        entry = self.entries[seq]
+        if entry.status is not None:
+            raise ValueError(f"a second result for change {seq}")
+        if obj["status"] not in STATUSES:
+            raise ValueError(f"unknown status {obj['status']!r}")
+        entry.status, entry.error = obj["status"], obj.get("error")
+
+    def _add_outcome(self, obj: dict[str, Any]) -> None:
+        index = self._index(obj)
+        if index is None:
+            raise ValueError("an outcome without the index of its action")
+        if index in self.ended:
+            raise ValueError(f"a second outcome for action {index} of the plan")
+        status, message = obj["status"], obj["message"]
+        if status not in OUTCOME_STATUSES or not isinstance(message, str):
+            raise ValueError(f"unknown outcome {status!r}")
+        self.ended[index] = Ended(status, message)
 
 
 def _signature_problem(header: dict[str, Any], lines: list[str]) -> str | None:
