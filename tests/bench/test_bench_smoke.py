@@ -88,3 +88,23 @@ def test_access_benchmark_runs_and_its_estate_is_judged_as_brute_force_judges_it
             assert (verdict is Decision.ALLOW) == (direct is not None and not via_chain) or (
                 direct is not None and direct.decision == "conditional"
             ), (key.arn, p.arn, verdict, direct)
+
+
+@pytest.mark.slow
+def test_the_organization_benchmark_seeds_members_the_org_scan_reads(aws, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """bench/seed_org.py (bench_org.py's estate) on two members and one Region: every member holds the keys it was
+    given, and `scan --org`'s collector reads them all through the assumed role."""
+    monkeypatch.syspath_prepend(str(BENCH))  # seed_org imports seed as a sibling script
+    seed_org = _load("seed_org")
+    report = seed_org.seed_org(aws.endpoint_url, 2, ["us-east-1"], keys_per_region=2, parallel_accounts=2, workers=2)
+    snapshot = collect_snapshot(
+        AwsOptions(regions=["us-east-1"], endpoint_url=aws.endpoint_url, org=True, max_workers=8)
+    )
+    members = [a for a in snapshot.accounts if a.account_id != seed_org.MANAGEMENT]
+    assert len(members) == 2 and all(a.errors == [] for a in snapshot.accounts)
+    for acct in members:
+        customer = [k for r in acct.regions for k in r.keys if k.key_manager == "CUSTOMER"]
+        assert len(customer) == 2, acct.account_id
+    assert sorted(a.account_id for a in members) == sorted(report.members)
+    listed = {a.account_id: {r.region: len(r.keys) for r in a.regions} for a in members}
+    assert listed == {m: report.listed_keys[m] for m in report.members}
