@@ -49,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -183,15 +184,40 @@ class Process:
 
 
 def run_process(cmd: list[str], env: dict[str, str], log: Path) -> Process:
-    """Run cmd to the end; wall time, CPU and peak RSS from wait4 (this process's own rusage, not all children's)."""
+    """Run cmd to the end; wall time and CPU from wait4 (this process's own rusage, not all children's), peak RSS
+    from the child's VmHWM.
+
+    Not wait4's ru_maxrss: Linux keeps a process's high-water mark across exec, and a child started with vfork (as
+    subprocess does) execs out of this process's memory, so ru_maxrss reads this benchmark's own size whenever the
+    child stays below it. VmHWM in /proc/PID/status belongs to the memory the child execs into; it is read every
+    50 ms until the child exits (it only grows, so the last reading misses at most the final 50 ms)."""
     with log.open("w") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        peak = [0.0]
+        watcher = threading.Thread(target=_watch_hwm, args=(proc.pid, peak), daemon=True)
+        watcher.start()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
+        watcher.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    # ru_maxrss is in KiB on Linux.
-    return Process(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode)
+    return Process(seconds, usage.ru_utime + usage.ru_stime, peak[0], proc.returncode)
+
+
+def _watch_hwm(pid: int, peak: list[float]) -> None:
+    """Keep ``peak[0]`` at the largest VmHWM (MiB) of ``pid`` seen, until it has exited."""
+    status = Path(f"/proc/{pid}/status")
+    while True:
+        try:
+            text = status.read_text()
+        except OSError:
+            return
+        if "\nState:\tZ" in text:  # exited, not yet reaped: its memory is gone
+            return
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                peak[0] = max(peak[0], int(line.split()[1]) / 1024)
+        time.sleep(0.05)
 
 
 @dataclass
