@@ -37,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -46,6 +45,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+
+import bench_scan
+import seed_org
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -58,66 +60,22 @@ TARGET = 1.2  # issue 16: within 1.2x of the quota's floor
 # --- the server, in its own process ---------------------------------------------------------------------------
 
 
-def serve(latency: str) -> int:
-    """Start an emulator with AWS's time, print {"endpoint_url": ...}, serve until stdin closes."""
-    import logging
+class Server(bench_scan.Server):
+    """An emulator child (seed_org.py --serve-only) with AWS's time: ``latency`` and AWS's default quotas."""
 
-    from kmsguard.demo.emulator import Emulator
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    # Without AWS managed IAM policies: they cost the scan seconds and have nothing to do with fixing rotation.
-    emulator = Emulator(aws_managed_policies=False, aws_latency=latency, aws_quotas="default").start()
-    print(json.dumps({"endpoint_url": emulator.endpoint_url}), flush=True)
-    sys.stdin.read()
-    emulator.stop()
-    return 0
-
-
-class Server:
     def __init__(self, latency: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--serve", latency],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the emulator process exited before printing its endpoint")
-        self.endpoint_url: str = json.loads(line)["endpoint_url"]
-
-    def _call(self, path: str, method: str = "GET", body: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.endpoint_url}{path}", data=data, method=method)
-        with urllib.request.urlopen(req, timeout=10) as r:
-            raw = r.read()
-        return dict(json.loads(raw)) if raw else {}
+        # Without AWS managed IAM policies: they cost the scan seconds and have nothing to do with fixing rotation.
+        serve = [sys.executable, str(BENCH / "seed_org.py"), "--serve-only", "--no-aws-managed-policies"]
+        super().__init__([*serve, "--aws-latency", latency, "--aws-quotas", "default"])
 
     def requests(self) -> dict[str, Any]:
         """{"total", "requests": {"kms:Op": n}, "throttled_total", "throttled": {...}} since the last reset."""
-        return self._call("/moto-api/kmsguard/requests")
-
-    def reset_counts(self) -> None:
-        self._call("/moto-api/kmsguard/requests", "DELETE")
-
-    def paused(self, on: bool) -> None:
-        self._call("/moto-api/kmsguard/aws-time", "POST", {"paused": on})
-
-    def stop(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            self.proc.wait(timeout=15)
+        return dict(seed_org.get_json(f"{self.endpoint_url}/moto-api/kmsguard/requests"))
 
 
 def seed(server: Server, regions: list[str], keys_per_region: int) -> None:
     """Customer managed keys without rotation, made with the server's time paused (CreateKey's quota is 5/s)."""
-    server.paused(True)
-    try:
+    with seed_org.aws_time_paused(server.endpoint_url):
         for region in regions:
             kms = boto3.client(
                 "kms",
@@ -128,8 +86,6 @@ def seed(server: Server, regions: list[str], keys_per_region: int) -> None:
             )
             with ThreadPoolExecutor(16) as pool:
                 list(pool.map(_create_key, [kms] * keys_per_region))
-    finally:
-        server.paused(False)
 
 
 def _create_key(kms: Any) -> None:
@@ -285,11 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency", default="30", help="the server's latency, MS[:JITTER] (default 30)")
     ap.add_argument("--output", type=Path, default=RESULTS / "fix.json")
     ap.add_argument("--baseline", metavar="REF", help="also run each variant with this git ref's code (e.g. HEAD)")
-    ap.add_argument("--serve", metavar="LATENCY", help=argparse.SUPPRESS)  # the server's own process
     args = ap.parse_args(argv)
-    if args.serve is not None:
-        return serve(args.serve)
-
     spread = [r for r in args.regions.split(",") if r]
     variants = [Variant("one Region", [args.region], args.keys)]
     if spread:

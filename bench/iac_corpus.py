@@ -42,6 +42,7 @@ import yaml
 
 from kmsguard.monitoring_setup.setup import DECRYPT_FAILURES_PATTERN, POLICY_CHANGES_PATTERN
 from kmsguard.policy.generate import ADMIN_ACTIONS
+from kmsguard.policy.tighten import DENY_INSECURE_TRANSPORT
 
 ACCOUNT = "123456789012"
 EXTERNAL_ACCOUNT = "210987654321"
@@ -475,16 +476,7 @@ def key_statements(k: KeyPlan, d: Dialect, rng: random.Random) -> list[Any]:
         )
     out += [s for extra in k.extras for s in _extra_statements(extra, k, d, rng)]
     if k.deny_tls:
-        out.append(
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "kms:*",
-                "Resource": "*",
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
-        )
+        out.append(dict(DENY_INSECURE_TRANSPORT))
     return out
 
 

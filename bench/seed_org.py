@@ -110,7 +110,7 @@ class _Headers:
     headers: Any
 
 
-def serve_only(latency: str | None, quotas: str | None) -> int:
+def serve_only(latency: str | None, quotas: str | None, aws_managed_policies: bool = True) -> int:
     """An emulator with AWS's time as asked and the scope counter; serves until stdin closes."""
     from kmsguard.demo.emulator import Emulator
 
@@ -128,7 +128,8 @@ def serve_only(latency: str | None, quotas: str | None) -> int:
             return wrap
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    emulator = CountingEmulator(aws_latency=latency, aws_quotas=quotas).start()
+    emulator = CountingEmulator(aws_managed_policies=aws_managed_policies, aws_latency=latency, aws_quotas=quotas)
+    emulator.start()
     print(json.dumps({"endpoint_url": emulator.endpoint_url}), flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         sys.stdin.read()  # returns when the parent closes our stdin (or dies)
@@ -283,9 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--aws-latency", help="with --serve-only: MS[:JITTER] per request")
     ap.add_argument("--aws-quotas", help="with --serve-only: default or a quota file")
+    ap.add_argument(
+        "--no-aws-managed-policies",
+        action="store_true",
+        help="with --serve-only: accounts without AWS managed IAM policies (faster IAM reads; no effective access)",
+    )
     args = ap.parse_args(argv)
     if args.serve_only:
-        return serve_only(args.aws_latency, args.aws_quotas)
+        return serve_only(args.aws_latency, args.aws_quotas, not args.no_aws_managed_policies)
     if not args.endpoint_url:
         ap.error("--endpoint-url is required (or --serve-only)")
     report = seed_org(

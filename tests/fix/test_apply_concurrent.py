@@ -25,17 +25,9 @@ from kmsguard.demo.emulator import Emulator
 from kmsguard.fix.apply import Outcome, Sessions, apply_plan, groups
 from kmsguard.fix.journal import Journal, load_journal
 from kmsguard.fix.plan import Action, Plan
+from kmsguard.policy.tighten import DENY_INSECURE_TRANSPORT
 
 from .conftest import ACCOUNT, make_key, messy_policy, root_statement
-
-DENY_INSECURE = {
-    "Sid": "DenyInsecureTransport",
-    "Effect": "Deny",
-    "Principal": "*",
-    "Action": "kms:*",
-    "Resource": "*",
-    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-}
 
 
 def rotation(arn: str, region: str = "us-east-1", account: str = ACCOUNT) -> Action:
@@ -75,7 +67,7 @@ def test_concurrent_apply_keeps_the_journal_one_valid_chain_and_outcomes_in_plan
     kms = client("kms")
     keys = [make_key(kms) for _ in range(8)]
     policy = messy_policy(root_statement())
-    secured = messy_policy(root_statement(), DENY_INSECURE)
+    secured = messy_policy(root_statement(), DENY_INSECURE_TRANSPORT)
     kms.put_key_policy(KeyId=keys[3], PolicyName="default", Policy=policy)
     # Key 3 has two actions: they run in plan order, one after the other, whatever the pool does.
     actions = [rotation(k) for k in keys[:4]] + [tighten(keys[3], policy, secured)] + [rotation(k) for k in keys[4:]]
