@@ -21,15 +21,10 @@ from botocore.exceptions import ClientError
 from botocore.retries.standard import RetryEventAdapter, ThrottlingErrorDetector
 from typer.testing import CliRunner
 
+from kmsguard.aws.quotas import QuotaFileError, TokenBucket, load_quotas
 from kmsguard.demo import patches
 from kmsguard.demo.emulator import Emulator
-from kmsguard.demo.quotas import (
-    LATENCY_HEADER,
-    QuotaFileError,
-    TokenBucket,
-    load_quotas,
-    parse_latency,
-)
+from kmsguard.demo.quotas import LATENCY_HEADER, parse_latency
 
 ONE_ATTEMPT = Config(retries={"total_max_attempts": 1})
 

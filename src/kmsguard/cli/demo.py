@@ -126,8 +126,9 @@ def demo(
         fail(f"--port: 127.0.0.1:{port} is already in use; pick another or leave --port out for a free one")
     local_dir(output_dir, "--output-dir")
 
+    from kmsguard.aws.quotas import load_quotas
     from kmsguard.demo.emulator import Emulator
-    from kmsguard.demo.quotas import load_quotas, parse_latency
+    from kmsguard.demo.quotas import parse_latency
 
     try:
         latency = parse_latency(aws_latency) if aws_latency is not None else None

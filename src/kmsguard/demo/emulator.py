@@ -20,7 +20,8 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
-from kmsguard.demo.quotas import AwsTiming, Latency, QuotaTable, load_quotas, parse_latency
+from kmsguard.aws.quotas import QuotaTable, load_quotas
+from kmsguard.demo.quotas import AwsTiming, Latency, parse_latency
 
 DEFAULT_ACCOUNT = "123456789012"
 

@@ -28,16 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kmsguard.aws.quotas import (
-    DEFAULT_QUOTAS,
-    Clock,
-    Quota,
-    QuotaFileError,
-    QuotaTable,
-    TokenBucket,
-    load_quotas,
-    parse_quotas,
-)
+from kmsguard.aws.quotas import Clock, QuotaTable, TokenBucket
 
 LATENCY_HEADER = "x-kmsguard-latency-ms"
 TIME_ENDPOINT = "/moto-api/kmsguard/aws-time"
@@ -309,17 +300,3 @@ def _status_line(status: int) -> str:
     from http import HTTPStatus
 
     return f"{status} {HTTPStatus(status).phrase}"
-
-
-__all__ = [
-    "DEFAULT_QUOTAS",
-    "AwsTiming",
-    "Latency",
-    "Quota",
-    "QuotaFileError",
-    "QuotaTable",
-    "TokenBucket",
-    "load_quotas",
-    "parse_latency",
-    "parse_quotas",
-]
