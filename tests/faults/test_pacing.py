@@ -168,3 +168,27 @@ def test_a_quota_lower_than_the_table_is_found_by_backing_off(throttling: Emulat
     assert options.pacer.stats.throttled == throttling.throttled_counts()[("kms", "ListGrants")] > 0
     lane = options.pacer.lane(snap.accounts[0].account_id, EAST, "kms", "ListGrants")
     assert lane is not None and lane.rate < lane.target
+
+
+def test_the_scan_says_when_aws_throttled_it_and_what_to_do(throttling: Emulator, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kmsguard.cli.main import app
+
+    path = tmp_path / "client-quotas.yaml"
+    path.write_text(QUOTAS.replace("ListGrants: 10", "ListGrants: 100"))  # the client's table is too generous
+    args = ["scan", "--endpoint-url", throttling.endpoint_url, "--regions", EAST, "-f", "json", "-q"]
+    run = CliRunner().invoke(app, [*args, "--quotas", str(path), "--fail-on", "never"])
+    throttled = throttling.throttled_counts()[("kms", "ListGrants")]
+    assert run.exit_code == 0, run.stderr
+    assert f"kmsguard: AWS throttled {throttled} call(s)" in run.stderr
+    assert "--quotas FILE" in run.stderr
+    right = tmp_path / "right-quotas.yaml"
+    right.write_text(QUOTAS)  # the quota the emulator enforces: paced below it, normally nothing to say
+    throttling.reset_request_counts()
+    paced = CliRunner().invoke(app, [*args, "--quotas", str(right), "--fail-on", "never"])
+    assert paced.exit_code == 0, paced.stderr
+    # What it says is what happened at the server (a loaded machine can bunch a paced call or two).
+    again = throttling.throttled_counts().get(("kms", "ListGrants"), 0)
+    assert ("throttled" in paced.stderr) == (again > 0), paced.stderr
+    assert again <= KEYS // 20

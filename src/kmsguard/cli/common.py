@@ -392,7 +392,23 @@ def collect_live(options: AwsOptions, quiet: bool) -> Snapshot:
     except AwsUnavailable as e:
         fail(str(e), EXIT_AWS)
     refuse_blind(options)
+    _say_throttled(options)
     return snapshot
+
+
+def _say_throttled(options: AwsOptions) -> None:
+    """One line when AWS throttled the reading: why it was slower, and what to do if it keeps happening. (A call
+    throttled past --max-attempts is an ERROR finding on what it would have read, like any failed call.)"""
+    stats = options.pacer.stats if options.pacer is not None else None
+    if stats is None or not stats.throttled:
+        return
+    err_console.print(
+        f"kmsguard: AWS throttled {stats.throttled} call(s); each was retried with back-off and its pace (per "
+        "account, region and operation) halved. If it recurs, this account's quotas are lower than kmsguard's "
+        "table: give them with --quotas FILE (docs/configuration.md), or lower --concurrency.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def snapshot_file(path: Path) -> Snapshot:
