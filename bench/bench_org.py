@@ -15,7 +15,9 @@ c. the floor, every term printed (see ``Floor``): per account-Region the quota-b
 d. latency hiding: a second Organization (10 x 2 x 20 by default, no quotas) scanned with instant answers and with
    every answer delayed 400 ms (the same server: its latency is changed at run time when the emulator allows it,
    else a second server is seeded identically);
-e. memory: peak RSS of the scan at 5, 10 and all member accounts (``--accounts`` subsets of the same Organization);
+e. memory: peak RSS of the scan at 5, 10 and all member accounts (``--accounts`` subsets of the same Organization),
+   at ``--memory-concurrency`` (default 8: two accounts read at a time, fewer than any point has), so the slope is
+   what each account leaves behind and not the number of accounts being read at once;
 f. peers on the main server (``--no-peers`` skips): Prowler run once per account as its users run it across an
    Organization (``--role`` per member; a measured sample of accounts, extrapolated linearly and labelled so), and
    c7n-org with bench/custodian-kms.yml over every account;
@@ -653,6 +655,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, help="passed to kmsguard scan when it offers --concurrency")
     ap.add_argument("--kmsguard-ref", help="run kmsguard from `git archive REF src` (e.g. HEAD) instead of the tree")
     ap.add_argument("--memory-accounts", default="5,10", help="member counts for the memory slope (plus --accounts)")
+    ap.add_argument(
+        "--memory-concurrency",
+        type=int,
+        default=8,
+        help="--concurrency of the memory scans (default 8: 2 accounts in flight, fewer than any point's accounts)",
+    )
     ap.add_argument("--hiding-ms", type=int, default=400)
     ap.add_argument("--prowler-sample", type=int, default=3, help="member accounts Prowler runs on (extrapolated)")
     ap.add_argument("--no-peers", action="store_true", help="skip Prowler and c7n-org")
@@ -740,12 +748,16 @@ def main(argv: list[str] | None = None) -> int:
             ],
         }
 
-        print(f"memory: scans of {memory_members} members (and all {args.accounts})", flush=True)
-        memory = {args.accounts: main_run}
-        for n in memory_members:
+        # Accounts are read a quarter of the requests in flight at a time: a series whose every point has more
+        # accounts than that measures what each account leaves behind, not how many are being read at once.
+        mc = args.memory_concurrency
+        print(f"memory: scans of {memory_members} and all {args.accounts} members at --concurrency {mc}", flush=True)
+        memory = {}
+        for n in [*memory_members, args.accounts]:
             subset = [org.management_account, *org.members[:n]]
-            memory[n] = scan(server, kg, regions, work, f"memory-{n}", subset, args.concurrency)
-        results["memory"] = scaling(memory)
+            memory[n] = scan(server, kg, regions, work, f"memory-{n}", subset, mc)
+        results["memory"] = {**scaling(memory), "concurrency": mc, "accounts_in_flight": max(2, mc // 4)}
+        results["memory"]["main_run_peak_rss_mib"] = main_run.process.peak_rss_mib
 
         peers: dict[str, Any] = {}
         if not args.no_peers:
@@ -883,7 +895,11 @@ def print_table(r: dict[str, Any], f: Floor) -> None:
         print(f"  {name:<50} {bench_scan.fmt(value):>8}   target {target}")
 
     mem = r["memory"]
-    print("\nmemory (peak RSS of kmsguard scan --org)")
+    print(
+        f"\nmemory (peak RSS of kmsguard scan --org at --concurrency {mem.get('concurrency')}, "
+        f"{mem.get('accounts_in_flight')} accounts in flight; "
+        f"the main run: {mem.get('main_run_peak_rss_mib', 0):.0f} MiB)"
+    )
     for p in mem["points"]:
         print(
             f"  {p['members']:>4} members, {p['keys']:>6} keys, {p['calls']:>6} calls: {p['peak_rss_mib']:>7.0f} MiB, "

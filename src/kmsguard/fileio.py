@@ -26,7 +26,7 @@ import secrets
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -275,6 +275,14 @@ def check_yaml_events(text: str) -> None:
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` all at once: readers and later runs see the old file or the new one,
     never a part. OSError as the file system raises it (the old file untouched)."""
+    with open_atomic(path) as fh:
+        fh.write(data)
+
+
+@contextlib.contextmanager
+def open_atomic(path: Path) -> Iterator[BinaryIO]:
+    """A file to write ``path`` through, piece by piece, that replaces ``path`` all at once when the block ends
+    (``write_atomic``'s guarantee for a report written as a stream); on an error the old file is untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         st = path.stat()
@@ -283,7 +291,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     if st is not None and not stat.S_ISREG(st.st_mode):
         # /dev/stdout, a FIFO: renaming over it would replace the device itself; write through it instead.
         with path.open("wb") as fh:
-            fh.write(data)
+            yield fh
         return
     target = path.resolve() if path.is_symlink() else path  # keep the link, replace what it points to
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
@@ -291,7 +299,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if st is None else stat.S_IMODE(st.st_mode))
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())  # on disk before the rename, so a crash cannot leave an empty file behind it
         if st is not None:

@@ -81,34 +81,41 @@ class MuteOutcome:
 
 def apply_mutes(findings: Iterable[Finding], mutes: list[Mute], today: date) -> MuteOutcome:
     """The findings with every FAIL covered by an active mute turned MUTED (first matching mute wins)."""
-    out = MuteOutcome(findings=[])
-    if not mutes:
-        out.findings = list(findings)
-        return out
-    active = [(i, m) for i, m in enumerate(mutes, 1) if not m.expired(today)]
-    expired = [(i, m) for i, m in enumerate(mutes, 1) if m.expired(today)]
-    expired_hits: dict[int, int] = {}
-    for f in findings:
-        if f.status is not Status.FAIL:
-            out.findings.append(f)
-            continue
-        hit = next((m for _, m in active if m.matches(f)), None)
-        if hit is not None:
-            out.findings.append(f.model_copy(update={"status": Status.MUTED, "mute_reason": hit.reason}))
-            out.muted += 1
-            continue
-        stale = next(((i, m) for i, m in expired if m.matches(f)), None)
-        if stale is not None:
-            i, m = stale
-            expired_hits[i] = expired_hits.get(i, 0) + 1
-            note = {"reason": m.reason, "expired": m.expires.isoformat() if m.expires else None, "mute": i}
-            out.findings.append(f.model_copy(update={"evidence": {**f.evidence, "expired_mute": note}}))
-            continue
-        out.findings.append(f)
-    for i, m in expired:
-        if i in expired_hits:
-            out.warnings.append(
-                f"mute #{i} ({m.describe()}) expired on {m.expires}: its {expired_hits[i]} finding(s) are "
-                f"reported as FAIL again (reason was: {m.reason})"
-            )
+    muter = Muter(mutes, today)
+    out = MuteOutcome(findings=[muter.apply(f) for f in findings])
+    out.warnings, out.muted = muter.warnings(), muter.muted
     return out
+
+
+class Muter:
+    """``apply_mutes`` one finding at a time, for a judge that streams its findings (``pipeline.judge_stream``);
+    the warnings come once every finding has been seen."""
+
+    def __init__(self, mutes: list[Mute], today: date) -> None:
+        self._active = [m for m in mutes if not m.expired(today)]
+        self._expired = [(i, m) for i, m in enumerate(mutes, 1) if m.expired(today)]
+        self._expired_hits: dict[int, int] = {}
+        self.muted = 0
+
+    def apply(self, f: Finding) -> Finding:
+        if f.status is not Status.FAIL or not (self._active or self._expired):
+            return f
+        hit = next((m for m in self._active if m.matches(f)), None)
+        if hit is not None:
+            self.muted += 1
+            return f.model_copy(update={"status": Status.MUTED, "mute_reason": hit.reason})
+        stale = next(((i, m) for i, m in self._expired if m.matches(f)), None)
+        if stale is None:
+            return f
+        i, m = stale
+        self._expired_hits[i] = self._expired_hits.get(i, 0) + 1
+        note = {"reason": m.reason, "expired": m.expires.isoformat() if m.expires else None, "mute": i}
+        return f.model_copy(update={"evidence": {**f.evidence, "expired_mute": note}})
+
+    def warnings(self) -> list[str]:
+        return [
+            f"mute #{i} ({m.describe()}) expired on {m.expires}: its {self._expired_hits[i]} finding(s) are "
+            f"reported as FAIL again (reason was: {m.reason})"
+            for i, m in self._expired
+            if i in self._expired_hits
+        ]

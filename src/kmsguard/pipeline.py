@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
+from typing import Any
 
 from kmsguard import __version__
-from kmsguard.checks.registry import CheckSpec, run_checks, select_checks
+from kmsguard.checks.registry import CheckSpec, iter_checks, select_checks
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Finding
 from kmsguard.model.result import ScanResult
 from kmsguard.model.snapshot import Snapshot
-from kmsguard.mutes import apply_mutes
+from kmsguard.mutes import Muter
 
 
 def warn_stderr(message: str) -> None:
@@ -38,37 +39,66 @@ def judge(
     ``extra`` are findings judged elsewhere (``scan --trail``: CloudTrail detections); the same check
     selection and the same mutes apply to them.
     """
+    findings = list(judge_stream(snapshot, config, only, skip, today=today, warn=warn, extra=extra))
+    return ScanResult(**scanned(snapshot), findings=findings)
+
+
+def scanned(snapshot: Snapshot) -> dict[str, Any]:
+    """What a result says about its scan besides the findings: version, time, accounts, regions."""
+    return {
+        "kmsguard_version": __version__,
+        "scanned_at": snapshot.collected_at,
+        "accounts": sorted(a.account_id for a in snapshot.accounts),
+        "regions": snapshot.regions(),
+    }
+
+
+def judge_stream(
+    snapshot: Snapshot,
+    config: ScanConfig | None = None,
+    only: Iterable[str] | None = None,
+    skip: Iterable[str] | None = None,
+    *,
+    today: date | None = None,
+    warn: Callable[[str], None] = warn_stderr,
+    extra: Iterable[Finding] = (),
+) -> Iterator[Finding]:
+    """``judge``'s findings one at a time, muted, in the order the checks yield them (not sorted), so a large
+    scan can write them to a spool (``kmsguard.spool``) instead of holding them. The expired-mute warnings go
+    to ``warn`` once the last finding has been taken."""
     config = config or ScanConfig()
-    findings = run_selected(snapshot, config, select_checks(only, skip))
+    muter = Muter(config.mutes, today or datetime.now(UTC).date())
     only_set, skip_set = set(only or ()), set(skip or ())
-    findings.extend(f for f in extra if (not only_set or f.check_id in only_set) and f.check_id not in skip_set)
-    return ScanResult(
-        kmsguard_version=__version__,
-        scanned_at=snapshot.collected_at,
-        accounts=sorted(a.account_id for a in snapshot.accounts),
-        regions=snapshot.regions(),
-        findings=mute(findings, config, today, warn),
-    )
+    for f in _selected(snapshot, config, select_checks(only, skip)):
+        yield muter.apply(f)
+    for f in extra:
+        if (not only_set or f.check_id in only_set) and f.check_id not in skip_set:
+            yield muter.apply(f)
+    for message in muter.warnings():
+        warn(message)
 
 
 def run_selected(snapshot: Snapshot, config: ScanConfig, specs: Iterable[CheckSpec]) -> list[Finding]:
     """The checks of ``specs`` that ``config`` enables, each with its own options from ``config.checks``."""
+    return list(_selected(snapshot, config, specs))
+
+
+def _selected(snapshot: Snapshot, config: ScanConfig, specs: Iterable[CheckSpec]) -> Iterator[Finding]:
     enabled = [s for s in specs if config.enabled(s.id)]
-    findings: list[Finding] = []
     plain = [s for s in enabled if s.id not in config.checks]
     if plain:
-        findings.extend(run_checks(snapshot, config, plain))
+        yield from iter_checks(snapshot, config, plain)
     for spec in enabled:
         if spec.id in config.checks:
-            findings.extend(run_checks(snapshot, config.for_check(spec.id), [spec]))
-    return findings
+            yield from iter_checks(snapshot, config.for_check(spec.id), [spec])
 
 
 def mute(
     findings: list[Finding], config: ScanConfig, today: date | None = None, warn: Callable[[str], None] = warn_stderr
 ) -> list[Finding]:
     """``config``'s mutes applied (see ``judge``); one warning per expired mute that still matched."""
-    outcome = apply_mutes(findings, config.mutes, today or datetime.now(UTC).date())
-    for message in outcome.warnings:
+    muter = Muter(config.mutes, today or datetime.now(UTC).date())
+    out = [muter.apply(f) for f in findings]
+    for message in muter.warnings():
         warn(message)
-    return outcome.findings
+    return out

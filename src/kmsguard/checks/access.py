@@ -26,15 +26,14 @@ if TYPE_CHECKING:  # the engine (z3 and all) loads when a check runs, not when t
 DECRYPT, PUT_POLICY, CREATE_GRANT = "kms:Decrypt", "kms:PutKeyPolicy", "kms:CreateGrant"
 ACTIONS = (DECRYPT, PUT_POLICY, CREATE_GRANT)
 
-_CACHE: dict[int, tuple[Snapshot, dict[str, KeyAccess | str]]] = {}
-
 
 def effective_access(snapshot: Snapshot) -> dict[str, KeyAccess | str]:
     """Key ARN -> its effective access for ``ACTIONS``, or the reason it cannot be judged (customer managed
-    keys only). Cached for the last snapshot judged: the four checks ask about the same one."""
-    hit = _CACHE.get(id(snapshot))
-    if hit is not None and hit[0] is snapshot:
-        return hit[1]
+    keys only). Computed once per snapshot (kept with it): the four checks ask about the same one."""
+    return snapshot.derived("effective_access", lambda: _effective_access(snapshot))
+
+
+def _effective_access(snapshot: Snapshot) -> dict[str, KeyAccess | str]:
     from kmsguard.policy.access import AccessEvaluator
     from kmsguard.policy.estate import build_estate
 
@@ -54,8 +53,6 @@ def effective_access(snapshot: Snapshot) -> dict[str, KeyAccess | str]:
             out[key.arn] = ev.who_can(key, ACTIONS)
         except PolicyError as e:  # a policy the engine cannot judge: an ERROR on that key, not a crashed scan
             out[key.arn] = f"the policy engine failed ({e})"
-    _CACHE.clear()
-    _CACHE[id(snapshot)] = (snapshot, out)
     return out
 
 

@@ -152,12 +152,18 @@ def run_checks(
     config: ScanConfig | None = None,
     specs: Iterable[CheckSpec] | None = None,
 ) -> list[Finding]:
+    return list(iter_checks(snapshot, config, specs))
+
+
+def iter_checks(
+    snapshot: Snapshot,
+    config: ScanConfig | None = None,
+    specs: Iterable[CheckSpec] | None = None,
+) -> Iterator[Finding]:
+    """``run_checks`` one finding at a time, as each check yields it."""
     config = config or ScanConfig()
-    specs = list(specs) if specs is not None else select_checks()
-    findings: list[Finding] = []
-    for spec in specs:
-        findings.extend(_complete(spec, spec.func(snapshot, config), config))
-    return findings
+    for spec in list(specs) if specs is not None else select_checks():
+        yield from _complete(spec, spec.func(snapshot, config), config)
 
 
 def _complete(spec: CheckSpec, results: Iterable[Result], config: ScanConfig) -> Iterator[Finding]:

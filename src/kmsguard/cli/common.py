@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import io
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,11 +21,14 @@ from rich.progress import Progress as RichProgress
 from kmsguard.aws.options import CONCURRENCY, MAX_ATTEMPTS, QUOTAS, TIMEOUT, AwsOptions, describe_seconds
 from kmsguard.config import ScanConfig
 from kmsguard.config_file import ConfigFileError, load_config
-from kmsguard.fileio import write_atomic
-from kmsguard.model.finding import Severity, Status
-from kmsguard.model.result import ScanResult
+from kmsguard.fileio import open_atomic, write_atomic
+from kmsguard.model.finding import Finding, Severity, Status
+from kmsguard.model.result import Judged, ScanResult
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.snapshot_io import SnapshotFileError, load_snapshot
+
+if TYPE_CHECKING:
+    from kmsguard.spool import SpooledResult
 
 # Exit codes (DESIGN.md): 0 nothing failing at/above --fail-on, 1 failing findings (or ERROR findings without
 # --allow-errors), 2 usage or input error, 3 could not reach or read AWS (also: every AWS call failed).
@@ -228,10 +233,10 @@ def cut_short(options: AwsOptions | None, code: int) -> int:
     return EXIT_AWS
 
 
-def exit_code(result: ScanResult, fail_on: str, allow_errors: bool = False) -> int:
-    """The exit code of a judged result (scan, report, trail analyze): see ``outcome_code``."""
-    errors = sum(1 for f in result.findings if f.status is Status.ERROR)
-    return outcome_code(errors, result.worst_failing(), fail_on, allow_errors)
+def exit_code(result: Judged, fail_on: str, allow_errors: bool = False) -> int:
+    """The exit code of a judged result (scan, report, trail analyze), in memory or spooled: see ``outcome_code``."""
+    tally = result.tally()
+    return outcome_code(tally.errors, tally.worst_failing, fail_on, allow_errors)
 
 
 def outcome_code(errors: int, worst_failing: Severity | None, fail_on: str, allow_errors: bool = False) -> int:
@@ -280,8 +285,12 @@ def keep_findings(result: ScanResult, sevs: set[Severity] | None, stats: set[Sta
     what is kept, as Prowler's --severity/--status do."""
     if sevs is None and stats is None:
         return result
-    kept = [f for f in result.findings if (sevs is None or f.severity in sevs) and (stats is None or f.status in stats)]
-    return result.model_copy(update={"findings": kept})
+    return result.model_copy(update={"findings": [f for f in result.findings if kept(f, sevs, stats)]})
+
+
+def kept(f: Finding, sevs: set[Severity] | None, stats: set[Status] | None) -> bool:
+    """``keep_findings`` of one finding."""
+    return (sevs is None or f.severity in sevs) and (stats is None or f.status in stats)
 
 
 def s3_url(output: Path | str) -> str | None:
@@ -320,7 +329,47 @@ def write_output(data: str | bytes, output: Path | str | None, aws: AwsOptions |
         fail(f"cannot write {path}: {e.strerror or e}")
 
 
-def _put_s3(url: str, data: bytes, aws: AwsOptions) -> None:
+def write_report(
+    result: ScanResult | SpooledResult, fmt: str, output: Path | None, aws: AwsOptions | None = None
+) -> None:
+    """``result`` in format ``fmt`` to stdout, a file or S3, as ``write_output`` writes. A format in
+    ``report.STREAMED`` is written as the findings are read, so a spooled result is never held whole (to S3
+    through a temporary file); any other is rendered in memory."""
+    from kmsguard.report import STREAMED, render, write
+
+    if fmt not in STREAMED:
+        whole = result if isinstance(result, ScanResult) else result.materialize()
+        write_output(render(whole, fmt), output, aws)
+        return
+    if output is None:
+        write(result, fmt, sys.stdout)
+        sys.stdout.flush()
+        return
+    url = s3_url(output)
+    try:
+        if url is not None:
+            with tempfile.TemporaryFile() as tmp:
+                _write_text(result, fmt, tmp)
+                tmp.seek(0)
+                _put_s3(url, tmp, aws or AwsOptions(endpoint_url=os.environ.get(ENDPOINT_ENV)))
+            return
+        with open_atomic(output) as fh:  # a run failing half-way leaves the previous file as it was
+            _write_text(result, fmt, fh)
+    except OSError as e:
+        fail(f"cannot write {output}: {e.strerror or e}")
+
+
+def _write_text(result: ScanResult | SpooledResult, fmt: str, raw: BinaryIO) -> None:
+    from kmsguard.report import write
+
+    # newline="": the text goes out as written (a CSV's \r\n row ends included), UTF-8 as write_output's.
+    text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    write(result, fmt, text)
+    text.flush()
+    text.detach()  # the caller closes the file
+
+
+def _put_s3(url: str, data: bytes | BinaryIO, aws: AwsOptions) -> None:
     from kmsguard.aws.errors import AWS_CALL_ERRORS, AwsUnavailable, error_code
     from kmsguard.aws.session import SessionFactory
     from kmsguard.trail.sources import split_s3

@@ -24,7 +24,7 @@ from kmsguard.cli.common import (
     cut_short,
     exit_code,
     fail,
-    keep_findings,
+    kept,
     known_checks,
     s3_url,
     scan_config,
@@ -34,15 +34,17 @@ from kmsguard.cli.common import (
     statuses,
     typed_endpoint,
     write_output,
+    write_report,
 )
 from kmsguard.cli.trail import UNUSED_DAYS
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Finding
 from kmsguard.model.result import ScanResult
 from kmsguard.model.snapshot import Snapshot
-from kmsguard.pipeline import judge
-from kmsguard.report import FORMATS, render
+from kmsguard.pipeline import judge_stream, scanned
+from kmsguard.report import FORMATS
 from kmsguard.snapshot_io import save_snapshot, snapshot_bytes
+from kmsguard.spool import FindingSpool, SpooledResult
 from kmsguard.trail.usage import TrailUsage
 
 
@@ -151,14 +153,19 @@ def scan(
         _save_snapshot(snapshot, snapshot_out, out_aws)
 
     extra, usage = trail_analysis(trail, snapshot, cfg, profile, region_list, endpoint_url, role_name, unused_days)
-    try:
-        result = judge(snapshot, cfg, split_csv(checks), split_csv(skip_checks), extra=extra)
-    except ValueError as e:
-        fail(str(e))
-    result.trail_usage = usage
-    result = keep_findings(result, sevs, stats)
-    emit(result, fmt, output, out_aws)
-    raise typer.Exit(cut_short(options, exit_code(result, fail_on, allow_errors)))
+    # The findings go to a spool on disk as they are judged, not into memory: an Organization's scan judges
+    # millions of them. The snapshot is let go before the report is written.
+    with FindingSpool() as spool:
+        try:
+            findings = judge_stream(snapshot, cfg, split_csv(checks), split_csv(skip_checks), extra=extra)
+            spool.extend(f for f in findings if kept(f, sevs, stats))
+        except ValueError as e:
+            fail(str(e))
+        result = SpooledResult(spool, **scanned(snapshot), trail_usage=usage)
+        del snapshot, extra
+        emit(result, fmt, output, out_aws)
+        code = exit_code(result, fail_on, allow_errors)
+    raise typer.Exit(cut_short(options, code))
 
 
 def _save_snapshot(snapshot: Snapshot, path: Path, aws: AwsOptions) -> None:
@@ -209,13 +216,13 @@ def _resolve_format(fmt: str | None, output: Path | None) -> str:
     return fmt
 
 
-def emit(result: ScanResult, fmt: str, output: Path | None, aws: AwsOptions | None = None) -> None:
+def emit(result: ScanResult | SpooledResult, fmt: str, output: Path | None, aws: AwsOptions | None = None) -> None:
     if fmt == "table":
         from kmsguard.report.table import print_table
 
-        print_table(result)
+        print_table(result if isinstance(result, ScanResult) else result.materialize())
         return
-    write_output(render(result, fmt), output, aws)
+    write_report(result, fmt, output, aws)
 
 
 __all__ = ["EXIT_USAGE", "FAIL_ON", "emit", "exit_code", "scan", "trail_analysis"]

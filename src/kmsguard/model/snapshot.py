@@ -10,10 +10,13 @@ a region, an account), never dropped: checks turn those into ERROR findings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+T = TypeVar("T")
 
 # 2: AccountSnapshot.iam (users, groups, roles, managed policies) and Snapshot.organization (OUs, SCPs,
 # RCPs). Version 1 files still load: the new fields default to None, meaning "not collected".
@@ -297,6 +300,18 @@ class Snapshot(_Model):
     accounts: list[AccountSnapshot] = Field(default_factory=list)
     # None: not in an Organization, or not collected (a version 1 snapshot); errors say which could not be read.
     organization: Organization | None = None
+
+    # What checks derive from this snapshot and share (effective access, asked by four checks), kept with it:
+    # it lives as long as the snapshot and no longer, and is never serialised.
+    _derived: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def derived(self, name: str, build: Callable[[], T]) -> T:
+        """``build()``'s value, computed once per snapshot and name (checks only read a snapshot)."""
+        if self._derived.get("") != id(self):  # a model_copy carries the dict over: not its values
+            self._derived = {"": id(self)}
+        if name not in self._derived:
+            self._derived[name] = build()
+        return cast("T", self._derived[name])
 
     def all_keys(self) -> list[Key]:
         return [k for a in self.accounts for r in a.regions for k in r.keys]

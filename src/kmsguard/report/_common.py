@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kmsguard.arn import parse as parse_arn
@@ -25,6 +25,22 @@ def compact_json(value: Mapping[str, Any] | list[Any]) -> str:
 _COMPACT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
+class Streamed:
+    """A list written one item per line as it is iterated (under a ``one_per_line`` key), never held whole:
+    the findings of a spooled scan. ``encode`` turns one item into its compact JSON."""
+
+    def __init__(self, items: Iterable[Any], encode: Callable[[Any], str] | None = None) -> None:
+        self.items = items
+        self.encode = encode or _ENCODE
+
+
+class Raw:
+    """Text already laid out as JSON, written where the value would be."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def dumps_pretty(value: Any, inline_depth: int, one_per_line: frozenset[str] = frozenset()) -> str:
     """JSON indented down to ``inline_depth`` levels, deeper values compact on one line each.
 
@@ -35,9 +51,14 @@ def dumps_pretty(value: Any, inline_depth: int, one_per_line: frozenset[str] = f
     one finding per line diffs and greps finding by finding.
     """
     parts: list[str] = []
-    _pretty(value, 0, inline_depth, one_per_line, parts)
-    parts.append("\n")
+    write_pretty(value, inline_depth, one_per_line, parts.append)
     return "".join(parts)
+
+
+def write_pretty(value: Any, inline_depth: int, one_per_line: frozenset[str], write: Callable[[str], object]) -> None:
+    """``dumps_pretty`` written piece by piece to ``write`` (a file's write): a ``Streamed`` list is never held."""
+    _pretty(value, 0, inline_depth, one_per_line, write)
+    write("\n")
 
 
 # One encoder reused: json.dumps(default=...) builds a new encoder on every call, which dominates the cost.
@@ -45,27 +66,42 @@ _ENCODE = json.JSONEncoder(default=str).encode
 _INDENT = "  "
 
 
-def _pretty(value: Any, depth: int, inline_depth: int, one_per_line: frozenset[str], out: list[str]) -> None:
+def _pretty(
+    value: Any, depth: int, inline_depth: int, one_per_line: frozenset[str], write: Callable[[str], object]
+) -> None:
+    if isinstance(value, Raw):
+        write(value.text)
+        return
     if depth >= inline_depth or not isinstance(value, dict | list) or not value:
-        out.append(_ENCODE(value))
+        write(_ENCODE(value))
         return
     pad, inner = _INDENT * depth, _INDENT * (depth + 1)
     if isinstance(value, list):
-        out.append("[")
+        write("[")
         for i, v in enumerate(value):
-            out.append(("\n" if i == 0 else ",\n") + inner)
-            _pretty(v, depth + 1, inline_depth, one_per_line, out)
-        out.append("\n" + pad + "]")
+            write(("\n" if i == 0 else ",\n") + inner)
+            _pretty(v, depth + 1, inline_depth, one_per_line, write)
+        write("\n" + pad + "]")
         return
-    out.append("{")
+    write("{")
     for i, (k, v) in enumerate(value.items()):
-        out.append(("\n" if i == 0 else ",\n") + inner + _ENCODE(str(k)) + ": ")
-        if k in one_per_line and isinstance(v, list) and v:
-            item_pad = "\n" + _INDENT * (depth + 2)
-            out.append("[" + item_pad + ("," + item_pad).join(map(_ENCODE, v)) + "\n" + inner + "]")
+        write(("\n" if i == 0 else ",\n") + inner + _ENCODE(str(k)) + ": ")
+        if k in one_per_line and isinstance(v, Streamed):
+            _items(v, depth, write)
+        elif k in one_per_line and isinstance(v, list) and v:
+            _items(Streamed(v), depth, write)
         else:
-            _pretty(v, depth + 1, inline_depth, one_per_line, out)
-    out.append("\n" + pad + "}")
+            _pretty(v, depth + 1, inline_depth, one_per_line, write)
+    write("\n" + pad + "}")
+
+
+def _items(items: Streamed, depth: int, write: Callable[[str], object]) -> None:
+    item_pad, encode = "\n" + _INDENT * (depth + 2), items.encode
+    first = True
+    for item in items.items:
+        write(("[" if first else ",") + item_pad + encode(item))
+        first = False
+    write("[]" if first else "\n" + _INDENT * (depth + 1) + "]")
 
 
 def short_resource(f: Finding) -> str:

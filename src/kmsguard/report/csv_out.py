@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import TextIO
 
 from kmsguard.model.finding import Finding
-from kmsguard.model.result import ScanResult
+from kmsguard.model.result import Judged
 from kmsguard.report._common import compact_json
 
 COLUMNS = [
@@ -60,9 +61,13 @@ def _row(f: Finding) -> list[str]:
     return [defuse(c) for c in cells]
 
 
-def render_csv(result: ScanResult) -> str:
+def render_csv(result: Judged) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(COLUMNS)
-    writer.writerows(_row(f) for f in result.sorted_findings())
+    write_csv(result, buf)
     return buf.getvalue()
+
+
+def write_csv(result: Judged, out: TextIO) -> None:
+    writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(COLUMNS)
+    writer.writerows(_row(f) for f in result.iter_sorted())

@@ -12,19 +12,19 @@ UTF-8 (RFC 8259's encoding for JSON) rather than with ASCII escapes.
 
 from __future__ import annotations
 
-from typing import Any
+import io
+from typing import Any, TextIO
 
 import msgspec
 
 from kmsguard.model.finding import Finding
-from kmsguard.model.result import ScanResult
-from kmsguard.report._common import dumps_pretty
+from kmsguard.model.result import Judged
+from kmsguard.report._common import Raw, Streamed, dumps_pretty, write_pretty
 
 # Anything in evidence msgspec does not know (a set, a custom object) is written as its str(), as json's
 # default=str did.
 _ENCODER = msgspec.json.Encoder(enc_hook=str)
-_PLACEHOLDER = "__kmsguard_findings__"
-_USAGE_PLACEHOLDER = "__kmsguard_trail_usage__"
+_FINDINGS = frozenset({"findings"})
 # The usage summary: one line per key series and per top entry (so it diffs like the findings do), and the
 # day axis on one line rather than 90.
 _USAGE_LISTS = frozenset({"daily", "top_keys", "top_principals"})
@@ -41,26 +41,27 @@ def _finding_fields(f: Finding) -> dict[str, Any]:
     return fields
 
 
-def render_json(result: ScanResult) -> str:
-    head = {
+def render_json(result: Judged) -> str:
+    buf = io.StringIO()
+    write_json(result, buf)
+    return buf.getvalue()
+
+
+def write_json(result: Judged, out: TextIO) -> None:
+    """The report written to ``out`` as the findings are read: a spooled result is never held whole."""
+    head: dict[str, Any] = {
         "kmsguard_version": result.kmsguard_version,
         "scanned_at": result.scanned_at.isoformat(),
         "accounts": result.accounts,
         "regions": result.regions,
-        "summary": result.summary(),
-        "findings": _PLACEHOLDER,
+        "summary": result.tally().summary(),
+        "findings": Streamed(result.iter_sorted(), _encode_finding),
     }
     if result.trail_usage is not None:
-        head["trail_usage"] = _USAGE_PLACEHOLDER
-    text = dumps_pretty(head, inline_depth=3)
-    # Each placeholder is replaced once, the later one first: text from the logs (a key id as logged) that
-    # happens to spell a placeholder can then never be mistaken for it.
-    if result.trail_usage is not None:
         usage = dumps_pretty(result.trail_usage.model_dump(mode="json"), 1, _USAGE_LISTS).rstrip("\n")
-        text = text.replace(f'"{_USAGE_PLACEHOLDER}"', usage.replace("\n", "\n  "), 1)
-    findings = result.sorted_findings()
-    if not findings:
-        return text.replace(f'"{_PLACEHOLDER}"', "[]", 1)
-    pad = "\n    "
-    body = pad + ("," + pad).join(_ENCODER.encode(_finding_fields(f)).decode() for f in findings) + "\n  "
-    return text.replace(f'"{_PLACEHOLDER}"', "[" + body + "]", 1)
+        head["trail_usage"] = Raw(usage.replace("\n", "\n  "))
+    write_pretty(head, 3, _FINDINGS, out.write)
+
+
+def _encode_finding(f: Finding) -> str:
+    return _ENCODER.encode(_finding_fields(f)).decode()

@@ -33,13 +33,13 @@ Mapping decisions (one run, tool.driver ``kmsguard``):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from typing import Any
+import io
+from typing import Any, TextIO
 
 from kmsguard.checks.registry import CheckSpec, load_builtin_checks
 from kmsguard.model.finding import Finding, Severity, Status
-from kmsguard.model.result import ScanResult
-from kmsguard.report._common import dumps_pretty, short_resource
+from kmsguard.model.result import Judged
+from kmsguard.report._common import Streamed, short_resource, write_pretty
 from kmsguard.report._time import iso_z
 
 SARIF_VERSION = "2.1.0"
@@ -71,21 +71,38 @@ def fingerprint(check_id: str, resource_arn: str) -> str:
     return hashlib.sha256(f"{check_id}\0{resource_arn}".encode()).hexdigest()
 
 
-def render_sarif(result: ScanResult, artifact_uri: str | None = None) -> str:
+def render_sarif(result: Judged, artifact_uri: str | None = None) -> str:
+    buf = io.StringIO()
+    write_sarif(result, buf, artifact_uri)
+    return buf.getvalue()
+
+
+def write_sarif(result: Judged, out: TextIO, artifact_uri: str | None = None) -> None:
     # Indented down to each rule; one rule and one result per line -- readable, and fast on large scans.
-    return dumps_pretty(sarif_dict(result, artifact_uri), inline_depth=6, one_per_line=frozenset({"rules", "results"}))
+    write_pretty(_document(result, artifact_uri, streamed=True), 6, _ONE_PER_LINE, out.write)
 
 
-def sarif_dict(result: ScanResult, artifact_uri: str | None = None) -> dict[str, Any]:
-    findings = result.sorted_findings()
+def sarif_dict(result: Judged, artifact_uri: str | None = None) -> dict[str, Any]:
+    return _document(result, artifact_uri, streamed=False)
+
+
+_ONE_PER_LINE = frozenset({"rules", "results"})
+
+
+def _document(result: Judged, artifact_uri: str | None, *, streamed: bool) -> dict[str, Any]:
+    # Two passes over the findings: the rules (which checks, rated by their worst finding) come before the
+    # results, and a spooled result is read rather than held.
+    stats: dict[str, _RuleStats] = {}
+    for f in result.iter_sorted():
+        stats.setdefault(f.check_id, _RuleStats()).add(f)
     specs = load_builtin_checks()
-    by_check: dict[str, list[Finding]] = {}
-    for f in findings:
-        by_check.setdefault(f.check_id, []).append(f)
-    rule_ids = sorted(by_check)
+    rule_ids = sorted(stats)
     rule_index = {cid: i for i, cid in enumerate(rule_ids)}
-    rules = [_rule(cid, specs.get(cid), by_check[cid]) for cid in rule_ids]
-    results = [_result(f, rule_index[f.check_id], artifact_uri) for f in findings if f.status is not Status.PASS]
+    rules = [_rule(cid, specs.get(cid), stats[cid]) for cid in rule_ids]
+    items = (
+        _result(f, rule_index[f.check_id], artifact_uri) for f in result.iter_sorted() if f.status is not Status.PASS
+    )
+    results: Streamed | list[dict[str, Any]] = Streamed(items) if streamed else list(items)
     return {
         "$schema": SARIF_SCHEMA_URI,
         "version": SARIF_VERSION,
@@ -106,25 +123,40 @@ def sarif_dict(result: ScanResult, artifact_uri: str | None = None) -> dict[str,
                 "properties": {
                     "accounts": result.accounts,
                     "regions": result.regions,
-                    "summary": result.summary(),
+                    "summary": result.tally().summary(),
                 },
             }
         ],
     }
 
 
+class _RuleStats:
+    """What a rule needs from its check's findings, gathered one finding at a time."""
+
+    def __init__(self) -> None:
+        self.worst_judged: Severity | None = None  # of FAIL and MUTED findings
+        self.worst: Severity | None = None
+        self.remediation = ""
+        self.compliance: dict[str, list[str]] = {}
+
+    def add(self, f: Finding) -> None:
+        self.worst = _worse(self.worst, f.severity)
+        if f.status in (Status.FAIL, Status.MUTED):
+            self.worst_judged = _worse(self.worst_judged, f.severity)
+        self.remediation = self.remediation or f.remediation
+        self.compliance = self.compliance or f.compliance
+
+
+def _worse(a: Severity | None, b: Severity) -> Severity:
+    return b if a is None or b.rank > a.rank else a
+
+
 def _camel(check_id: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in check_id.split("_") if part)
 
 
-def _worst(findings: Iterable[Finding]) -> Severity | None:
-    sevs = [f.severity for f in findings]
-    return max(sevs, key=lambda s: s.rank) if sevs else None
-
-
-def _rule(check_id: str, spec: CheckSpec | None, findings: list[Finding]) -> dict[str, Any]:
-    judged = [f for f in findings if f.status in (Status.FAIL, Status.MUTED)]
-    severity = _worst(judged) or (spec.severity if spec else None) or _worst(findings) or Severity.INFO
+def _rule(check_id: str, spec: CheckSpec | None, stats: _RuleStats) -> dict[str, Any]:
+    severity = stats.worst_judged or (spec.severity if spec else None) or stats.worst or Severity.INFO
     if spec is not None:
         title, rationale, remediation = spec.title, spec.rationale, spec.remediation
         compliance = spec.compliance
@@ -132,8 +164,7 @@ def _rule(check_id: str, spec: CheckSpec | None, findings: list[Finding]) -> dic
         # A check the registry does not know (a newer or plugin check): describe it from its findings.
         title = check_id
         rationale = f"Findings of check {check_id} (not in this kmsguard's check catalogue)."
-        remediation = next((f.remediation for f in findings if f.remediation), "")
-        compliance = next((f.compliance for f in findings if f.compliance), {})
+        remediation, compliance = stats.remediation, stats.compliance
     tags = ["security", "aws-kms"] + [f"{fw}/{ctl}" for fw, ctls in sorted(compliance.items()) for ctl in ctls]
     return {
         "id": check_id,
