@@ -61,7 +61,16 @@ def incidents(file_no: int, keys: list[str], t0: datetime) -> list[dict[str, Any
     return out
 
 
-def generate(root: Path, n_events: int, n_keys: int = 200, seed: int = 7) -> tuple[list[Path], int]:
+def generate(
+    root: Path,
+    n_events: int,
+    n_keys: int = 200,
+    seed: int = 7,
+    per_file: int = EVENTS_PER_FILE,
+    file_seconds: float = 300.0,
+) -> tuple[list[Path], int]:
+    """``n_events`` over 30 days in files of ``per_file`` events, each spanning ``file_seconds`` (a trail delivers
+    every 5 minutes; a huge export file spans its share of the 30 days)."""
     from kmsguard.trail.synth import event, key_arn
 
     rng = random.Random(seed)
@@ -78,7 +87,7 @@ def generate(root: Path, n_events: int, n_keys: int = 200, seed: int = 7) -> tup
     file_no = 0
     total_bytes = 0
     while made < n_events:
-        count = min(EVENTS_PER_FILE, n_events - made)
+        count = min(per_file, n_events - made)
         t0 = start + timedelta(seconds=span * made / n_events)
         region = REGIONS[file_no % len(REGIONS)]
         recs = []
@@ -88,7 +97,7 @@ def generate(root: Path, n_events: int, n_keys: int = 200, seed: int = 7) -> tup
             name = rng.choices(names, weights)[0]
             if file_no == SPIKE_FILE:  # one key hammered for five minutes: a usage spike
                 k, p, name = keys[0], principals[1], "Decrypt"
-            t = t0 + timedelta(seconds=i * 300 / count)
+            t = t0 + timedelta(seconds=i * file_seconds / count)
             recs.append(
                 event(name, k, p, t, context_arn=f"arn:aws:s3:::bucket-{k[-4:]}/obj/{uuid.uuid4().hex[:12]}")
                 if name != "DescribeKey"

@@ -81,6 +81,52 @@ class CheckOptions(BaseModel):
         }
 
 
+# What Spark accepts as a master: local mode, a standalone cluster (one or more masters), YARN, Kubernetes.
+SPARK_MASTER = re.compile(r"local(\[(\d+|\*)(,\d+)?\])?|spark://[^\s/]+(:\d+)?(,[^\s/]+(:\d+)?)*|yarn|k8s://\S+")
+
+
+def check_spark_master(v: str) -> str:
+    if not SPARK_MASTER.fullmatch(v):
+        raise ValueError(f"{v!r} is not a Spark master (local[*], spark://HOST:PORT, yarn or k8s://URL)")
+    return v
+
+
+def check_spark_conf(v: dict[str, str]) -> dict[str, str]:
+    for name in v:
+        if not name.startswith("spark."):
+            raise ValueError(f"{name!r} is not a Spark setting (they start with 'spark.')")
+    return v
+
+
+class SparkSettings(BaseModel):
+    """``trail: {spark: {...}}`` in kmsguard.yaml: where ``trail analyze --engine spark`` runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    master: str = "local[*]"
+    # Any Spark setting (spark.executor.memory, spark.sql.shuffle.partitions ...); they win over kmsguard's own.
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("master")
+    @classmethod
+    def _master(cls, v: str) -> str:
+        return check_spark_master(v)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _conf(cls, v: Any) -> Any:
+        if isinstance(v, dict):  # YAML gives numbers and booleans; Spark takes every setting as text
+            v = {k: str(x).lower() if isinstance(x, bool) else str(x) for k, x in v.items()}
+            check_spark_conf(v)
+        return v
+
+
+class TrailSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+
+
 class ScanConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -101,6 +147,7 @@ class ScanConfig(BaseModel):
     severity_overrides: dict[str, Severity] = Field(default_factory=dict)
     checks: dict[str, CheckOptions] = Field(default_factory=dict)
     mutes: list[Mute] = Field(default_factory=list)
+    trail: TrailSettings = Field(default_factory=TrailSettings)
 
     @field_validator("max_rotation_days")
     @classmethod

@@ -1,4 +1,4 @@
-"""--engine spark gives the findings DuckDB gives (real local Spark); the Athena queries parse as Trino SQL."""
+"""--engine spark gives the findings DuckDB gives (real local Spark). The Athena queries: test_athena_sql.py."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlglot
 
 from kmsguard.trail.analyze import TrailOptions, analyze
 
 from . import scenario as sc
-
-ATHENA = Path(__file__).resolve().parents[2] / "src" / "kmsguard" / "trail" / "athena"
 
 
 def _key(f: Any) -> tuple[str, str, str]:
@@ -35,11 +32,3 @@ def test_spark_engine_matches_duckdb(spark: Any, tmp_path: Path) -> None:
     assert sp.events == duck.events
     assert sorted(map(_key, sp.findings)) == sorted(map(_key, duck.findings))
     assert [k.__dict__ for k in sp.keys] == [k.__dict__ for k in duck.keys]
-
-
-@pytest.mark.parametrize("path", sorted(ATHENA.glob("*.sql")), ids=lambda p: p.name)
-def test_athena_queries_parse_as_trino(path: Path) -> None:
-    statements = sqlglot.parse(path.read_text(), read="athena", error_level=sqlglot.ErrorLevel.RAISE)
-    assert len(statements) == 1 and statements[0] is not None
-    tables = {t.name for t in statements[0].find_all(sqlglot.exp.Table)}
-    assert "cloudtrail_logs" in tables

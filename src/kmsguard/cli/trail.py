@@ -6,6 +6,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -24,9 +25,11 @@ from kmsguard.cli.common import (
     fail,
     local_dir,
     progress_bar,
+    scan_config,
     split_csv,
     write_output,
 )
+from kmsguard.config import ScanConfig
 from kmsguard.model.result import ScanResult
 from kmsguard.report import FORMATS
 
@@ -71,6 +74,16 @@ def analyze_cmd(
     engine: str = typer.Option(
         "duckdb", "--engine", help="duckdb (embedded) or spark (pip install 'kmsguard[spark]')."
     ),
+    spark_master: str | None = typer.Option(
+        None,
+        "--spark-master",
+        help="With --engine spark: local[*] (default), spark://HOST:PORT, yarn or k8s://URL (or trail.spark.master "
+        "in kmsguard.yaml).",
+    ),
+    spark_conf: list[str] | None = typer.Option(
+        None, "--spark-conf", help="With --engine spark: a Spark setting NAME=VALUE (repeatable; over kmsguard.yaml's)."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="kmsguard.yaml (default: ./kmsguard.yaml if present)."),
     lookup: bool = typer.Option(False, "--lookup", help="Also read KMS events from CloudTrail LookupEvents."),
     profile: str | None = typer.Option(None, "--profile", help="AWS profile (for s3:// sources and --lookup)."),
     endpoint_url: str | None = typer.Option(
@@ -97,12 +110,19 @@ def analyze_cmd(
     fail_on: str = typer.Option("low", "--fail-on", help="Exit 1 at or above this severity (or 'never')."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help=ALLOW_ERRORS_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    timings: bool = typer.Option(
+        False, "--timings", help="Print on stderr where the time went: start-up, listing, decoding, SQL, report."
+    ),
 ) -> None:
     """Analyse CloudTrail logs: per-key usage summaries and findings."""
-    from kmsguard.cli.scan import emit
-    from kmsguard.trail.analyze import TrailOptions, analyze
-    from kmsguard.trail.detections import Params
-    from kmsguard.trail.usage import summarise
+    from kmsguard.timings import Timings
+
+    clock = Timings()
+    with clock.stage("imports (the trail engine)"):
+        from kmsguard.cli.scan import emit
+        from kmsguard.trail.analyze import TrailOptions, analyze
+        from kmsguard.trail.detections import Params
+        from kmsguard.trail.usage import summarise
 
     srcs = list(sources or [])
     if not srcs and not lookup:
@@ -116,8 +136,11 @@ def analyze_cmd(
     check_fail_on(fail_on)
     if engine not in ("duckdb", "spark"):
         fail(f"--engine: {engine!r} is not one of duckdb, spark")
+    cfg = scan_config(config)
+    engine_options = _spark_options(cfg, spark_master, spark_conf) if engine == "spark" else {}
     if engine == "spark":
         _require_pyspark()
+        _stop_on_sigterm()
     local_dir(charts, "--charts")
     local_dir(cache, "--cache")
     envs: dict[str, str] = {}
@@ -157,6 +180,9 @@ def analyze_cmd(
             unused_days=unused_days,
         ),
         principal_env=envs,
+        config=cfg,
+        engine_options=engine_options,
+        timings=clock,
     )
     for s in srcs:
         if not s.startswith("s3://") and not Path(s).exists():
@@ -189,10 +215,43 @@ def analyze_cmd(
         findings=report.findings,
         trail_usage=summarise(report, snap),
     )
-    if fmt == "table":
-        _print_usage(report)
-    emit(result, fmt, output, out_aws)
+    with clock.stage("report"):
+        if fmt == "table":
+            _print_usage(report)
+        emit(result, fmt, output, out_aws)
+    if timings:
+        err_console.print("timings:\n" + "\n".join(clock.lines()), highlight=False)
     raise typer.Exit(exit_code(result, fail_on, allow_errors))
+
+
+def _spark_options(cfg: ScanConfig, master: str | None, conf: list[str] | None) -> dict[str, Any]:
+    """Where Spark runs: --spark-master over kmsguard.yaml's trail.spark.master; --spark-conf over its conf."""
+    from kmsguard.config import check_spark_conf, check_spark_master
+
+    settings = dict(cfg.trail.spark.conf)
+    for item in conf or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            fail(f"--spark-conf: {item!r} is not NAME=VALUE")
+        settings[name.strip()] = value
+    try:
+        check_spark_conf(settings)
+        chosen = check_spark_master(master) if master is not None else cfg.trail.spark.master
+    except ValueError as e:
+        fail(f"--spark-master/--spark-conf: {e}")
+    return {"master": chosen, "conf": settings}
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (``kill``, a scheduler stopping the job) ends the run as Ctrl-C does, through ``finally``: the Spark
+    session is stopped, so a cluster ends the application and frees its executors at once. (A run killed outright
+    takes its JVM with it too: Spark's gateway exits when its stdin, a pipe from this process, closes.)"""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _require_pyspark() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,10 +19,11 @@ from kmsguard.aws.options import AwsOptions
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Finding
 from kmsguard.model.snapshot import Snapshot
-from kmsguard.trail import cache, detections, findings
+from kmsguard.timings import Timings
+from kmsguard.trail import answers, cache, detections, findings
 from kmsguard.trail.cache import IngestReport
 from kmsguard.trail.decode import FileStats
-from kmsguard.trail.engines import make_engine
+from kmsguard.trail.engines import Engine, each, make_engine
 from kmsguard.trail.sources import Filters, list_sources, lookup_events
 
 
@@ -40,10 +42,14 @@ class TrailOptions:
     config: ScanConfig = field(default_factory=ScanConfig)
     principal_env: dict[str, str] = field(default_factory=dict)
     engine_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"session": spark} in tests
+    timings: Timings | None = None  # --timings: each stage's wall time
 
     @property
     def filters(self) -> Filters:
         return Filters(self.since, self.until, frozenset(self.accounts), frozenset(self.regions))
+
+    def stage(self, name: str) -> AbstractContextManager[None]:
+        return self.timings.stage(name) if self.timings is not None else nullcontext()
 
 
 @dataclass
@@ -124,28 +130,66 @@ def analyze(
     filters = opts.filters
     detections.where_clause(filters)  # validates --account/--region before any work
     cache_dir = opts.cache_dir or default_cache_dir(sources + (["lookup"] if opts.lookup else []))
-    listed = list_sources(sources, opts.aws, filters) if sources else []
-    files = [f for f in listed if filters.keeps(f)]
-    engine = make_engine(opts.engine, **_engine_options(opts, cache_dir))
+    with opts.stage("list sources"):
+        listed = list_sources(sources, opts.aws, filters) if sources else []
+        files = [f for f in listed if filters.keeps(f)]
+    engine: Engine | None = None
     try:
         if progress is not None:
             progress.add_total("files", len(files))
-        runner = getattr(engine, "run_units", None) if opts.engine == "spark" else None
-        report, parts = cache.ingest(
-            files,
-            cache_dir,
-            aws=opts.aws,
-            workers=opts.workers,
-            progress=(lambda n: progress.advance("files", n)) if progress is not None else None,
-            listed=len(listed),
-            runner=runner,
-        )
-        if opts.lookup:
-            parts += _lookup(opts, cache_dir, report)
-        engine.load(parts, filters)
-        return _detect(engine, opts, snapshot, report, progress)
+        runner = None
+        if opts.engine == "spark" and any(f.uri.startswith("s3://") for f in files):
+            # Files in S3 are decoded where they are read, in Spark's tasks (on a cluster, its executors); local
+            # files on this machine, by the decoder's process pool, before Spark starts.
+            engine = _start(opts, cache_dir)
+            runner = getattr(engine, "run_units", None)
+        with opts.stage("ingest (decode, write the cache)"):
+            report, parts = cache.ingest(
+                files,
+                cache_dir,
+                aws=opts.aws,
+                workers=opts.workers,
+                progress=(lambda n: progress.advance("files", n)) if progress is not None else None,
+                listed=len(listed),
+                runner=runner,
+            )
+            if opts.lookup:
+                parts += _lookup(opts, cache_dir, report)
+        summaries = _summaries(snapshot)
+        key = answers.fingerprint(parts, filters, _queries(opts.params, summaries), opts.engine)
+        with opts.stage("answers kept from the last run"):
+            got = answers.load(cache_dir, key)
+        if got is None:
+            if engine is None:
+                engine = _start(opts, cache_dir)
+            with opts.stage("load the cache"):
+                engine.load(parts, filters)
+            got = _ask(engine, opts, summaries, progress)
+            answers.save(cache_dir, key, got)
+        with opts.stage("findings"):
+            return _report(opts, snapshot, report, got)
     finally:
-        engine.close()
+        if engine is not None:
+            engine.close()
+
+
+def _start(opts: TrailOptions, cache_dir: Path) -> Engine:
+    with opts.stage(f"start the {opts.engine} engine"):
+        return make_engine(opts.engine, **_engine_options(opts, cache_dir))
+
+
+def _summaries(snapshot: Snapshot | None) -> dict[str, str]:
+    """The summary queries a run asks: policy conformance and environments are judged against a snapshot, so
+    without one their rows would go unused."""
+    unused = {"coverage"} | (set() if snapshot is not None else {"use_pairs", "context_use"})
+    return {name: sql for name, sql in detections.SUMMARIES.items() if name not in unused}
+
+
+def _queries(p: detections.Params, summaries: dict[str, str]) -> list[str]:
+    """What the answers depend on besides the events: the detection module's text (every query and the steps
+    between them are built there) with the run's thresholds, and the summaries asked."""
+    source = Path(detections.__file__).read_text(encoding="utf-8")
+    return [hashlib.sha256(source.encode()).hexdigest(), repr(p), *sorted(summaries)]
 
 
 def _engine_options(opts: TrailOptions, cache_dir: Path) -> dict[str, Any]:
@@ -170,13 +214,9 @@ def _lookup(opts: TrailOptions, cache_dir: Path, report: IngestReport) -> list[s
     return parts
 
 
-def _detect(
-    engine: Any, opts: TrailOptions, snapshot: Snapshot | None, report: IngestReport, progress: Any = None
-) -> TrailReport:
+def _ask(engine: Engine, opts: TrailOptions, summaries: dict[str, str], progress: Any = None) -> answers.Answers:
+    """Every question the run asks the engine: coverage, the detections (groups and evidence), the summaries."""
     p = opts.params
-    # Policy conformance and environments are judged against a snapshot: without one, their rows go unused.
-    unused = {"coverage"} | (set() if snapshot is not None else {"use_pairs", "context_use"})
-    summaries = {name: sql for name, sql in detections.SUMMARIES.items() if name not in unused}
     steps = 1 + len(detections.all_detections(p)) + len(summaries)
 
     def tick() -> None:
@@ -185,17 +225,29 @@ def _detect(
 
     if progress is not None:
         progress.add_total("queries", steps)
-    cov = engine.query(detections.COVERAGE)[0]
-    t0, t1 = cov["t0"], cov["t1"]
-    engine.register_hours(*detections.calendar(int(t0), int(t1)) if t0 is not None else (0, 0))
-    detections.prepare(engine)
-    tick()
-    rows = detections.run(engine, p, tick)
-    summ: dict[str, list[dict[str, Any]]] = {}
-    for name, sql in summaries.items():
-        summ[name] = engine.query(sql)
+    with opts.stage("detections (SQL)"):
+        cov = engine.query(detections.COVERAGE)[0]
+        t0, t1 = cov["t0"], cov["t1"]
+        engine.register_hours(*detections.calendar(int(t0), int(t1)) if t0 is not None else (0, 0))
+        detections.prepare(engine)
         tick()
+        rows = detections.run(engine, p, tick)
+    with opts.stage("summaries (SQL)"):
 
+        def ask(sql: str) -> list[dict[str, Any]]:
+            rows = engine.query(sql)
+            tick()
+            return rows
+
+        summ = dict(zip(summaries, each(engine, ask, summaries.values()), strict=True))
+    found = {name: (r.groups, r.evidence) for name, r in rows.items()}
+    return answers.Answers(coverage=cov, detections=found, summaries=summ, engine=engine.name)
+
+
+def _report(opts: TrailOptions, snapshot: Snapshot | None, report: IngestReport, got: answers.Answers) -> TrailReport:
+    p, cov, summ = opts.params, got.coverage, got.summaries
+    t0, t1 = cov["t0"], cov["t1"]
+    rows = {name: detections.DetectionRows(g, e) for name, (g, e) in got.detections.items()}
     ctx = findings.Context(p, opts.config, snapshot, principal_env=opts.principal_env)
     out: list[Finding] = list(findings.unreadable_log_findings(report.failed, ctx))
     out += findings.admin_findings(rows["admin"], ctx)
@@ -242,5 +294,5 @@ def _detect(
         hourly=hourly,
         findings=out,
         notes=ctx.notes,
-        engine=engine.name,
+        engine=got.engine,
     )

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kmsguard.trail.engines import Engine
+from kmsguard.trail.engines import Engine, each
 from kmsguard.trail.schema import ADMIN_EVENTS, ARROW_SCHEMA
 from kmsguard.trail.sources import Filters
 
@@ -226,8 +226,7 @@ AGGREGATES = {"usage_agg": USAGE_AGG, "hourly_agg": HOURLY_AGG, RARE: RARE_EVENT
 
 def prepare(engine: Engine) -> None:
     """Build the aggregates every summary and most detections read (after ``events`` and ``hours`` exist)."""
-    for name, sql in AGGREGATES.items():
-        engine.materialize(name, sql)
+    each(engine, lambda item: engine.materialize(*item), AGGREGATES.items())
 
 
 # --- summaries ------------------------------------------------------------------------------------------------
@@ -466,23 +465,28 @@ class DetectionRows:
 
 def run(engine: Engine, p: Params, tick: Callable[[], None] | None = None) -> dict[str, DetectionRows]:
     """Every detection's groups, and evidence for the ones that found something; ``tick`` after each."""
-    found: dict[str, list[dict[str, Any]]] = {}
     dets = all_detections(p)
-    for d in dets:
+
+    def groups(d: Detection) -> list[dict[str, Any]]:
         engine.materialize(d.table, d.groups_sql())
-        found[d.name] = engine.query(f"SELECT * FROM {d.table}")
+        return engine.query(f"SELECT * FROM {d.table}")
+
+    found = dict(zip((d.name for d in dets), each(engine, groups, dets), strict=True))
     keyed = [d for d in dets if d.evidence_source == EVIDENCE and found[d.name]]
     if keyed:
         # One more pass over the events, for the keys with findings only; every evidence query reads that.
         keys = " UNION ".join(f"SELECT key_arn FROM {d.table}" for d in keyed)
         engine.materialize(EVIDENCE, f"SELECT * FROM events WHERE key_arn IN ({keys})")
-    out: dict[str, DetectionRows] = {}
-    for d in dets:
-        evidence = engine.query(d.evidence_sql(p.cap)) if found[d.name] else []
-        out[d.name] = DetectionRows(found[d.name], evidence)
+
+    def evidence(d: Detection) -> list[dict[str, Any]]:
+        rows = engine.query(d.evidence_sql(p.cap)) if found[d.name] else []
         if tick is not None:
             tick()
-    return out
+        return rows
+
+    return {
+        d.name: DetectionRows(found[d.name], rows) for d, rows in zip(dets, each(engine, evidence, dets), strict=True)
+    }
 
 
 SUMMARIES = {

@@ -1,16 +1,13 @@
--- Dangerous administrative events that succeeded (trail_key_deletion_scheduled, trail_key_disabled,
--- trail_rotation_disabled, trail_alias_deleted, trail_key_material_imported, trail_key_material_deleted),
--- key policy changes (trail_policy_widened: judge the policy text with `kmsguard policy`), and grants.
-SELECT eventtime, eventname, awsregion, recipientaccountid,
-       coalesce(element_at(filter(resources, r -> r.arn LIKE '%:key/%'), 1).arn,
-                json_extract_scalar(requestparameters, '$.keyId')) AS key_arn,
-       useridentity.arn AS principal, sourceipaddress, eventid,
-       json_extract_scalar(requestparameters, '$.aliasName') AS alias_name,
-       json_extract_scalar(requestparameters, '$.granteePrincipal') AS grantee,
-       json_extract_scalar(requestparameters, '$.policy') AS new_policy
-FROM cloudtrail_logs
-WHERE eventsource = 'kms.amazonaws.com'
-  AND errorcode IS NULL
-  AND eventname IN ('ScheduleKeyDeletion', 'DisableKey', 'DisableKeyRotation', 'DeleteAlias', 'ImportKeyMaterial',
-                    'DeleteImportedKeyMaterial', 'PutKeyPolicy', 'CreateGrant')
-ORDER BY eventtime
+-- Dangerous administrative events that succeeded, per key and event: ScheduleKeyDeletion
+-- (trail_key_deletion_scheduled), DisableKey (trail_key_disabled), DisableKeyRotation (trail_rotation_disabled),
+-- DeleteAlias (trail_alias_deleted), ImportKeyMaterial (trail_key_material_imported), DeleteImportedKeyMaterial
+-- (trail_key_material_deleted). Reads kms_events.sql.
+SELECT coalesce(key_arn, 'unknown-key:' || coalesce(recipient_account, '?') || ':' || coalesce(region, '?'))
+         AS key_group,
+       event_name, count(*) AS calls, min(event_ts) AS first_ts, max(event_ts) AS last_ts,
+       array_agg(DISTINCT alias_name) FILTER (WHERE alias_name IS NOT NULL) AS aliases
+FROM kms_events
+WHERE ok AND event_name IN ('DeleteAlias', 'DeleteImportedKeyMaterial', 'DisableKey', 'DisableKeyRotation',
+                            'ImportKeyMaterial', 'ScheduleKeyDeletion')
+GROUP BY 1, event_name
+ORDER BY first_ts, key_group, event_name

@@ -1,26 +1,16 @@
--- Per key: calls, cryptographic calls, errors, distinct principals (not AWS services) and accounts, first/last use.
-WITH kms AS (
-  SELECT coalesce(element_at(filter(resources, r -> r.arn LIKE '%:key/%'), 1).arn,
-                  json_extract_scalar(requestparameters, '$.keyId')) AS key_arn,
-         eventname, errorcode, awsregion, useridentity.type AS principal_type,
-         coalesce(useridentity.sessioncontext.sessionissuer.arn, useridentity.arn) AS principal,
-         useridentity.accountid AS principal_account,
-         from_iso8601_timestamp(eventtime) AS event_time
-  FROM cloudtrail_logs
-  WHERE eventsource = 'kms.amazonaws.com'
-)
+-- Per key: calls, cryptographic calls, errors, distinct principals and accounts (not AWS services acting on their
+-- own), Regions, first and last use, last successful cryptographic use (epoch seconds). Reads kms_events.sql.
 SELECT key_arn,
        count(*) AS calls,
-       count_if(eventname IN ('Decrypt', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyWithoutPlaintext',
-                              'GenerateDataKeyPair', 'GenerateDataKeyPairWithoutPlaintext', 'ReEncrypt',
-                              'Sign', 'Verify', 'GenerateMac', 'VerifyMac', 'DeriveSharedSecret')) AS crypto_calls,
-       count_if(errorcode IS NOT NULL) AS errors,
-       count(DISTINCT CASE WHEN principal_type <> 'AWSService' THEN principal END) AS principals,
-       count(DISTINCT CASE WHEN principal_type <> 'AWSService' THEN principal_account END) AS accounts,
-       count(DISTINCT awsregion) AS regions,
-       min(event_time) AS first_use,
-       max(event_time) AS last_use
-FROM kms
+       count_if(is_crypto) AS crypto_calls,
+       count_if(NOT ok) AS errors,
+       count(DISTINCT CASE WHEN human THEN principal END) AS principals,
+       count(DISTINCT CASE WHEN human THEN principal_account END) AS accounts,
+       count(DISTINCT region) AS regions,
+       min(event_ts) AS first_ts,
+       max(event_ts) AS last_ts,
+       max(CASE WHEN is_crypto AND ok THEN event_ts END) AS last_crypto_ts
+FROM kms_events
 WHERE key_arn IS NOT NULL
 GROUP BY key_arn
-ORDER BY calls DESC
+ORDER BY calls DESC, key_arn

@@ -7,13 +7,21 @@ The SQL is shared (detections.py).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
 
 from kmsguard.trail.sources import Filters
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Engine(Protocol):
     name: str
+    # How many independent queries to send at once. DuckDB: 1 (one connection; it parallelises inside a query).
+    # Spark: several, since a query's fixed cost (planning, scheduling its stages) is mostly waiting.
+    parallel: int
 
     def load(self, parts: list[str], filters: Filters) -> None: ...
 
@@ -24,6 +32,15 @@ class Engine(Protocol):
     def query(self, sql: str) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...
+
+
+def each(engine: Engine, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``fn`` over ``items`` (independent queries), ``engine.parallel`` at a time, results in order."""
+    todo = list(items)
+    if engine.parallel <= 1 or len(todo) <= 1:
+        return [fn(x) for x in todo]
+    with ThreadPoolExecutor(max_workers=min(engine.parallel, len(todo))) as pool:
+        return list(pool.map(fn, todo))
 
 
 def make_engine(name: str, **options: Any) -> Engine:

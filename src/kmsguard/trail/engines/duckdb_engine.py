@@ -19,6 +19,7 @@ MEMORY_LIMIT = "128MB"
 
 class DuckDBEngine:
     name = "duckdb"
+    parallel = 1
 
     def __init__(
         self, threads: int | None = None, memory_limit: str | None = MEMORY_LIMIT, temp_directory: str | None = None
