@@ -3,6 +3,7 @@ usage errors naming them, before any Spark starts."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 from kmsguard.cli.main import app
 from kmsguard.cli.trail import _spark_options
 from kmsguard.config_file import ConfigFileError, load_config
+from kmsguard.trail.engines.spark_engine import local_conf
 
 
 def _analyze(tmp_path: Path, *args: str) -> tuple[int, str]:
@@ -66,3 +68,18 @@ def test_a_yaml_setting_that_is_not_spark_names_its_line(tmp_path: Path) -> None
 def test_the_default_is_local_mode(tmp_path: Path) -> None:
     opts = _spark_options(load_config(None), None, None)
     assert opts == {"master": "local[*]", "conf": {}}
+
+
+@pytest.mark.parametrize(
+    ("master", "partitions"),
+    [("local", "1"), ("local[3]", "3"), ("local[2,4]", "2"), ("local[*]", str(os.cpu_count() or 1))],
+)
+def test_local_mode_gets_a_shuffle_partition_per_thread(master: str, partitions: str) -> None:
+    conf = local_conf(master)
+    assert conf["spark.sql.shuffle.partitions"] == partitions
+    assert "-XX:ReservedCodeCacheSize=" in conf["spark.driver.extraJavaOptions"]
+
+
+@pytest.mark.parametrize("master", ["spark://10.0.0.5:7077", "yarn", "k8s://https://k8s.internal:6443"])
+def test_a_cluster_keeps_its_own_defaults(master: str) -> None:
+    assert local_conf(master) == {}

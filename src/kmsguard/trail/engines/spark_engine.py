@@ -8,6 +8,7 @@ executor can write (a shared mount). The detections then read the parts with Spa
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -38,10 +39,10 @@ def _run_unit(args: tuple[list[LogFile], str, AwsOptions | None]) -> list[FileSt
     return ingest_unit(files, part, aws)
 
 
-# Spark's defaults are for tables of billions of rows: 200 shuffle partitions per aggregate, and adaptive
-# execution (which merges small partitions) switched off for cached tables, which is every table here. Each of the
-# run's ~40 aggregates then ran 200 tasks whatever the data: 4 minutes for 2,700 events on 2 cores. Settings from
-# kmsguard.yaml (``trail.spark``) or --spark-conf override these.
+# Spark's defaults are for tables of billions of rows: adaptive execution (which merges small shuffle partitions)
+# is switched off for cached tables, which the run's prepared tables are, so each of its ~40 aggregates ran
+# spark.sql.shuffle.partitions (200) tasks whatever the data: 4 minutes for 2,700 events on 2 cores. Settings from
+# kmsguard.yaml (``trail.spark.conf``) or --spark-conf override these.
 DEFAULT_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.enabled": "false",
@@ -49,12 +50,23 @@ DEFAULT_CONF = {
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
     "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
-    "spark.sql.shuffle.partitions": "8",
 }
+_LOCAL = re.compile(r"local(?:\[(\d+|\*)(?:,\d+)?\])?")
 
-# In local mode the driver's JVM does all the work and lives for one run: its JIT compiler's second tier costs more
-# CPU than it saves (1M events on 2 cores: 67 CPU seconds with the first tier only, 90 with both).
-LOCAL_CONF = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m"}
+
+def local_conf(master: str) -> dict[str, str]:
+    """What local mode runs better with: a shuffle partition per thread (1M events on 2 cores: 34 s at 2, 38 s at 8,
+    minutes at 200); the JIT's first tier only, since the JVM lives for one run and its second tier costs more CPU
+    than it saves (67 CPU seconds instead of 90); and a code cache large enough for the code Spark generates per
+    query (the default filled mid-run and the JIT switched itself off). Nothing for a cluster's master."""
+    m = _LOCAL.fullmatch(master)
+    if m is None:
+        return {}
+    threads = (os.cpu_count() or 1) if m.group(1) in (None, "*") and master != "local" else int(m.group(1) or 1)
+    return {
+        "spark.sql.shuffle.partitions": str(max(1, threads)),
+        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m",
+    }
 
 
 class SparkEngine:
@@ -69,7 +81,7 @@ class SparkEngine:
             # Spark's Python workers must import kmsguard: run them on this interpreter.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             builder = SparkSession.builder.master(master).appName("kmsguard-trail")
-            settings = {**DEFAULT_CONF, **(LOCAL_CONF if master.startswith("local") else {}), **(conf or {})}
+            settings = {**DEFAULT_CONF, **local_conf(master), **(conf or {})}
             for name, value in settings.items():
                 builder = builder.config(name, value)
             session = builder.getOrCreate()
@@ -93,7 +105,8 @@ class SparkEngine:
         if dups:  # cached: each query would otherwise run the deduplicating window again
             self.materialize("events", events_view("raw_events", filters, dups))
         else:  # a view: each query reads only the Parquet columns it needs, cheaper than caching all of them
-            self.spark.sql(f"CREATE OR REPLACE TEMP VIEW events AS {events_view('raw_events', filters, dups)}")
+            self._drop("events")
+            self.spark.sql(f"CREATE TEMP VIEW events AS {events_view('raw_events', filters, dups)}")
 
     def register_hours(self, start: int, end: int) -> None:
         start -= start % 3600
@@ -103,8 +116,13 @@ class SparkEngine:
         )
 
     def materialize(self, name: str, sql: str) -> None:
-        self.spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
+        self._drop(name)
         self.spark.sql(f"CACHE TABLE {name} AS {sql}")
+
+    def _drop(self, name: str) -> None:
+        """``name`` gone, cached or not: CACHE TABLE ... AS refuses a name an earlier run of the session left."""
+        self.spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
+        self.spark.sql(f"DROP VIEW IF EXISTS {name}")
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         return [r.asDict() for r in self.spark.sql(sql).collect()]
