@@ -123,3 +123,17 @@ def test_timings_names_every_stage_on_stderr(logs: Path, tmp_path: Path) -> None
     assert "total" in res.stderr
     again = runner.invoke(app, args)
     assert "answers kept from the last run" in again.stderr and "detections (SQL)" not in again.stderr
+
+
+def test_the_fingerprint_follows_the_sql_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A query's text can change without detections.py changing (the names it lists come from trail/schema.py).
+    from kmsguard.trail import detections
+    from kmsguard.trail.analyze import _queries, _summaries
+
+    f = Filters(None, None, frozenset(), frozenset())
+    before = _queries(Params(), _summaries(None), f)
+    assert _queries(Params(), _summaries(None), f) == before
+    assert _queries(Params(spike_k=5.0), _summaries(None), f) != before
+    assert _queries(Params(), _summaries(None), Filters(None, None, frozenset({"111122223333"}), frozenset())) != before
+    monkeypatch.setitem(detections.AGGREGATES, "rare_events", "SELECT * FROM events WHERE error_code IS NOT NULL")
+    assert _queries(Params(), _summaries(None), f) != before

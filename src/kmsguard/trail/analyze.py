@@ -156,7 +156,7 @@ def analyze(
             if opts.lookup:
                 parts += _lookup(opts, cache_dir, report)
         summaries = _summaries(snapshot)
-        key = answers.fingerprint(parts, filters, _queries(opts.params, summaries), opts.engine)
+        key = answers.fingerprint(parts, filters, _queries(opts.params, summaries, filters), opts.engine)
         with opts.stage("answers kept from the last run"):
             got = answers.load(cache_dir, key)
         if got is None:
@@ -185,11 +185,15 @@ def _summaries(snapshot: Snapshot | None) -> dict[str, str]:
     return {name: sql for name, sql in detections.SUMMARIES.items() if name not in unused}
 
 
-def _queries(p: detections.Params, summaries: dict[str, str]) -> list[str]:
-    """What the answers depend on besides the events: the detection module's text (every query and the steps
-    between them are built there) with the run's thresholds, and the summaries asked."""
-    source = Path(detections.__file__).read_text(encoding="utf-8")
-    return [hashlib.sha256(source.encode()).hexdigest(), repr(p), *sorted(summaries)]
+def _queries(p: detections.Params, summaries: dict[str, str], filters: Filters) -> list[str]:
+    """What the answers depend on besides the events: the text of every query the run would ask (it carries the
+    thresholds and the names it lists from trail/schema.py), and the detection module's own text (the steps
+    between the queries: the calendar, the evidence)."""
+    asked = [detections.COVERAGE, *detections.AGGREGATES.values(), *summaries.values()]
+    asked += [sql for d in detections.all_detections(p) for sql in (d.groups_sql(), d.evidence_sql(p.cap))]
+    asked += [detections.dup_ids_sql("raw_events"), detections.events_view("raw_events", filters)]
+    module = Path(detections.__file__).read_text(encoding="utf-8")
+    return [hashlib.sha256("\n".join([module, repr(p), *asked]).encode()).hexdigest()]
 
 
 def _engine_options(opts: TrailOptions, cache_dir: Path) -> dict[str, Any]:

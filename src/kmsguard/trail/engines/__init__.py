@@ -20,7 +20,8 @@ R = TypeVar("R")
 class Engine(Protocol):
     name: str
     # How many independent queries to send at once. DuckDB: 1 (one connection; it parallelises inside a query).
-    # Spark: several, since a query's fixed cost (planning, scheduling its stages) is mostly waiting.
+    # Spark: several, so that independent queries' stages share the cores a lone query leaves idle between its own
+    # stages and while the driver plans it.
     parallel: int
 
     def load(self, parts: list[str], filters: Filters) -> None: ...

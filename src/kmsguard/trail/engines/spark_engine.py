@@ -1,8 +1,10 @@
-"""Spark: the same per-file decoder inside Spark tasks and the same detection SQL as Spark SQL.
+"""Spark: the same detection SQL as Spark SQL over the same Parquet cache, on a cluster or in local mode.
 
-Ingest hands each unit of files to a Spark task that runs ``cache.ingest_unit`` (the decoder the DuckDB
-engine uses) and writes its Parquet part into the cache directory, which on a cluster must be storage every
-executor can write (a shared mount). The detections then read the parts with Spark's Parquet reader.
+Local files are decoded on this machine by the decoder pool (``cache.ingest``) before Spark is asked anything.
+Files in S3 are decoded where Spark runs: ``run_units`` hands each unit of files to a Spark task that runs
+``cache.ingest_unit`` (the decoder the DuckDB engine uses) and writes its Parquet part into the cache directory,
+which on a cluster must be storage the driver and every executor see (a shared mount). The detections then read
+the parts with Spark's Parquet reader.
 """
 
 from __future__ import annotations
