@@ -66,6 +66,13 @@ def test_key_references_resolve_to_key_arns() -> None:
         ("*:*", True),
         ("s3:*", False),
         (["logs:*", "sts:AssumeRole"], False),
+        # A wildcard service covers KMS's actions too: IAM matches "*:CreateGrant" against kms:CreateGrant.
+        ("*:CreateGrant", True),
+        ("*:Encrypt", True),
+        ("?ms:PutKeyPolicy", True),
+        ("*:GetObject", False),
+        # "[" is a character in IAM, not a class: "k[m]s:*" matches no KMS action.
+        ("k[m]s:*", False),
     ],
 )
 def test_iam_policy_mentions_kms(actions: Any, expected: bool) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import threading
-from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import unquote
 
@@ -25,6 +24,7 @@ from kmsguard.aws.errors import AWS_CALL_ERRORS
 from kmsguard.aws.session import AccountSession
 from kmsguard.collect.errors import collection_error
 from kmsguard.model.snapshot import CollectionError, IamGroup, IamInventory, IamPolicy, IamPrincipal, ManagedPolicy
+from kmsguard.policy.actions import expand_kms_actions
 
 SERVICE = "iam"
 OPERATION = "GetAccountAuthorizationDetails"
@@ -238,7 +238,9 @@ def mentions_kms(doc: dict[str, Any]) -> bool:
         actions = st.get("Action", [])
         for action in [actions] if isinstance(actions, str) else actions:
             a = str(action).lower()
-            # "kms:Decrypt", "kms:*", "*", "k*": anything that matches some kms: action.
-            if a.startswith("kms:") or fnmatchcase("kms:decrypt", a):
+            # "kms:Decrypt", "kms:*", "*", "k*", "*:CreateGrant": anything that covers some KMS action, by the
+            # policy engine's own wildcard rules (IAM's * and ?; a "[" is a character, not a class). Any kms:
+            # action counts, catalogued or not: a newer action than the catalogue is still KMS.
+            if a.startswith("kms:") or expand_kms_actions(a):
                 return True
     return False
