@@ -143,6 +143,11 @@ def analyze(
             # files on this machine, by the decoder's process pool, before Spark starts.
             engine = _start(opts, cache_dir)
             runner = getattr(engine, "run_units", None)
+        elif opts.engine == "duckdb":
+            # DuckDB starts first, even when the kept answers will make it idle (0.06 s): it reserves about 670 MB of
+            # address space when it connects, and Arrow's allocator takes what it finds free during the ingest, so
+            # under an address-space limit (ulimit -v) a DuckDB started after the ingest could not connect at all.
+            engine = _start(opts, cache_dir)
         with opts.stage("ingest (decode, write the cache)"):
             report, parts = cache.ingest(
                 files,
