@@ -18,9 +18,9 @@ WITH raw AS (
               WHEN useridentity.arn IS NOT NULL THEN useridentity.arn
               WHEN useridentity.accountid IS NOT NULL THEN 'account:' || useridentity.accountid
          END AS principal,
-         eventname IN ('Decrypt', 'DeriveSharedSecret', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyPair',
-                       'GenerateDataKeyPairWithoutPlaintext', 'GenerateDataKeyWithoutPlaintext', 'GenerateMac',
-                       'ReEncrypt', 'ReEncryptFrom', 'ReEncryptTo', 'Sign', 'Verify', 'VerifyMac') AS is_crypto,
+         eventname IN ('Decapsulate', 'Decrypt', 'DeriveSharedSecret', 'Encapsulate', 'Encrypt', 'GenerateDataKey',
+                       'GenerateDataKeyPair', 'GenerateDataKeyPairWithoutPlaintext', 'GenerateDataKeyWithoutPlaintext',
+                       'GenerateMac', 'ReEncrypt', 'Sign', 'Verify', 'VerifyMac') AS is_crypto,
          element_at(filter(resources, r -> r.arn LIKE '%:key/%'), 1).arn AS resource_key,
          json_extract_scalar(requestparameters, '$.keyId') AS param_key,
          json_extract_scalar(responseelements, '$.keyMetadata.arn') AS response_arn,
