@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from kmsguard.aws.options import AwsOptions
@@ -45,7 +46,10 @@ def _run_unit(args: tuple[list[LogFile], str, AwsOptions | None]) -> list[FileSt
 # is switched off for cached tables, which the run's prepared tables are, so each of its ~40 aggregates ran
 # spark.sql.shuffle.partitions (200) tasks whatever the data: 4 minutes for 2,700 events on 2 cores. Settings from
 # kmsguard.yaml (``trail.spark.conf``) or --spark-conf override these.
+_LOG_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
+_QUIET = f"-Dlog4j2.configurationFile={_LOG_CONFIG.as_uri()}"  # Spark's log: errors only (the file says why)
 DEFAULT_CONF = {
+    "spark.driver.extraJavaOptions": _QUIET,
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
@@ -67,7 +71,7 @@ def local_conf(master: str) -> dict[str, str]:
     threads = (os.cpu_count() or 1) if m.group(1) in (None, "*") and master != "local" else int(m.group(1) or 1)
     return {
         "spark.sql.shuffle.partitions": str(max(1, threads)),
-        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m",
+        "spark.driver.extraJavaOptions": f"{_QUIET} -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m",
     }
 
 
@@ -82,6 +86,8 @@ class SparkEngine:
 
             # Spark's Python workers must import kmsguard: run them on this interpreter.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            if _LOCAL.fullmatch(master):  # one machine: bind to loopback, without Spark's warning about the host name
+                os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             builder = SparkSession.builder.master(master).appName("kmsguard-trail")
             settings = {**DEFAULT_CONF, **local_conf(master), **(conf or {})}
             for name, value in settings.items():
