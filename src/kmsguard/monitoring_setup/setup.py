@@ -127,14 +127,23 @@ def _trail_log_group(session: AccountSession, region: str) -> tuple[str, str] | 
     return None
 
 
+# The operations the dashboard's "KMS API calls" widget draws: the cryptographic calls most workloads make, and
+# the ones an attacker's use shows in.
+USAGE_OPERATIONS = ("Decrypt", "Encrypt", "GenerateDataKey", "ReEncrypt")
+
+
 def dashboard_body(regions: list[str]) -> str:
     """The dashboard's body. CloudWatch dashboards are global (one per name and account, whatever region writes
     it), so one dashboard draws every planned region: each widget's home is the first, the others are named on
     their metrics."""
     home = regions[0]
 
-    def metrics(namespace: str, name: str) -> list[list[Any]]:
-        return [[namespace, name] if r == home else [namespace, name, {"region": r}] for r in regions]
+    def metrics(namespace: str, name: str, *dimensions: str) -> list[list[Any]]:
+        return [[namespace, name, *dimensions] + ([] if r == home else [{"region": r}]) for r in regions]
+
+    def usage(operation: str) -> list[list[Any]]:
+        dimensions = ("Service", "KMS", "Type", "API", "Resource", operation, "Class", "None")
+        return metrics("AWS/Usage", "CallCount", *dimensions)
 
     def widget(title: str, rows: list[list[Any]], y: int) -> dict[str, Any]:
         props = {"title": title, "metrics": rows, "stat": "Sum", "period": 300, "region": home, "view": "timeSeries"}
@@ -143,7 +152,10 @@ def dashboard_body(regions: list[str]) -> str:
     return json.dumps(
         {
             "widgets": [
-                widget("KMS API calls", metrics("AWS/KMS", "APICallsCount"), 0),
+                # The guide's widget draws ["AWS/KMS", "APICallsCount"], a metric AWS does not publish (AWS/KMS
+                # holds key-material expiry and custom key store metrics only), so it is always empty. KMS's calls
+                # are counted per operation in AWS/Usage (CallCount, Service=KMS, Type=API, Class=None).
+                widget("KMS API calls", [row for op in USAGE_OPERATIONS for row in usage(op)], 0),
                 widget("Key policy changes, disabling, scheduled deletion", metrics(NAMESPACE, "KMSPolicyChanges"), 6),
                 widget("Failed Decrypt calls", metrics(NAMESPACE, "KMSDecryptFailures"), 12),
             ]
