@@ -154,9 +154,6 @@ class SpooledResult:
     def tally(self) -> Tally:
         return self.spool.tally
 
-    def summary(self) -> dict[str, Any]:
-        return self.spool.tally.summary()
-
     def iter_sorted(self) -> Iterator[Finding]:
         return self.spool.iter_sorted()
 

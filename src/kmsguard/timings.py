@@ -38,9 +38,6 @@ class Timings:
         finally:
             self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - t
 
-    def add(self, name: str, seconds: float) -> None:
-        self.stages[name] = self.stages.get(name, 0.0) + seconds
-
     def lines(self) -> list[str]:
         """One line per stage, then the rest (what no stage covered) and the total, as a process's wall time."""
         rows: list[tuple[str, float]] = []

@@ -48,6 +48,7 @@ def test_a_rerun_over_unchanged_logs_asks_no_sql_and_reports_the_same(logs: Path
     assert ASKED in clock1.stages and "load the cache" in clock1.stages
     assert ASKED not in clock2.stages and "load the cache" not in clock2.stages
     assert first.findings and _view(second) == _view(first)
+    assert second.reused and not first.reused
     assert second.ingest.files_cached == first.ingest.files_read > 0
 
 
@@ -123,6 +124,7 @@ def test_timings_names_every_stage_on_stderr(logs: Path, tmp_path: Path) -> None
     assert "total" in res.stderr
     again = runner.invoke(app, args)
     assert "answers kept from the last run" in again.stderr and "detections (SQL)" not in again.stderr
+    assert "its detections' answers reused" in again.stderr and "answers reused" not in res.stderr
 
 
 def test_the_fingerprint_follows_the_sql_asked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -288,7 +288,8 @@ def _print_summary(report: object) -> None:
         f"trail: {ing.files_listed} file(s) listed, {ing.files_pruned} pruned by path, {ing.files_read} read, "
         f"{ing.files_cached} from cache, {len(ing.failed)} failed; {ing.records} record(s) read, "
         f"{ing.kms_events} KMS event(s), {ing.skipped} skipped; {report.events} event(s) analysed "
-        f"({report.window['start']} .. {report.window['end']}) with {report.engine}",
+        f"({report.window['start']} .. {report.window['end']}) with {report.engine}"
+        + (" (logs unchanged since the last run: its detections' answers reused)" if report.reused else ""),
         highlight=False,
         soft_wrap=True,
     )

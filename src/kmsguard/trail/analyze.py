@@ -80,6 +80,7 @@ class TrailReport:
     findings: list[Finding]
     notes: list[str]
     engine: str
+    reused: bool = False  # the logs were unchanged: the detections' answers are the last run's (trail/answers.py)
 
     def summary_dict(self) -> dict[str, Any]:
         ing = self.ingest
@@ -164,6 +165,7 @@ def analyze(
         key = answers.fingerprint(parts, filters, _queries(opts.params, summaries, filters), opts.engine)
         with opts.stage("answers kept from the last run"):
             got = answers.load(cache_dir, key)
+        reused = got is not None
         if got is None:
             if engine is None:
                 engine = _start(opts, cache_dir)
@@ -172,7 +174,9 @@ def analyze(
             got = _ask(engine, opts, summaries, progress)
             answers.save(cache_dir, key, got)
         with opts.stage("findings"):
-            return _report(opts, snapshot, report, got)
+            out = _report(opts, snapshot, report, got)
+        out.reused = reused
+        return out
     finally:
         if engine is not None:
             engine.close()
