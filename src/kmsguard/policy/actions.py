@@ -100,6 +100,14 @@ CRYPTOGRAPHIC_ACTIONS: frozenset[str] = frozenset(
     )
 )
 
+# What effective access is asked about, by the access checks, the dashboard's key and principal pages, and access
+# drift between scans: one action that reads data, and the three that hand out or destroy control of the key
+# (rewrite its policy, grant its use, schedule its deletion). One list, so the three never disagree on who
+# administers a key.
+DECRYPT = "kms:Decrypt"
+ADMIN_PROBES: tuple[str, ...] = ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:CreateGrant")
+ACCESS_PROBES: tuple[str, ...] = (DECRYPT, *ADMIN_PROBES)
+
 # KMS-specific condition keys (lower-cased). Entries ending in ":" are prefixes followed by a name.
 KMS_CONDITION_KEYS: frozenset[str] = frozenset(
     k.lower()
