@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from kmsguard import __version__
-from kmsguard.checks.registry import CheckSpec, iter_checks, select_checks
+from kmsguard.checks.registry import CheckSpec, iter_checks, load_builtin_checks, select_checks
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Finding
 from kmsguard.model.result import ScanResult
@@ -28,19 +28,20 @@ def judge(
     *,
     today: date | None = None,
     warn: Callable[[str], None] = warn_stderr,
-    extra: Iterable[Finding] = (),
 ) -> ScanResult:
     """Run the selected checks, each with its own options from ``config.checks``, then apply the mutes.
 
     ``today`` decides which mutes have expired (default: today in UTC). ``warn`` receives one line per
     expired mute that still matched a finding; by default it goes to stderr so that every command that
     judges (scan, report, export, demo) says so without each of them remembering to.
-
-    ``extra`` are findings judged elsewhere (``scan --trail``: CloudTrail detections); the same check
-    selection and the same mutes apply to them.
     """
-    findings = list(judge_stream(snapshot, config, only, skip, today=today, warn=warn, extra=extra))
+    findings = list(judge_stream(snapshot, config, only, skip, today=today, warn=warn))
     return ScanResult(**scanned(snapshot), findings=findings)
+
+
+def family(name: str) -> list[str]:
+    """The ids of one family's checks (``trail analyze`` judges only the trail family)."""
+    return sorted(cid for cid, spec in load_builtin_checks().items() if spec.family == name)
 
 
 def scanned(snapshot: Snapshot) -> dict[str, Any]:
@@ -61,19 +62,14 @@ def judge_stream(
     *,
     today: date | None = None,
     warn: Callable[[str], None] = warn_stderr,
-    extra: Iterable[Finding] = (),
 ) -> Iterator[Finding]:
     """``judge``'s findings one at a time, muted, in the order the checks yield them (not sorted), so a large
     scan can write them to a spool (``kmsguard.spool``) instead of holding them. The expired-mute warnings go
     to ``warn`` once the last finding has been taken."""
     config = config or ScanConfig()
     muter = Muter(config.mutes, today or datetime.now(UTC).date())
-    only_set, skip_set = set(only or ()), set(skip or ())
     for f in _selected(snapshot, config, select_checks(only, skip)):
         yield muter.apply(f)
-    for f in extra:
-        if (not only_set or f.check_id in only_set) and f.check_id not in skip_set:
-            yield muter.apply(f)
     for message in muter.warnings():
         warn(message)
 

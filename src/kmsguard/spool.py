@@ -27,7 +27,7 @@ import msgspec
 
 from kmsguard.model.finding import Finding, FindingLocation, Severity, Status
 from kmsguard.model.result import ScanResult, Tally, finding_sort_key
-from kmsguard.trail.usage import TrailUsage
+from kmsguard.model.usage import TrailUsage
 
 RUN_SIZE = 20_000  # findings per run: ~20 MB of objects at a time, a few MB on disk
 MAX_RUNS = 64  # past this many runs, they are merged into one so the final merge keeps few files open

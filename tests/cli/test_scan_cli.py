@@ -224,8 +224,8 @@ def test_scan_with_trail_merges_findings_and_keeps_the_usage(  # type: ignore[no
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from kmsguard.model.usage import TrailUsage
     from kmsguard.trail.synth import event, write_trail_files
-    from kmsguard.trail.usage import TrailUsage
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the trail cache, out of the user's home
     t0 = datetime(2025, 1, 1, tzinfo=UTC)

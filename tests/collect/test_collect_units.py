@@ -13,8 +13,8 @@ from botocore.stub import Stubber
 from kmsguard.aws.regions import resolve_regions
 from kmsguard.collect.cloudtrail import apply_selectors
 from kmsguard.collect.iam import mentions_kms
-from kmsguard.collect.keyrefs import KeyResolver
 from kmsguard.collect.kms import read_key
+from kmsguard.model.keyrefs import KeyResolver
 from kmsguard.model.snapshot import Key, Trail
 
 ACCT, REGION = "111122223333", "eu-west-1"

@@ -25,7 +25,7 @@ from kmsguard.demo.emulator import Emulator
 from kmsguard.fix.apply import Outcome, Sessions, apply_plan, groups
 from kmsguard.fix.journal import Journal, load_journal
 from kmsguard.fix.plan import Action, Plan
-from kmsguard.policy.tighten import DENY_INSECURE_TRANSPORT
+from kmsguard.policy.defaults import DENY_INSECURE_TRANSPORT
 
 from .conftest import ACCOUNT, make_key, messy_policy, root_statement
 

@@ -16,12 +16,13 @@ from report_sample import ACCT, KEY_A, KEY_B, make_result, sample_findings
 from kmsguard.cli.fix import load_report_findings
 from kmsguard.compliance.assess import assess
 from kmsguard.model.result import ScanResult
+from kmsguard.model.usage import TrailUsage
 from kmsguard.report import FORMATS, render
 from kmsguard.report.framework_report import render_report_json
 from kmsguard.report.html import render_report_html
 from kmsguard.trail.analyze import TrailOptions, analyze
 from kmsguard.trail.synth import event, write_trail_files
-from kmsguard.trail.usage import TrailUsage, summarise
+from kmsguard.trail.usage import summarise
 
 T0 = datetime(2024, 4, 20, tzinfo=UTC)
 APP = f"arn:aws:sts::{ACCT}:assumed-role/app/s1"

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import create_engine, inspect, select
 
 from kmsguard.model.finding import Status
+from kmsguard.model.usage import KeySeries, KeyTotals, PrincipalTotals, TrailUsage
 from kmsguard.report._time import utc
 from kmsguard.store import open_store
 from kmsguard.store.db import normalize_url
@@ -15,7 +16,6 @@ from kmsguard.store.migrate import MIGRATIONS, VERSION_TABLE, _meta, current_ver
 from kmsguard.store.queries import keys_in_scan, trail_usage
 from kmsguard.store.schema import ScanRow, TrailUsageRow
 from kmsguard.store.writer import insert_full_scan, insert_key_scan
-from kmsguard.trail.usage import KeySeries, KeyTotals, PrincipalTotals, TrailUsage
 
 from .test_store import ACCOUNT, T0, finding, key, scan
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from kmsguard.checks.trail import TRAIL_CHECK_IDS
 from kmsguard.model.finding import Severity
 from kmsguard.trail.analyze import TrailOptions, TrailReport, analyze
-from kmsguard.trail.checks import TRAIL_CHECK_IDS
 from kmsguard.trail.synth import write_trail_files
 
 from . import scenario as sc

@@ -20,8 +20,10 @@ import duckdb
 import pytest
 import sqlglot
 
+from kmsguard.checks.trail import CHECK_OF_ADMIN_EVENT
+from kmsguard.policy.actions import ADMIN_EVENTS
 from kmsguard.trail.analyze import TrailOptions, TrailReport, analyze
-from kmsguard.trail.schema import ADMIN_EVENTS, CRYPTO_ACTIONS
+from kmsguard.trail.schema import CRYPTO_ACTIONS
 from kmsguard.trail.synth import event, key_arn, write_trail_files
 
 from . import scenario as sc
@@ -181,10 +183,10 @@ def test_failure_bursts_match(both: tuple[duckdb.DuckDBPyConnection, TrailReport
 
 def test_admin_events_match(both: tuple[duckdb.DuckDBPyConnection, TrailReport]) -> None:
     con, report = both
-    athena = {(r["key_group"], ADMIN_EVENTS[r["event_name"]], r["calls"]) for r in run(con, "admin_events.sql")}
+    athena = {(r["key_group"], CHECK_OF_ADMIN_EVENT[r["event_name"]], r["calls"]) for r in run(con, "admin_events.sql")}
     ours = {
         (f.resource_arn, f.check_id, f.evidence["calls"])
-        for check in ADMIN_EVENTS.values()
+        for check in CHECK_OF_ADMIN_EVENT.values()
         for f in found(report, check)
     }
     assert len(ours) == len(ADMIN_EVENTS) and athena == ours

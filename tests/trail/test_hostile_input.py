@@ -21,6 +21,9 @@ from typing import Any
 import pytest
 
 from kmsguard.cli.main import app
+from kmsguard.config import ScanConfig
+from kmsguard.model.snapshot import Snapshot
+from kmsguard.model.trail import TrailFacts
 from kmsguard.trail import decode, detections, fastpath
 from kmsguard.trail.analyze import TrailOptions, TrailReport, analyze
 from kmsguard.trail.cache import BEFORE_CLOUDTRAIL, FAR_FROM_PATH, IN_THE_FUTURE, IngestReport
@@ -216,7 +219,9 @@ def _report(hours: list[int]) -> TrailReport:
         keys=[],
         principals={BOB: {KEY: len(hours)}},
         hourly=[{"key_arn": KEY, "hour": h, "calls": 1} for h in hours],
-        findings=[],
+        facts=TrailFacts(),
+        snapshot=Snapshot(kmsguard_version="test", collected_at=datetime.now(UTC)),
+        config=ScanConfig(),
         notes=[],
         engine="duckdb",
     )

@@ -19,13 +19,13 @@ import pytest
 from typer.testing import CliRunner
 
 from kmsguard.aws.options import AwsOptions
+from kmsguard.checks.trail import FILES_LISTED, failure_reason
 from kmsguard.cli.main import app
 from kmsguard.model.finding import Finding, Status
 from kmsguard.model.snapshot import AccountSnapshot, Key, RegionSnapshot, Snapshot
 from kmsguard.snapshot_io import save_snapshot
 from kmsguard.trail import sources
 from kmsguard.trail.analyze import TrailOptions, TrailReport, analyze
-from kmsguard.trail.findings import FILES_LISTED, failure_reason
 from kmsguard.trail.synth import event, key_arn, write_trail_files
 
 from .conftest import ACCT, T0, user

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from kmsguard.model.keyrefs import KeyIndex
 from kmsguard.model.snapshot import AccountSnapshot, Key, RegionSnapshot, Snapshot
+from kmsguard.model.usage import DAYS, TrailUsage, key_label, principal_label
 from kmsguard.trail.analyze import TrailOptions, TrailReport, analyze
 from kmsguard.trail.synth import event, key_arn, write_trail_files
-from kmsguard.trail.usage import DAYS, KeyIndex, TrailUsage, key_label, principal_label, summarise
+from kmsguard.trail.usage import summarise
 
 from . import scenario as sc
 from .conftest import ACCT, OTHER, SAMPLES, T0, user

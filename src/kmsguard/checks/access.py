@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from kmsguard.checks.registry import Result, check, key_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
+from kmsguard.policy.actions import DECRYPT, GIVES_ITSELF_USE
 from kmsguard.policy.errors import PolicyError
 
 if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry without the Snapshot models
@@ -23,8 +24,9 @@ if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry with
 if TYPE_CHECKING:  # the engine (z3 and all) loads when a check runs, not when the registry is listed
     from kmsguard.policy.access import KeyAccess
 
-DECRYPT, PUT_POLICY, CREATE_GRANT = "kms:Decrypt", "kms:PutKeyPolicy", "kms:CreateGrant"
-ACTIONS = (DECRYPT, PUT_POLICY, CREATE_GRANT)
+# Decrypt, and the administrative actions that let a principal give itself use (policy.actions, the one home of
+# the KMS vocabulary; the dashboard's and access drift's wider list adds ScheduleKeyDeletion, which no check asks).
+ACTIONS = (DECRYPT, *GIVES_ITSELF_USE)
 
 
 def effective_access(snapshot: Snapshot) -> dict[str, KeyAccess | str]:
@@ -182,7 +184,7 @@ def key_admin_can_grant_itself_use(snapshot: Snapshot, config: ScanConfig) -> It
             continue
         users = {p.principal for p in access.results.get(DECRYPT, [])}
         admins: dict[str, list[str]] = {}
-        for action in (PUT_POLICY, CREATE_GRANT):
+        for action in GIVES_ITSELF_USE:
             for p in access.results.get(action, []):
                 if p.principal not in users and not _is_root(p.principal) and not p.principal.startswith("service:"):
                     admins.setdefault(p.principal, []).append(action)

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from kmsguard.checks.policies import trusted_sets
 from kmsguard.checks.registry import Result, check, key_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
 from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.grants import assess_grant
+from kmsguard.policy.trust import trusted
 
 if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry without the Snapshot models
     from kmsguard.model.snapshot import IamPolicy, Snapshot
@@ -77,13 +77,13 @@ def _judge_identity_policy(account: str, pol: IamPolicy) -> Result:
     topics=["key_policy_no_external_access", "key_policy_least_privilege"],
 )
 def key_grant_external_or_broad(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
-    trusted, _ = trusted_sets(snapshot, config)
+    trusted_accounts = trusted(snapshot, config).accounts
     for key in snapshot.all_keys():
         if key.is_aws_managed:
             continue
         problems = []
         for g in key.grants:
-            a = assess_grant(g.grantee_principal, g.operations, g.constraints, (*trusted, key.account))
+            a = assess_grant(g.grantee_principal, g.operations, g.constraints, (*trusted_accounts, key.account))
             if a.risky:
                 problems.append(
                     {

@@ -15,6 +15,7 @@ from kmsguard.checks.registry import Result, check, key_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
 from kmsguard.policy.errors import PolicyError
+from kmsguard.policy.trust import trusted
 
 if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry without the Snapshot models
     from kmsguard.model.snapshot import Key, Snapshot
@@ -26,14 +27,6 @@ if TYPE_CHECKING:  # the engine (z3 and all) loads when a check runs, not when t
     Judge = Callable[[Key, KeyPolicyAnalysis], Result]
 
 
-def trusted_sets(snapshot: Snapshot, config: ScanConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Accounts and organisations whose principals are not external: the configured ones, every scanned
-    account, and the organisations the scanned accounts belong to."""
-    accounts = set(config.trusted_accounts) | {a.account_id for a in snapshot.accounts}
-    orgs = set(config.trusted_org_ids) | {a.organization_id for a in snapshot.accounts if a.organization_id}
-    return tuple(sorted(accounts)), tuple(sorted(orgs))
-
-
 def _judged_keys(snapshot: Snapshot) -> Iterator[Key]:
     for key in snapshot.all_keys():
         if not key.is_aws_managed:  # unknown manager (DescribeKey failed) is judged: never hide a key
@@ -43,13 +36,15 @@ def _judged_keys(snapshot: Snapshot) -> Iterator[Key]:
 def _each_key(snapshot: Snapshot, config: ScanConfig, judge: Judge) -> Iterator[Result]:
     from kmsguard.policy.analyze import analyze_key_policy_cached
 
-    trusted, orgs = trusted_sets(snapshot, config)
+    trust = trusted(snapshot, config)
     for key in _judged_keys(snapshot):
         if key.policy is None:
             yield key_result(key, Status.ERROR, "the key policy could not be read, so it could not be judged")
             continue
         try:
-            analysis = analyze_key_policy_cached(key.policy, key.account, trusted, orgs, key.key_spec, key.key_usage)
+            analysis = analyze_key_policy_cached(
+                key.policy, key.account, trust.accounts, trust.org_ids, key.key_spec, key.key_usage
+            )
         except (PolicyError, ValueError) as e:
             yield key_result(key, Status.ERROR, f"the key policy is not valid: {e}", {"error": str(e)})
             continue

@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kmsguard.arn import parse as parse_arn
 from kmsguard.cli.common import (
     MAX_ATTEMPTS_OPTION,
     TIMEOUT_OPTION,
@@ -71,21 +70,25 @@ def _format(fmt: str) -> str:
 
 
 def resolve_key(snapshot: Snapshot, ref: str) -> Key:
-    """A key by ARN, id, alias name ("alias/x" or "x"), or "region:id"; exit 2 when unknown or ambiguous."""
-    keys = snapshot.all_keys()
-    by_arn = {k.arn: k for k in keys}
-    if ref in by_arn:
-        return by_arn[ref]
-    alias = ref if ref.startswith("alias/") else f"alias/{ref}"
-    matches = [k for k in keys if ref in (k.key_id, f"{k.region}:{k.key_id}") or alias in k.aliases]
-    parsed = parse_arn(ref)
-    if not matches and parsed is not None and parsed.resource_type == "alias":
-        matches = [k for k in keys if k.region == parsed.region and parsed.resource in k.aliases]
-    if not matches:
+    """A key by ARN (key or alias), id, alias name ("alias/x" or "x"), or "region:id"; exit 2 when unknown or
+    ambiguous. The references themselves resolve as everywhere else (``model.keyrefs.KeyIndex``)."""
+    from kmsguard.model.keyrefs import KeyIndex
+
+    keys = {k.arn: k for k in snapshot.all_keys()}
+    index = KeyIndex.of_snapshot(snapshot)
+    region, sep, rest = ref.partition(":")
+    if ref.startswith("arn:"):
+        found = index.candidates(ref)
+    elif sep:  # region:id
+        found = [arn for arn in index.candidates(rest) if keys[arn].region == region]
+    else:
+        alias = ref if ref.startswith("alias/") else f"alias/{ref}"
+        found = sorted({*index.candidates(ref), *index.candidates(alias)})
+    if not found:
         fail(f"unknown key {ref!r}: no key with that ARN, id or alias in the scanned accounts and regions")
-    if len(matches) > 1:
-        fail(f"key {ref!r} is ambiguous ({', '.join(k.arn for k in matches)}): give the ARN")
-    return matches[0]
+    if len(found) > 1:
+        fail(f"key {ref!r} is ambiguous ({', '.join(found)}): give the ARN")
+    return keys[found[0]]
 
 
 @app.command("who-can")

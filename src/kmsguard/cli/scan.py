@@ -38,14 +38,13 @@ from kmsguard.cli.common import (
 )
 from kmsguard.cli.trail import UNUSED_DAYS
 from kmsguard.config import ScanConfig
-from kmsguard.model.finding import Finding
 from kmsguard.model.result import ScanResult
 from kmsguard.model.snapshot import Snapshot
+from kmsguard.model.usage import TrailUsage
 from kmsguard.pipeline import judge_stream, scanned
 from kmsguard.report import FORMATS
 from kmsguard.snapshot_io import save_snapshot, snapshot_bytes
 from kmsguard.spool import FindingSpool, SpooledResult
-from kmsguard.trail.usage import TrailUsage
 
 
 def scan(
@@ -152,17 +151,17 @@ def scan(
     if snapshot_out is not None:
         _save_snapshot(snapshot, snapshot_out, out_aws)
 
-    extra, usage = trail_analysis(trail, snapshot, cfg, profile, region_list, endpoint_url, role_name, unused_days)
+    usage = trail_analysis(trail, snapshot, cfg, profile, region_list, endpoint_url, role_name, unused_days)
     # The findings go to a spool on disk as they are judged, not into memory: an Organization's scan judges
     # millions of them. The snapshot is let go before the report is written.
     with FindingSpool() as spool:
         try:
-            findings = judge_stream(snapshot, cfg, split_csv(checks), split_csv(skip_checks), extra=extra)
+            findings = judge_stream(snapshot, cfg, split_csv(checks), split_csv(skip_checks))
             spool.extend(f for f in findings if kept(f, sevs, stats))
         except ValueError as e:
             fail(str(e))
         result = SpooledResult(spool, **scanned(snapshot), trail_usage=usage)
-        del snapshot, extra
+        del snapshot
         emit(result, fmt, output, out_aws)
         code = exit_code(result, fail_on, allow_errors)
     raise typer.Exit(cut_short(options, code))
@@ -187,11 +186,12 @@ def trail_analysis(
     endpoint_url: str | None,
     role_name: str,
     unused_days: int | None = None,
-) -> tuple[list[Finding], TrailUsage | None]:
-    """`--trail` (scan and report): the CloudTrail detections joined with this scan's snapshot, and the key
-    usage summary the result keeps; nothing without sources."""
+) -> TrailUsage | None:
+    """`--trail` (scan and report): the CloudTrail facts put on this scan's snapshot (``Snapshot.trail``: the trail
+    family of checks judges them with the rest), and the key usage summary the result keeps; nothing without
+    sources."""
     if not sources:
-        return [], None
+        return None
     from kmsguard.trail.analyze import TrailOptions
     from kmsguard.trail.detections import Params
     from kmsguard.trail.usage import analyze_usage
@@ -203,7 +203,8 @@ def trail_analysis(
     trail_aws = aws_options(profile, regions, endpoint_url, False, role_name, None)
     try:
         params = Params() if unused_days is None else Params(unused_days=unused_days)
-        return analyze_usage(sources, snapshot, TrailOptions(config=cfg, aws=trail_aws, params=params))
+        snapshot.trail, usage = analyze_usage(sources, snapshot, TrailOptions(config=cfg, aws=trail_aws, params=params))
+        return usage
     except (OSError, ValueError) as e:
         fail(f"--trail: {e}")
 

@@ -109,18 +109,16 @@ def judged(
     rotation_max_days: int | None,
     trail: list[str] | None = None,
 ) -> tuple[Snapshot, ScanResult]:
-    """The snapshot and its judged result; with ``trail``, the CloudTrail findings merged and the key usage
+    """The snapshot and its judged result; with ``trail``, the CloudTrail facts judged with it and the key usage
     kept, exactly as `scan --trail` does."""
     from kmsguard.cli.scan import trail_analysis
 
     cfg = scan_config(config, trusted_accounts, trusted_org_id, rotation_max_days)
     known_checks(checks, skip_checks)
     snapshot = source.snapshot()
-    extra, usage = trail_analysis(
-        trail, snapshot, cfg, source.profile, source.regions, source.endpoint_url, source.role_name
-    )
+    usage = trail_analysis(trail, snapshot, cfg, source.profile, source.regions, source.endpoint_url, source.role_name)
     try:
-        result = judge(snapshot, cfg, split_csv(checks), split_csv(skip_checks), extra=extra)
+        result = judge(snapshot, cfg, split_csv(checks), split_csv(skip_checks))
     except ValueError as e:
         fail(str(e))
     result.trail_usage = usage

@@ -51,9 +51,9 @@ from kmsguard.collect import (
 )
 from kmsguard.collect.context import RegionContext
 from kmsguard.collect.errors import collection_error, guard
-from kmsguard.collect.keyrefs import KeyResolver
 from kmsguard.collect.progress import NullProgress, Progress
 from kmsguard.collect.runner import Runner, Scope
+from kmsguard.model.keyrefs import KeyResolver
 from kmsguard.model.snapshot import AccountSnapshot, CollectionError, Key, Organization, RegionSnapshot, Snapshot
 
 # (service, the operation to blame if it fails before any call names itself, collector)

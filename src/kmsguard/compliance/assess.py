@@ -42,8 +42,8 @@ from kmsguard.compliance.mapping import FRAMEWORKS, Control, family, framework_c
 from kmsguard.model.finding import Finding, Severity, Status
 from kmsguard.model.result import ScanResult, finding_sort_key
 from kmsguard.model.snapshot import Snapshot
+from kmsguard.model.usage import TrailUsage
 from kmsguard.report._common import is_region_arn
-from kmsguard.trail.usage import TrailUsage
 
 
 class ControlStatus(StrEnum):
@@ -400,7 +400,8 @@ def who_can_decrypt(result: ScanResult, snapshot: Snapshot | None) -> DecryptAcc
 
 
 def _from_snapshot(snapshot: Snapshot) -> DecryptAccess:
-    from kmsguard.checks.access import DECRYPT, effective_access
+    from kmsguard.checks.access import effective_access
+    from kmsguard.policy.actions import DECRYPT
 
     keys = {k.arn: k for k in snapshot.all_keys()}
     rows: list[DecryptRow] = []

@@ -20,6 +20,7 @@ on the scan from the estate rather than from hard-coded ids.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import boto3
 from botocore.config import Config
 
 from kmsguard.monitoring_setup.setup import DECRYPT_FAILURES_PATTERN, POLICY_CHANGES_PATTERN
+from kmsguard.policy.defaults import DENY_INSECURE_TRANSPORT, default_key_policy
 from kmsguard.policy.generate import ADMIN_ACTIONS as GENERATED_ADMIN_ACTIONS
 
 MAIN_ACCOUNT = "123456789012"
@@ -172,37 +174,8 @@ def guide_policy(
     ]
     statements.extend(extra or [])
     if deny_insecure:
-        statements.append(
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "kms:*",
-                "Resource": "*",
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
-        )
+        statements.append(copy.deepcopy(DENY_INSECURE_TRANSPORT))
     return json.dumps({"Version": "2012-10-17", "Id": "key-policy-guide", "Statement": statements}, indent=2)
-
-
-def root_only_policy(account: str) -> str:
-    """What CreateKey gives a key when no policy is passed: everything delegated to IAM through the root."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Id": "key-default-1",
-            "Statement": [
-                {
-                    "Sid": "Enable IAM User Permissions",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                }
-            ],
-        },
-        indent=2,
-    )
 
 
 def _tags(
@@ -763,7 +736,7 @@ def _keys_west(s: _Seeder) -> None:
         "eu_iam_only",
         WEST,
         description="EU ad-hoc key",
-        policy=root_only_policy(a),
+        policy=default_key_policy(a),
         tags=_tags("Development", None, owner=None, cost=None),
     )
     ex.expect_fail("key_policy_iam_only", arn)

@@ -32,7 +32,6 @@ from typing import Any, Literal
 
 from kmsguard.aws.errors import AWS_CALL_ERRORS
 from kmsguard.aws.options import AwsOptions
-from kmsguard.checks.policies import trusted_sets
 from kmsguard.config import ScanConfig
 from kmsguard.fix.actions import KINDS, MULTI_CALL, same_state, target_problem
 from kmsguard.fix.apply import Sessions, error_text
@@ -46,6 +45,7 @@ from kmsguard.policy.analyze import analyze_key_policy_cached
 from kmsguard.policy.diff import diff_policies
 from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.estate import build_estate
+from kmsguard.policy.trust import trusted
 
 Decision = Literal["restore", "unchanged", "skipped", "refused", "failed"]
 Status = Literal["restored", "unchanged", "skipped", "refused", "failed"]
@@ -121,7 +121,8 @@ class _Context:
     def trusted(self, account: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         snap = self.snapshot()
         if isinstance(snap, Snapshot):
-            return trusted_sets(snap, self.config)
+            trust = trusted(snap, self.config)
+            return trust.accounts, trust.org_ids
         return tuple(sorted({*self.config.trusted_accounts, account})), tuple(sorted(self.config.trusted_org_ids))
 
     def access(self, arn: str, account: str, prior_policy: str) -> AccessImpact | str:

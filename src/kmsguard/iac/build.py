@@ -3,7 +3,7 @@
 A unit (a stack, a Terraform module) becomes one account and one Region -- ``IacContext``'s -- holding what it
 declares. Key policies and identity policies go through ``symbolic.worst_case_policy`` (unknown values at
 their worst); resource key references are resolved to key ARNs with the live scan's own resolver
-(``collect.keyrefs``), so a bucket naming its key by id, alias or ARN is matched as in an account; a key named but
+(``model.keyrefs``), so a bucket naming its key by id, alias or ARN is matched as in an account; a key named but
 declared elsewhere gets a stand-in (``_stand_ins``). What each object's judgement assumed is returned beside the
 Snapshot: object ARN -> the unknown values' reasons, and resource ARN -> the outside key it names.
 """
@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 
 from kmsguard import __version__
 from kmsguard import arn as arns
-from kmsguard.collect.keyrefs import KeyResolver
 from kmsguard.iac.declared import Declared, IacContext, is_unknown, unknowns_in
 from kmsguard.iac.symbolic import worst_case_policy
+from kmsguard.model.keyrefs import KeyResolver
 from kmsguard.model.snapshot import AccountSnapshot, IamPolicy, Key, RegionSnapshot, Resource, Snapshot
 
 

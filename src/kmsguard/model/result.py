@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from kmsguard.model.finding import Finding, Severity, Status
-from kmsguard.trail.usage import TrailUsage
+from kmsguard.model.usage import TrailUsage
 
 
 def finding_sort_key(f: Finding) -> tuple[int, str, str, str, str, str, str]:

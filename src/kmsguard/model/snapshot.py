@@ -16,12 +16,15 @@ from typing import Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from kmsguard.model.trail import TrailFacts
+
 T = TypeVar("T")
 
 # 2: AccountSnapshot.iam (users, groups, roles, managed policies) and Snapshot.organization (OUs, SCPs,
-# RCPs). Version 1 files still load: the new fields default to None, meaning "not collected".
-SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
+# RCPs). 3: Snapshot.trail (what CloudTrail logs showed, `scan --trail`). Older files still load: the new fields
+# default to None, meaning "not collected".
+SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 
 
 class _Model(BaseModel):
@@ -300,6 +303,8 @@ class Snapshot(_Model):
     accounts: list[AccountSnapshot] = Field(default_factory=list)
     # None: not in an Organization, or not collected (a version 1 snapshot); errors say which could not be read.
     organization: Organization | None = None
+    # What CloudTrail logs read with this snapshot showed (``scan --trail``, ``trail analyze``); None: no logs.
+    trail: TrailFacts | None = None
 
     # What checks derive from this snapshot and share (effective access, asked by four checks), kept with it:
     # it lives as long as the snapshot and no longer, and is never serialised.

@@ -34,8 +34,9 @@ from kmsguard.aws.options import AwsOptions
 from kmsguard.aws.session import SessionFactory
 from kmsguard.collect.single_key import collect_key
 from kmsguard.config import ScanConfig
-from kmsguard.model.finding import Finding
 from kmsguard.model.snapshot import Snapshot
+from kmsguard.model.trail import TrailFacts
+from kmsguard.model.usage import TrailUsage
 from kmsguard.monitor.alerts import deliver_pending, plan_alert
 from kmsguard.monitor.channels import Channel
 from kmsguard.monitor.events import KeyEvent, SqsEvents, key_event
@@ -46,7 +47,6 @@ from kmsguard.store.drift import DriftItem, compute_drift
 from kmsguard.store.queries import latest_scan
 from kmsguard.store.schema import DriftRow, SnapshotRow
 from kmsguard.store.writer import insert_full_scan, insert_key_scan
-from kmsguard.trail.usage import TrailUsage
 
 log = logging.getLogger("kmsguard.monitor")
 T = TypeVar("T")
@@ -177,8 +177,11 @@ class Monitor:
         from kmsguard.pipeline import judge
 
         snapshot = self._retry("the scan", self._collect, AWS_ERRORS)
-        extra, usage = self._trail(snapshot) if self.settings.trail else ([], None)
-        result = judge(snapshot, self.settings.config, extra=extra)
+        facts, usage = self._trail(snapshot) if self.settings.trail else (None, None)
+        # The facts are judged with the scan (the trail family of checks), not stored with its snapshot: the store
+        # keeps what was collected, and the trail findings with the other findings.
+        judged = snapshot.model_copy(update={"trail": facts}) if facts is not None else snapshot
+        result = judge(judged, self.settings.config)
         result.trail_usage = usage
 
         def write(s: Any) -> tuple[int, int | None, str | None]:
@@ -210,7 +213,7 @@ class Monitor:
             raise AwsUnavailable(f"every AWS call failed, the scan read nothing; first failure: {calls.first_failure}")
         return snapshot
 
-    def _trail(self, snapshot: Snapshot) -> tuple[list[Finding], TrailUsage]:
+    def _trail(self, snapshot: Snapshot) -> tuple[TrailFacts, TrailUsage]:
         """The trail analysis of a full cycle, joined with its snapshot. The cache makes each cycle read only
         the log files that are new since the last one. Unreadable S3 is retried like the scan; a local error
         (a source gone, bad --trail options) fails the cycle rather than storing a scan without the trail

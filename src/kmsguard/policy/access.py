@@ -56,6 +56,7 @@ from kmsguard.policy.evaluate import (
     compile_policy,
     principal_token,
 )
+from kmsguard.policy.grants import CONTEXT_OPERATIONS
 from kmsguard.policy.model import Condition, Policy, Principal
 from kmsguard.policy.normalize import PrincipalInfo, principal_info
 from kmsguard.policy.principals import account_of, mentioned_accounts, mentioned_orgs, session_of
@@ -102,20 +103,6 @@ _IDENTITY_KEYS = frozenset(
 )
 _ORG_KEYS = frozenset({"aws:principalorgid", "aws:principalorgpaths", "aws:resourceorgid", "aws:resourceorgpaths"})
 _TAG_PREFIXES = ("aws:principaltag/", "aws:resourcetag/")
-
-# Operations that take an encryption context: the ones a grant's constraints bind.
-_CONTEXT_OPERATIONS = frozenset(
-    {
-        "decrypt",
-        "encrypt",
-        "generatedatakey",
-        "generatedatakeywithoutplaintext",
-        "generatedatakeypair",
-        "generatedatakeypairwithoutplaintext",
-        "reencryptfrom",
-        "reencryptto",
-    }
-)
 
 TRUE: Formula = ("true",)
 FALSE: Formula = ("false",)
@@ -583,7 +570,7 @@ class AccessEvaluator:
                 continue
             grantee = self._info(g.grantee_principal)
             # Constraints bind only operations that take an encryption context (API_GrantConstraints).
-            constraints = _grant_conditions(g) if op in _CONTEXT_OPERATIONS else ()
+            constraints = _grant_conditions(g) if op in CONTEXT_OPERATIONS else ()
             label = f"grant {g.grant_id[:12]}" + (f" ({g.name})" if g.name else "")
             if grantee.kind == "root" and grantee.account == subject.account and subject.kind != "root":
                 # A grant to an account: its principals use it when their identity policies allow.

@@ -100,6 +100,17 @@ CRYPTOGRAPHIC_ACTIONS: frozenset[str] = frozenset(
     )
 )
 
+# Administrative calls that are findings by themselves when they succeed (the trail family judges each; the
+# detections' SQL picks them out of the logs by these names, as CloudTrail's eventName gives them).
+ADMIN_EVENTS: tuple[str, ...] = (
+    "ScheduleKeyDeletion",
+    "DisableKey",
+    "DisableKeyRotation",
+    "DeleteAlias",
+    "ImportKeyMaterial",
+    "DeleteImportedKeyMaterial",
+)
+
 # What effective access is asked about, by the access checks, the dashboard's key and principal pages, and access
 # drift between scans: one action that reads data, and the three that hand out or destroy control of the key
 # (rewrite its policy, grant its use, schedule its deletion). One list, so the three never disagree on who
@@ -107,6 +118,9 @@ CRYPTOGRAPHIC_ACTIONS: frozenset[str] = frozenset(
 DECRYPT = "kms:Decrypt"
 ADMIN_PROBES: tuple[str, ...] = ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:CreateGrant")
 ACCESS_PROBES: tuple[str, ...] = (DECRYPT, *ADMIN_PROBES)
+# The administrative actions that let a principal give itself use of the key (a new policy, a grant to itself):
+# what the separation-of-duties check asks about. Scheduling deletion destroys the key but gives no use of it.
+GIVES_ITSELF_USE: tuple[str, ...] = ("kms:PutKeyPolicy", "kms:CreateGrant")
 
 # KMS-specific condition keys (lower-cased). Entries ending in ":" are prefixes followed by a name.
 KMS_CONDITION_KEYS: frozenset[str] = frozenset(

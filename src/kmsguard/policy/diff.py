@@ -21,6 +21,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from kmsguard.model.finding import Severity
 from kmsguard.policy.actions import KMS_ACTIONS, canonical_action
 from kmsguard.policy.analyze import load, request_dict
 from kmsguard.policy.model import Policy, Request
@@ -89,6 +90,20 @@ class PolicyDiff:
     administrable_before: bool = True
     administrable_after: bool = True
     uncertain: list[str] = field(default_factory=list)  # "<who>: <action> gained/lost: <why>"
+
+    def gains_from_outside(self, account: str) -> list[AccessChange]:
+        """The gained access of callers outside ``account`` (principals of other accounts, everyone)."""
+        return [c for c in self.gained if c.principal_account not in (account, None)]
+
+    def severity(self, account: str) -> Severity | None:
+        """How serious the change is, on the one scale every judge of a policy change uses (drift between scans,
+        the trail's PutKeyPolicy): locking every administrator out is critical, access gained from outside the
+        key's account high, access gained within it medium; None when nothing was gained or locked out."""
+        if self.admin_lockout:
+            return Severity.CRITICAL
+        if not self.gained:
+            return None
+        return Severity.HIGH if self.gains_from_outside(account) else Severity.MEDIUM
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -9,10 +9,12 @@ administrator with cryptographic use, no wildcard to anyone but the root, TLS re
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kmsguard.arn import DEFAULT_PARTITION, mentioned_partition, root_arn
+from kmsguard.policy.defaults import DENY_INSECURE_TRANSPORT
 from kmsguard.policy.principals import account_of, is_account_id, is_root
 
 ADMIN_ACTIONS: tuple[str, ...] = (
@@ -134,14 +136,5 @@ def generate_key_policy(
             grant["Condition"] = {"Bool": {"kms:GrantIsForAWSResource": "true"}}
         statements.append(grant)
     if deny_insecure_transport:
-        statements.append(
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "kms:*",
-                "Resource": "*",
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
-        )
+        statements.append(copy.deepcopy(DENY_INSECURE_TRANSPORT))
     return {"Version": "2012-10-17", "Id": "kmsguard-generated", "Statement": statements}

@@ -19,6 +19,22 @@ from kmsguard.policy.principals import account_of
 
 READ_OR_DELEGATE = frozenset({"decrypt", "reencryptfrom", "creategrant"})
 
+# Operations that take an encryption context: the only ones a grant's constraints bind (API_GrantConstraints).
+CONTEXT_OPERATIONS = frozenset(
+    {
+        "decrypt",
+        "encrypt",
+        "generatedatakey",
+        "generatedatakeywithoutplaintext",
+        "generatedatakeypair",
+        "generatedatakeypairwithoutplaintext",
+        "reencryptfrom",
+        "reencryptto",
+    }
+)
+# CloudTrail logs one ReEncrypt call where a grant (like IAM) names the two operations it needs.
+_OPERATIONS_OF_EVENT = {"reencrypt": ("reencryptfrom", "reencryptto")}
+
 
 @dataclass(frozen=True)
 class GrantAssessment:
@@ -42,3 +58,14 @@ def assess_grant(
     bounded = bool(constraints) and any(bool(v) for v in (constraints or {}).values())
     broad = () if bounded else tuple(sorted(op for op in ops if op.lower() in READ_OR_DELEGATE))
     return GrantAssessment(external, broad)
+
+
+def grant_covers(operations: Iterable[str], constraints: Mapping[str, Mapping[str, str]] | None, event: str) -> bool:
+    """Whether a grant lets its grantee make a call CloudTrail logged as ``event`` (e.g. ``Decrypt``) when the call's
+    encryption context is not known: the grant must give the operation and, for an operation that takes an
+    encryption context, carry no constraint. A constraint not known to be met counts as not met, as the policy
+    engine counts conditions on request context the log does not carry."""
+    given = {op.removeprefix("kms:").lower() for op in operations}
+    needed = _OPERATIONS_OF_EVENT.get(event.lower(), (event.lower(),))
+    bounded = bool(constraints) and any(bool(v) for v in (constraints or {}).values())
+    return any(op in given and not (bounded and op in CONTEXT_OPERATIONS) for op in needed)

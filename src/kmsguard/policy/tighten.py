@@ -38,6 +38,7 @@ from typing import Any
 from kmsguard.arn import root_arn
 from kmsguard.policy.actions import CRYPTOGRAPHIC_ACTIONS, canonical_action, expand_kms_actions
 from kmsguard.policy.analyze import KeyPolicyAnalysis, analyze_key_policy
+from kmsguard.policy.defaults import DENY_INSECURE_TRANSPORT
 from kmsguard.policy.fastpath import covered
 from kmsguard.policy.generate import ADMIN_ACTIONS, USE_ACTIONS
 from kmsguard.policy.model import Policy, Statement
@@ -46,14 +47,6 @@ from kmsguard.policy.principals import account_of, is_account_id, is_root, polic
 
 _MAX_PASSES = 4
 _ADMIN_NAME = re.compile(r"admin|security|break-?glass", re.IGNORECASE)
-DENY_INSECURE_TRANSPORT: dict[str, Any] = {
-    "Sid": "DenyInsecureTransport",
-    "Effect": "Deny",
-    "Principal": "*",
-    "Action": "kms:*",
-    "Resource": "*",
-    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-}
 
 
 @dataclass(frozen=True)

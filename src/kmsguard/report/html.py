@@ -28,10 +28,10 @@ from kmsguard.compliance.assess import (
     Evidence,
     FrameworkReport,
 )
+from kmsguard.model.usage import TrailUsage
 from kmsguard.report._common import compact_json, short_resource
 from kmsguard.report._time import iso_z
 from kmsguard.report.charts import USAGE_COLOUR, daily_strips, stacked_bars
-from kmsguard.trail.usage import TrailUsage
 
 STATUS_COLOURS = {
     ControlStatus.NOT_MET.value: "#c62828",

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from kmsguard.model.finding import Status
+from kmsguard.model.finding import Severity, Status
 from kmsguard.store.access_drift import AccessDrift, access_drift
 from kmsguard.store.schema import FindingRow, KeyRow
 
@@ -168,17 +168,16 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
         where = (n.account, n.region, arn)
         if arn in changed:
             detail: dict[str, Any] = {}
-            gained = False
-            lockout = False
+            change: Severity | None = None
             if diffs < MAX_POLICY_DIFFS:
                 diffs += 1
-                detail, gained, lockout = _policy_diff(s, prev_id, new_id, arn, n.account)
+                detail, change = _policy_diff(s, prev_id, new_id, arn, n.account)
                 not_diffed = detail.get("error")
             else:
                 not_diffed = f"more than {MAX_POLICY_DIFFS} policies changed in this cycle; the access diff was skipped"
                 detail = {"note": not_diffed}
             unjudged = access.not_judged.get(arn)
-            sev, what = _policy_verdict(not_diffed, gained, lockout, unjudged)
+            sev, what = _policy_verdict(not_diffed, change, unjudged)
             if unjudged is not None:
                 detail = {**detail, "effective_access": {"judged": False, "reason": unjudged}}
             items.append(
@@ -188,20 +187,24 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
                     *where,
                     f"key policy of {_name(n)} changed: {what}",
                     detail,
-                    alert=gained or lockout or not_diffed is not None or unjudged is not None,
+                    alert=change is not None or not_diffed is not None or unjudged is not None,
                 )
             )
         if o.rotation_enabled is True and n.rotation_enabled is False:
             items.append(
                 DriftItem(
-                    "rotation_disabled", "medium", *where, f"automatic rotation disabled on {_name(n)}", alert=True
+                    "rotation_disabled",
+                    _event_severity("rotation_disabled"),
+                    *where,
+                    f"automatic rotation disabled on {_name(n)}",
+                    alert=True,
                 )
             )
         if o.key_state != n.key_state and n.key_state == "PendingDeletion":
             items.append(
                 DriftItem(
                     "key_scheduled_for_deletion",
-                    "high",
+                    _event_severity("key_scheduled_for_deletion"),
                     *where,
                     f"key {_name(n)} scheduled for deletion",
                     {"was": o.key_state},
@@ -210,7 +213,14 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
             )
         if o.key_state != n.key_state and n.key_state == "Disabled":
             items.append(
-                DriftItem("key_disabled", "high", *where, f"key {_name(n)} disabled", {"was": o.key_state}, alert=True)
+                DriftItem(
+                    "key_disabled",
+                    _event_severity("key_disabled"),
+                    *where,
+                    f"key {_name(n)} disabled",
+                    {"was": o.key_state},
+                    alert=True,
+                )
             )
     items += [
         DriftItem(i.kind, i.severity, i.account, i.region, i.resource_arn, i.summary, i.detail, alert=i.alert)
@@ -219,15 +229,31 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
     return items
 
 
-def _policy_verdict(not_diffed: str | None, gained: bool, lockout: bool, unjudged: str | None) -> tuple[str, str]:
-    """(severity, words) for a changed key policy. A diff that could not be made says "could not judge" and why,
+# Drift between scans sees the same events the trail family judges from CloudTrail: their severity is that check's
+# registry severity, so a key disabled is graded once whichever way it was seen.
+_SAME_EVENT = {
+    "rotation_disabled": "trail_rotation_disabled",
+    "key_scheduled_for_deletion": "trail_key_deletion_scheduled",
+    "key_disabled": "trail_key_disabled",
+}
+
+
+def _event_severity(kind: str) -> str:
+    from kmsguard.checks.registry import load_builtin_checks
+
+    return load_builtin_checks()[_SAME_EVENT[kind]].severity.value
+
+
+def _policy_verdict(not_diffed: str | None, change: Severity | None, unjudged: str | None) -> tuple[str, str]:
+    """(severity, words) for a changed key policy; ``change`` is the diff's own severity (``PolicyDiff.severity``, the
+    scale the trail's PutKeyPolicy finding uses too). A diff that could not be made says "could not judge" and why,
     high enough to alert on: never "no access gained", which nobody knows then."""
     if not_diffed is not None:
         sev, what = "high", f"could not judge what access it gives: {not_diffed}"
-    elif lockout:
-        sev, what = "critical", "locks every administrator out"
-    elif gained:
-        sev, what = "high", "gains access"
+    elif change is Severity.CRITICAL:
+        sev, what = change.value, "locks every administrator out"
+    elif change is not None:
+        sev, what = change.value, "gains access" + (" from outside the account" if change is Severity.HIGH else "")
     elif unjudged is not None:
         # The key policy alone cannot say nobody gained access: IAM, grants and role chains are not in it.
         sev, what = "medium", "no access gained in the key policy"
@@ -252,15 +278,19 @@ def _access(
         return AccessDrift(not_judged={arn: f"the comparison failed: {e}" for arn in changed})
 
 
-def _policy_diff(s: Session, prev_id: int, new_id: int, arn: str, account: str) -> tuple[dict[str, Any], bool, bool]:
+def _policy_diff(
+    s: Session, prev_id: int, new_id: int, arn: str, account: str
+) -> tuple[dict[str, Any], Severity | None]:
+    """The diff's detail and its severity (``PolicyDiff.severity``: None when it neither gains access nor locks the
+    administrators out)."""
     from kmsguard.policy.diff import diff_policies
 
     old, new = _policy(s, prev_id, arn), _policy(s, new_id, arn)
     if old is None or new is None:
-        return {}, False, False
+        return {}, None
     try:
         d = diff_policies(old, new, account, key_arn=arn)
     except Exception as e:  # the engine could not judge: the change is reported as such, and the cycle goes on
         log.warning("policy diff failed for %s: %s", arn, e)
-        return {"error": f"the policy engine failed ({e})"}, False, False
-    return d.to_dict(), bool(d.gained), d.admin_lockout
+        return {"error": f"the policy engine failed ({e})"}, None
+    return d.to_dict(), d.severity(account)

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from kmsguard.model.usage import TrailUsage
 from kmsguard.store.schema import DriftRow, FindingRow, KeyRow, MuteRow, ScanRow, TrailUsageRow
-from kmsguard.trail.usage import TrailUsage
 
 PAGE_SIZE = 50
 

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from kmsguard.model.finding import Finding, Severity, Status
 from kmsguard.model.result import ScanResult
 from kmsguard.model.snapshot import Key, Snapshot
+from kmsguard.model.usage import TrailUsage
 from kmsguard.store.schema import FindingRow, KeyRow, ScanRow, SnapshotRow, TrailUsageRow
-from kmsguard.trail.usage import TrailUsage
 
 KEY_TYPE = "AWS::KMS::Key"
 # Score weights: a critical failure costs ten times a low one; info findings do not move the score.

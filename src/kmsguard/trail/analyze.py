@@ -1,7 +1,9 @@
-"""The trail pipeline: list and prune sources -> ingest into the cache -> SQL detections -> Findings.
+"""The trail pipeline: list and prune sources -> ingest into the cache -> SQL detections -> facts.
 
-``analyze`` returns everything ``kmsguard trail analyze`` prints; ``trail.usage.analyze_usage`` is the entry
-point ``kmsguard scan/report/monitor --trail`` use (findings to merge, and the usage summary to keep).
+The facts (``model.trail.TrailFacts``) ride on a Snapshot and the trail family of the check registry judges them
+(``checks/trail.py``). ``analyze`` returns everything ``kmsguard trail analyze`` prints, its findings judged on
+first use; ``trail.usage.analyze_usage`` is the entry point ``kmsguard scan/report/monitor --trail`` use (the
+facts to put on the scan's snapshot, and the usage summary to keep).
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ import os
 from collections import defaultdict
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kmsguard import __version__
 from kmsguard.aws.options import AwsOptions
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Finding
 from kmsguard.model.snapshot import Snapshot
+from kmsguard.model.trail import TrailFacts
 from kmsguard.timings import Timings
-from kmsguard.trail import answers, cache, detections, findings
+from kmsguard.trail import answers, cache, detections, facts
 from kmsguard.trail.cache import IngestReport
 from kmsguard.trail.decode import FileStats
 from kmsguard.trail.engines import Engine, each, make_engine
@@ -77,10 +81,25 @@ class TrailReport:
     # key_arn, hour (epoch), calls: cryptographic use over time of the busiest keys (detections.HOURLY_TOP_KEYS),
     # ordered by key and hour, for charts
     hourly: list[dict[str, Any]]
-    findings: list[Finding]
+    facts: TrailFacts
+    # The snapshot the facts are judged on: the one given, or an empty one (no keys to join) when none was.
+    snapshot: Snapshot
+    config: ScanConfig
     notes: list[str]
     engine: str
     reused: bool = False  # the logs were unchanged: the detections' answers are the last run's (trail/answers.py)
+    _findings: list[Finding] | None = field(default=None, repr=False)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """The trail family's findings: its registered checks on ``snapshot`` (with the facts), through the same
+        pipeline as a scan's, so ``config``'s check selection, severity overrides and mutes apply. Judged once, on
+        first use: ``scan --trail`` judges the facts in its own run instead."""
+        if self._findings is None:
+            from kmsguard.pipeline import family, judge
+
+            self._findings = judge(self.snapshot, self.config, only=family("trail")).findings
+        return self._findings
 
     def summary_dict(self) -> dict[str, Any]:
         ing = self.ingest
@@ -261,19 +280,12 @@ def _report(opts: TrailOptions, snapshot: Snapshot | None, report: IngestReport,
     p, cov, summ = opts.params, got.coverage, got.summaries
     t0, t1 = cov["t0"], cov["t1"]
     rows = {name: detections.DetectionRows(g, e) for name, (g, e) in got.detections.items()}
-    ctx = findings.Context(p, opts.config, snapshot, principal_env=opts.principal_env)
-    out: list[Finding] = list(findings.unreadable_log_findings(report.failed, ctx))
-    out += findings.admin_findings(rows["admin"], ctx)
-    out += findings.policy_findings(summ["policy_events"], ctx)
-    out += findings.grant_findings(rows["grant_external"], ctx)
-    out += findings.burst_findings(rows["failure_burst"], ctx)
-    out += findings.spike_findings(rows["usage_spike"], ctx)
-    out += findings.newcomer_findings(rows["new_principal"], rows["new_account"], ctx)
-    out += findings.cross_account_findings(rows["cross_account"], ctx)
-    if snapshot is not None:
-        out += findings.policy_use_findings(summ["use_pairs"], ctx)
-        out += findings.environment_findings(summ["context_use"], summ["principal_keys"], ctx)
-        out += findings.unused_findings(summ["key_usage"], t0, t1, ctx)
+    found = facts.build(p, cov, rows, summ, report.failed, opts.principal_env)
+    judged_on = (
+        snapshot.model_copy(update={"trail": found})
+        if snapshot is not None
+        else Snapshot(kmsguard_version=__version__, collected_at=datetime.now(UTC), trail=found)
+    )
 
     actions: dict[str, dict[str, int]] = defaultdict(dict)
     for r in summ["key_actions"]:
@@ -287,9 +299,9 @@ def _report(opts: TrailOptions, snapshot: Snapshot | None, report: IngestReport,
             principals=int(r["principals"]),
             accounts=int(r["accounts"]),
             regions=int(r["regions"]),
-            first_use=findings.iso(r["first_ts"]),
-            last_use=findings.iso(r["last_ts"]),
-            last_crypto_use=findings.iso(r["last_crypto_ts"]),
+            first_use=facts.iso(r["first_ts"]),
+            last_use=facts.iso(r["last_ts"]),
+            last_crypto_use=facts.iso(r["last_crypto_ts"]),
             actions=dict(sorted(actions[r["key_arn"]].items())),
         )
         for r in sorted(summ["key_usage"], key=lambda r: (-int(r["calls"]), r["key_arn"]))
@@ -301,11 +313,13 @@ def _report(opts: TrailOptions, snapshot: Snapshot | None, report: IngestReport,
     return TrailReport(
         ingest=report,
         events=int(cov["events"]),
-        window=findings.window(t0, t1),
+        window={"start": facts.iso(t0), "end": facts.iso(t1)},
         keys=keys,
         principals={k: dict(sorted(v.items())) for k, v in sorted(principals.items())},
         hourly=hourly,
-        findings=out,
-        notes=ctx.notes,
+        facts=found,
+        snapshot=judged_on,
+        config=opts.config,
+        notes=[],
         engine=got.engine,
     )

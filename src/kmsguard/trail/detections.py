@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kmsguard.model.trail import TrailThresholds
+from kmsguard.policy.actions import ADMIN_EVENTS
 from kmsguard.trail.engines import Engine, each
-from kmsguard.trail.schema import ADMIN_EVENTS, ARROW_SCHEMA
+from kmsguard.trail.schema import ARROW_SCHEMA
 from kmsguard.trail.sources import Filters
 
 # A principal acting, not AWS acting on its own: AWSService callers (CloudTrail encrypting its logs) and
@@ -49,16 +51,8 @@ EVIDENCE_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class Params:
-    cap: int = 10  # evidence events per finding
-    burst_window: int = 300  # seconds
-    burst_threshold: int = 5  # a window with more errors than this is a burst (the guide's alarm: > 5 in 5 min)
-    spike_k: float = 6.0  # robust z: hourly count above median + k * 1.4826 * MAD
-    spike_min_count: int = 50  # an hour below this many calls is never a spike
-    spike_min_hours: int = 24  # a baseline needs this many hours of history
-    learn_days: float = 7.0  # first days of the logs in which principals are learnt, not reported
-    unused_days: int = 90
+# The detections' knobs: one home, on the facts they produce (checks word their findings with them).
+Params = TrailThresholds
 
 
 @dataclass(frozen=True)

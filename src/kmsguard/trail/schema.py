@@ -23,16 +23,6 @@ CRYPTO_ACTIONS = frozenset(
     for name in (canonical_action(a).split(":", 1)[1] for a in CRYPTOGRAPHIC_ACTIONS)
 )
 
-# Administrative events that are findings by themselves (when they succeeded), and their finding ids.
-ADMIN_EVENTS = {
-    "ScheduleKeyDeletion": "trail_key_deletion_scheduled",
-    "DisableKey": "trail_key_disabled",
-    "DisableKeyRotation": "trail_rotation_disabled",
-    "DeleteAlias": "trail_alias_deleted",
-    "ImportKeyMaterial": "trail_key_material_imported",
-    "DeleteImportedKeyMaterial": "trail_key_material_deleted",
-}
-
 # Columns in the order the decoder builds its row tuples (event_time is the raw string until conversion).
 COLUMNS = (
     "event_time",

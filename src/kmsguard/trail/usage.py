@@ -1,195 +1,40 @@
-"""The usage summary of a trail analysis: small, serialisable, and the one shape every output reads.
+"""The usage summary of a trail analysis (``model.usage.TrailUsage``), built from its report.
 
 ``TrailReport`` (trail/analyze.py) holds everything an analysis found per key, principal and hour; it grows
-with the estate and its logs. ``TrailUsage`` is what travels with a scan (``ScanResult.trail_usage``): the
-window, how many events, cryptographic calls per UTC day for the busiest keys over the last days of the
-window, and the top keys and principals. Every list is capped, so a 10,000-key estate gives the same few
-kilobytes as a small one. The scan JSON, the HTML report and the dashboard (through the store) all read it.
+with the estate and its logs. ``summarise`` caps it into the ``TrailUsage`` that travels with a scan.
 
 With a snapshot, a key the logs name without its ARN (a bare key id, an alias, an ARN of another partition)
 is resolved to the snapshot's key ARN, and the counts of one key logged both ways are merged, so that the
 key's page and its label find its usage. A reference the snapshot does not resolve stays as logged.
 
-This module imports no analysis code at import time: ``model.result`` imports it, and a plain
-``kmsguard scan -f json`` must not load DuckDB or Arrow.
+This module imports no analysis code at import time: a plain ``kmsguard scan -f json`` must not load DuckDB or
+Arrow.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
-
-from kmsguard.arn import parse as parse_arn
+from kmsguard.model.keyrefs import KeyIndex
+from kmsguard.model.usage import (
+    DAILY_KEYS,
+    DAYS,
+    TOP_KEYS,
+    TOP_PRINCIPALS,
+    KeySeries,
+    KeyTotals,
+    PrincipalTotals,
+    TrailUsage,
+)
 
 if TYPE_CHECKING:
-    from kmsguard.model.finding import Finding
     from kmsguard.model.snapshot import Snapshot
+    from kmsguard.model.trail import TrailFacts
     from kmsguard.trail.analyze import TrailOptions, TrailReport
-
-# Caps: enough for a report page and a dashboard, small enough to keep with every stored scan.
-DAILY_KEYS = 25  # keys with a daily series
-TOP_KEYS = 25
-TOP_PRINCIPALS = 25
-DAYS = 90  # the daily series covers the last DAYS days of the window (key_unused's default horizon too)
-
-
-class KeyTotals(BaseModel):
-    """One key's calls over the whole window."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    key_arn: str  # the key ARN; as logged (key id, alias) when nothing resolved it
-    alias: str | None = None  # from the snapshot, when there is one
-    calls: int
-    crypto_calls: int
-    errors: int
-    principals: int  # distinct callers other than AWS services
-    last_use: datetime | None = None
-
-    @property
-    def label(self) -> str:
-        return key_label(self.key_arn, self.alias)
-
-
-class KeySeries(BaseModel):
-    """One key's successful and failed cryptographic calls per day of ``TrailUsage.days``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    key_arn: str
-    alias: str | None = None
-    calls: list[int]
-
-    @property
-    def label(self) -> str:
-        return key_label(self.key_arn, self.alias)
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls)
-
-
-class PrincipalTotals(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    principal: str  # the role for assumed-role sessions, ``service:NAME`` for AWS services
-    calls: int
-    keys: int
-
-    @property
-    def label(self) -> str:
-        return principal_label(self.principal)
-
-
-class TrailUsage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    window_start: datetime | None  # first and last event analysed; None when there was none
-    window_end: datetime | None
-    events: int  # KMS events analysed
-    keys_seen: int  # distinct keys in the window (top_keys holds at most TOP_KEYS of them)
-    principals_seen: int
-    days: list[date]  # the daily series' UTC days, consecutive, ending on the window's last day
-    daily: list[KeySeries]  # busiest keys in ``days`` first
-    # True when every key with a cryptographic call in ``days`` has its series here: a key without one then
-    # had no such call. False when a cap left keys out (this summary's, or the analysis's own hourly cap).
-    daily_complete: bool
-    top_keys: list[KeyTotals]  # most calls first
-    top_principals: list[PrincipalTotals]  # most calls first
-
-    @property
-    def all_keys_listed(self) -> bool:
-        """True when ``top_keys`` is every key seen: a key missing from it was not used in the window."""
-        return self.keys_seen <= len(self.top_keys)
-
-    def totals_for(self, key_arn: str, key_id: str = "", aliases: Iterable[str] = ()) -> KeyTotals | None:
-        """The totals of one key, matched the way ``summarise`` resolves references (ARN, id, alias)."""
-        index = KeyIndex([_Ident.of_arn(key_arn, key_id, aliases)])
-        return next((t for t in self.top_keys if index.resolve(t.key_arn) == key_arn), None)
-
-    def series_for(self, key_arn: str, key_id: str = "", aliases: Iterable[str] = ()) -> KeySeries | None:
-        index = KeyIndex([_Ident.of_arn(key_arn, key_id, aliases)])
-        return next((s for s in self.daily if index.resolve(s.key_arn) == key_arn), None)
-
-
-def key_label(key_arn: str, alias: str | None = None) -> str:
-    """A short name for charts: the alias, else ``key/1234abcd…90ab us-east-1`` (both ends of the id: keys
-    made by one tool often share a prefix); the full ARN goes in tables."""
-    if alias:
-        return alias
-    parsed = parse_arn(key_arn)
-    if parsed is not None and parsed.resource.startswith("key/"):
-        key_id = parsed.resource[4:]
-        short = key_id if len(key_id) <= 13 else f"{key_id[:8]}…{key_id[-4:]}"
-        return f"key/{short} {parsed.region}"
-    return key_arn
-
-
-def principal_label(principal: str) -> str:
-    """``user/alice (111122223333)`` for IAM ARNs; ``service:…`` and ``account:…`` as they are."""
-    parsed = parse_arn(principal)
-    if parsed is not None and parsed.resource:
-        return f"{parsed.resource} ({parsed.account})" if parsed.account else parsed.resource
-    return principal
-
-
-# -- resolving key references ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Ident:
-    arn: str
-    account: str
-    region: str
-    key_id: str
-    aliases: tuple[str, ...]
-
-    @classmethod
-    def of_arn(cls, arn: str, key_id: str = "", aliases: Iterable[str] = ()) -> _Ident:
-        parsed = parse_arn(arn)
-        account, region = (parsed.account, parsed.region) if parsed is not None else ("", "")
-        if not key_id and parsed is not None and parsed.resource.startswith("key/"):
-            key_id = parsed.resource[4:]
-        return cls(arn, account, region, key_id, tuple(aliases))
-
-
-class KeyIndex:
-    """Key references as CloudTrail logs them -> the key ARN of a known key, or None.
-
-    A key id or alias is unique only in its account and region: a bare one resolves only when exactly one
-    known key has it (an alias such as ``alias/app`` in two regions stays as logged rather than guessed).
-    """
-
-    def __init__(self, keys: Iterable[_Ident]) -> None:
-        self._arns: set[str] = set()
-        self._placed: dict[tuple[str, str, str], str] = {}  # (account, region, key/ID or alias/NAME) -> ARN
-        self._bare: dict[str, str | None] = {}  # key id or alias -> ARN, None when ambiguous
-        for k in keys:
-            self._arns.add(k.arn)
-            for name in (f"key/{k.key_id}" if k.key_id else "", *k.aliases):
-                if name:
-                    self._placed[(k.account, k.region, name)] = k.arn
-                    bare = name[4:] if name.startswith("key/") else name
-                    self._bare[bare] = None if self._bare.get(bare, k.arn) != k.arn else k.arn
-
-    @classmethod
-    def of_snapshot(cls, snapshot: Snapshot) -> KeyIndex:
-        return cls(_Ident(k.arn, k.account, k.region, k.key_id, tuple(k.aliases)) for k in snapshot.all_keys())
-
-    def resolve(self, ref: str) -> str | None:
-        if ref in self._arns:
-            return ref
-        parsed = parse_arn(ref)
-        if parsed is not None:
-            # By place and name, whatever partition the reference was written in.
-            return self._placed.get((parsed.account, parsed.region, parsed.resource))
-        return self._bare.get(ref)
-
 
 # -- building the summary ----------------------------------------------------------------------------------
 
@@ -316,11 +161,11 @@ def _series(
 
 def analyze_usage(
     sources: list[str], snapshot: Snapshot | None, options: TrailOptions | None = None
-) -> tuple[list[Finding], TrailUsage]:
-    """One analysis, both of its results: the findings a scan merges and the usage summary it keeps
-    (``scan --trail``, ``report --trail``, ``monitor --trail``). Log files that failed and whatever could not be
-    judged are ERROR findings among them (``trail.findings``), so they reach every output that way."""
+) -> tuple[TrailFacts, TrailUsage]:
+    """One analysis, both of its results: the facts a scan puts on its snapshot (``Snapshot.trail``, judged by the
+    trail family of checks with the rest) and the usage summary it keeps (``scan --trail``, ``report --trail``,
+    ``monitor --trail``). Log files that failed are facts too, so their ERROR findings reach every output."""
     from kmsguard.trail.analyze import analyze
 
     report = analyze(sources, snapshot, options)
-    return report.findings, summarise(report, snapshot)
+    return report.facts, summarise(report, snapshot)

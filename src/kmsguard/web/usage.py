@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kmsguard.model.snapshot import Key
+from kmsguard.model.usage import KeyTotals, PrincipalTotals, TrailUsage
 from kmsguard.report.charts import daily_strips
 from kmsguard.store.queries import StoredUsage
-from kmsguard.trail.usage import KeyTotals, PrincipalTotals, TrailUsage
 
 
 @dataclass
