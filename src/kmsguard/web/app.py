@@ -213,7 +213,7 @@ def create_app(
             stored = trail_usage(s, scan.id)
             key = Key.model_validate_json(row.data)
             effective = key_access_view(access, s, scan, key, key_fingerprint(row.data))
-        view = key_view(row, stored, effective)
+        view = key_view(row, [f for f, _ in findings], stored, effective)
         return render(
             request,
             "key.html",
