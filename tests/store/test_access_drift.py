@@ -19,6 +19,7 @@ from kmsguard.model.snapshot import (
     RegionSnapshot,
     Snapshot,
 )
+from kmsguard.policy.actions import ACCESS_PROBES
 from kmsguard.store import access_drift as ad
 from kmsguard.store import open_store
 from kmsguard.store.drift import DriftItem, compute_drift
@@ -226,7 +227,7 @@ def test_unchanged_scans_have_no_access_drift_and_reuse_the_answers(
     calls: list[str] = []
     real = ad.AccessEvaluator.who_can
 
-    def counting(self: ad.AccessEvaluator, key: Key, actions: Any = ad.ACTIONS) -> ad.KeyAccess:
+    def counting(self: ad.AccessEvaluator, key: Key, actions: Any = ACCESS_PROBES) -> ad.KeyAccess:
         calls.append(key.arn)
         return real(self, key, actions)
 
@@ -358,7 +359,7 @@ def test_a_trust_policy_that_lets_another_role_in_is_drift_through_the_role_chai
 
 @SQLITE
 def test_an_engine_failure_is_reported_not_raised(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(self: ad.AccessEvaluator, key: Key, actions: Any = ad.ACTIONS) -> ad.KeyAccess:
+    def broken(self: ad.AccessEvaluator, key: Key, actions: Any = ACCESS_PROBES) -> ad.KeyAccess:
         raise RuntimeError("solver exploded")
 
     monkeypatch.setattr(ad.AccessEvaluator, "who_can", broken)

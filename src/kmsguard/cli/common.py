@@ -256,6 +256,14 @@ def check_fail_on(fail_on: str) -> None:
         fail(f"--fail-on: {fail_on!r} is not one of {', '.join(FAIL_ON)}")
 
 
+def check_format(fmt: str) -> None:
+    """--format of a command that shows the table too: one of ``report.CHOICES``."""
+    from kmsguard.report.registry import CHOICES
+
+    if fmt not in CHOICES:
+        fail(f"--format: {fmt!r} is not one of {', '.join(CHOICES)}")
+
+
 # Prowler calls the lowest severity "informational"; kmsguard's is "info". Both are accepted.
 _SEVERITY_NAMES = {s.value: s for s in Severity} | {"informational": Severity.INFO}
 

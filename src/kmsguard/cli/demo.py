@@ -233,7 +233,7 @@ def _print_summary(result: ScanResult, keys: int, calls: int, seconds: float, th
 
 def _write_reports(result: ScanResult, output_dir: Path) -> int:
     from kmsguard.fileio import write_atomic
-    from kmsguard.report import FORMATS, render
+    from kmsguard.report.registry import REGISTRY
 
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -242,13 +242,14 @@ def _write_reports(result: ScanResult, output_dir: Path) -> int:
         return EXIT_BROKEN
     code = EXIT_OK
     for fmt in ("json", "sarif"):
-        path = output_dir / f"{REPORT_BASENAME}.{fmt}"
-        if fmt not in FORMATS:
-            _say(f"[bold red]error:[/] this build has no {fmt} report format; {path} not written")
+        spec = REGISTRY.get(fmt)
+        if spec is None:
+            _say(f"[bold red]error:[/] this build has no {fmt} report format; {REPORT_BASENAME}.{fmt} not written")
             code = EXIT_BROKEN
             continue
+        path = output_dir / f"{REPORT_BASENAME}.{spec.extension}"
         try:
-            write_atomic(path, render(result, fmt).encode("utf-8"))
+            write_atomic(path, spec.render(result).encode("utf-8"))
         except (OSError, ValueError) as e:
             _say(f"[bold red]error:[/] cannot write {path}: {getattr(e, 'strerror', None) or e}")
             code = EXIT_BROKEN

@@ -22,6 +22,7 @@ from kmsguard.cli.common import (
     EXIT_FINDINGS,
     EXIT_OK,
     check_fail_on,
+    check_format,
     exit_code,
     fail,
     keep_findings,
@@ -34,7 +35,8 @@ from kmsguard.cli.common import (
 )
 from kmsguard.cli.source import CHECKS, CONFIG, QUIET, SKIP, TRUSTED, TRUSTED_ORG
 from kmsguard.iac.declared import IacContext, IacError, Unit
-from kmsguard.report import FORMATS, render
+from kmsguard.report import render
+from kmsguard.report.registry import CHOICES
 
 if TYPE_CHECKING:
     from kmsguard.checks.registry import CheckSpec
@@ -97,7 +99,7 @@ def load_units(
 @app.command("scan")
 def scan(
     paths: list[Path] = typer.Argument(..., help="Template files or directories (searched recursively)."),
-    fmt: str = typer.Option("table", "--format", "-f", help=f"Output format: table, {', '.join(FORMATS)}."),
+    fmt: str = typer.Option("table", "--format", "-f", help=f"Output format: {', '.join(CHOICES)}."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
     fail_on: str = typer.Option(
         "low", "--fail-on", help="Exit 1 when a failing finding is at or above this severity (or 'never')."
@@ -126,8 +128,7 @@ def scan(
     and line."""
     from kmsguard.iac.judge import iac_checks
 
-    if fmt != "table" and fmt not in FORMATS:
-        fail(f"--format: {fmt!r} is not one of table, {', '.join(FORMATS)}")
+    check_format(fmt)
     check_fail_on(fail_on)
     sevs, stats = severities(severity), statuses(status)
     cfg = scan_config(config, trusted_accounts, trusted_org_id)

@@ -20,6 +20,7 @@ from kmsguard.cli.common import (
     TIMEOUT_OPTION,
     aws_options,
     check_fail_on,
+    check_format,
     collect_live,
     cut_short,
     exit_code,
@@ -42,7 +43,7 @@ from kmsguard.model.result import ScanResult
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.model.usage import TrailUsage
 from kmsguard.pipeline import judge_stream, scanned
-from kmsguard.report import FORMATS
+from kmsguard.report.registry import CHOICES
 from kmsguard.snapshot_io import save_snapshot, snapshot_bytes
 from kmsguard.spool import FindingSpool, SpooledResult
 
@@ -82,7 +83,7 @@ def scan(
         None,
         "--format",
         "-f",
-        help=f"Output format: table, {', '.join(FORMATS)}. Default: table on a terminal, else json.",
+        help=f"Output format: {', '.join(CHOICES)}. Default: table on a terminal, else json.",
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Write the report to this file or s3://bucket/key instead of stdout."
@@ -212,8 +213,7 @@ def trail_analysis(
 def _resolve_format(fmt: str | None, output: Path | None) -> str:
     if fmt is None:
         return "table" if output is None and sys.stdout.isatty() else "json"
-    if fmt != "table" and fmt not in FORMATS:
-        fail(f"--format: {fmt!r} is not one of table, {', '.join(FORMATS)}")
+    check_format(fmt)
     return fmt
 
 

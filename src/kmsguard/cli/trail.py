@@ -20,6 +20,7 @@ from kmsguard.cli.common import (
     TIMEOUT_OPTION,
     aws_options,
     check_fail_on,
+    check_format,
     err_console,
     exit_code,
     fail,
@@ -31,7 +32,7 @@ from kmsguard.cli.common import (
 )
 from kmsguard.config import ScanConfig
 from kmsguard.model.result import ScanResult
-from kmsguard.report import FORMATS
+from kmsguard.report.registry import CHOICES
 
 app = typer.Typer(help="Key usage and attacks from CloudTrail logs.", no_args_is_help=True)
 
@@ -67,7 +68,7 @@ def analyze_cmd(
     account: list[str] | None = typer.Option(None, "--account", help="Only logs of these accounts (repeatable)."),
     region: list[str] | None = typer.Option(None, "--region", "-r", help="Only logs of these regions (repeatable)."),
     cache: Path | None = typer.Option(None, "--cache", help="Cache directory (default: per source set, ~/.cache)."),
-    fmt: str | None = typer.Option(None, "--format", "-f", help=f"table, {', '.join(FORMATS)}."),
+    fmt: str | None = typer.Option(None, "--format", "-f", help=f"{', '.join(CHOICES)}."),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Write the report to this file or s3://bucket/key instead of stdout."
     ),
@@ -131,8 +132,7 @@ def analyze_cmd(
         import sys
 
         fmt = "table" if output is None and sys.stdout.isatty() else "json"
-    if fmt != "table" and fmt not in FORMATS:
-        fail(f"--format: {fmt!r} is not one of table, {', '.join(FORMATS)}")
+    check_format(fmt)
     check_fail_on(fail_on)
     if engine not in ("duckdb", "spark"):
         fail(f"--engine: {engine!r} is not one of duckdb, spark")

@@ -2,8 +2,8 @@
 
 The key-policy diff in ``drift.py`` sees only the key policy. Most real access comes through IAM (a key policy
 that delegates to the account), grants and role chains, so for each customer managed key present in both scans
-the engine (``policy.access``) answers, for each scan, who can call ``ACTIONS`` on it, and the answers are
-compared principal by principal:
+the engine (``policy.access``) answers, for each scan, who can call ``policy.actions.ACCESS_PROBES`` on it, and
+the answers are compared principal by principal:
 
 - ``access_gained``: a principal can now call an action it could not ("X can now decrypt K via
   key_policy+iam (...)"); high when the principal is outside the key's account, critical for ``*``.
@@ -41,15 +41,14 @@ from kmsguard.arn import partition_in
 from kmsguard.model.finding import region_arn
 from kmsguard.model.snapshot import Key, Snapshot
 from kmsguard.policy.access import AccessEvaluator, KeyAccess, PrincipalAccess
+from kmsguard.policy.actions import ACCESS_PROBES, DECRYPT
 from kmsguard.policy.estate import build_estate
 from kmsguard.policy.principals import account_of
 from kmsguard.store.schema import KeyRow, ScanRow, SnapshotRow
 
 log = logging.getLogger(__name__)
 
-DECRYPT = "kms:Decrypt"
-PUT_POLICY = "kms:PutKeyPolicy"
-ACTIONS: tuple[str, ...] = (DECRYPT, PUT_POLICY, "kms:ScheduleKeyDeletion", "kms:CreateGrant")
+PUT_POLICY = "kms:PutKeyPolicy"  # who could change the key policy: the lock-out question
 # Past this many effective-access items in one cycle, the rest are summed up in one item (worst first are kept).
 MAX_ITEMS = 200
 _SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
@@ -148,7 +147,7 @@ class _Memo:
         ident = (view.estate_fp, key_fingerprint(key))
         hit = self.answers.get(ident)
         if hit is None:
-            hit = self.answers[ident] = view.evaluator.who_can(key, ACTIONS)
+            hit = self.answers[ident] = view.evaluator.who_can(key, ACCESS_PROBES)
             while len(self.answers) > self.keys:
                 self.answers.popitem(last=False)
         self.answers.move_to_end(ident)
@@ -229,7 +228,7 @@ class Change:
     after: PrincipalAccess | None
 
 
-def compare(old: KeyAccess, new: KeyAccess, actions: Iterable[str] = ACTIONS) -> list[Change]:
+def compare(old: KeyAccess, new: KeyAccess, actions: Iterable[str] = ACCESS_PROBES) -> list[Change]:
     """Principal by principal and action by action: what changed from ``old`` to ``new``."""
     out: list[Change] = []
     for action in actions:

@@ -32,14 +32,11 @@ from sqlalchemy.orm import Session
 
 from kmsguard.model.snapshot import Key, Snapshot
 from kmsguard.policy.access import AccessEvaluator, AccessPath, KeyAccess, PrincipalAccess
+from kmsguard.policy.actions import ACCESS_PROBES, ADMIN_PROBES, DECRYPT
 from kmsguard.policy.analyze import condition_dict
 from kmsguard.policy.estate import build_estate
 from kmsguard.store.db import Store
 from kmsguard.store.schema import KeyRow, ScanRow, SnapshotRow
-
-DECRYPT = "kms:Decrypt"
-ADMIN_ACTIONS: tuple[str, ...] = ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:CreateGrant")
-PAGE_ACTIONS: tuple[str, ...] = (DECRYPT, *ADMIN_ACTIONS)
 
 # z3 (policy.solver) works in its global context: one engine question at a time from the dashboard.
 ENGINE_LOCK = threading.RLock()
@@ -110,7 +107,7 @@ class ScanAccess:
             if hit is not None:
                 self._answers.move_to_end(ident)
                 return hit
-            answer = self.evaluator.who_can(key, PAGE_ACTIONS)
+            answer = self.evaluator.who_can(key, ACCESS_PROBES)
             self._answers[ident] = answer
             while len(self._answers) > self.key_capacity:
                 self._answers.popitem(last=False)
@@ -328,7 +325,7 @@ def key_access_view(cache: AccessCache, s: Session, scan: ScanRow, key: Key, fin
         view.error = f"{type(e).__name__}: {e}"
         return view
     view.decrypt = _rows(entry, answer, (DECRYPT,))
-    view.administer = _rows(entry, answer, ADMIN_ACTIONS)
+    view.administer = _rows(entry, answer, ADMIN_PROBES)
     view.assumptions = list(answer.assumptions)
     return view
 
@@ -373,7 +370,7 @@ def principal_view(cache: AccessCache, s: Session, scan: ScanRow, principal: str
             view.errors.append(f"{arn}: {type(e).__name__}: {e}")
             continue
         assumptions.update(dict.fromkeys(answer.assumptions))
-        for target, actions in ((view.decrypt, (DECRYPT,)), (view.administer, ADMIN_ACTIONS)):
+        for target, actions in ((view.decrypt, (DECRYPT,)), (view.administer, ADMIN_PROBES)):
             held = [action_view(a, pa) for a in actions if (pa := answer.principals(a).get(principal)) is not None]
             if held:
                 target.append(KeyHolding(arn, key.display_name, held))
