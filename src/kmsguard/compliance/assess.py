@@ -39,11 +39,10 @@ from typing import Any
 
 from kmsguard.checks.registry import CheckSpec, load_builtin_checks
 from kmsguard.compliance.mapping import FRAMEWORKS, Control, family, framework_controls, supporting_checks
-from kmsguard.model.finding import Finding, Severity, Status
+from kmsguard.model.finding import Finding, Severity, Status, is_region_arn
 from kmsguard.model.result import ScanResult, finding_sort_key
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.model.usage import TrailUsage
-from kmsguard.report._common import is_region_arn
 
 
 class ControlStatus(StrEnum):

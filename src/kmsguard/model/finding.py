@@ -39,6 +39,14 @@ def region_arn(partition: str, account: str, region: str) -> str:
     return f"arn:{partition}:::{account}:{region}"
 
 
+def is_region_arn(arn: str) -> bool:
+    """True for the ``arn:<partition>:::<account>:<region>`` pseudo-ARN of account/region findings."""
+    from kmsguard.arn import parse as parse_arn
+
+    parsed = parse_arn(arn)
+    return parsed is not None and not parsed.service and not parsed.region
+
+
 class FindingLocation(BaseModel):
     """Where an IaC finding's resource is written (``kmsguard iac``): the file relative to the scanned root,
     the 1-based line its declaration starts on, and its CloudFormation logical id or Terraform address."""

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kmsguard.arn import parse as parse_arn
-from kmsguard.model.finding import Finding, Severity, Status
+from kmsguard.model.finding import Finding, Severity, Status, is_region_arn
 
 # Worst first: the order every format lists severities in.
 SEVERITIES_DESC: tuple[Severity, ...] = tuple(sorted(Severity, key=lambda s: s.rank, reverse=True))
@@ -124,12 +124,6 @@ def short_resource(f: Finding) -> str:
     if is_region_arn(f.resource_arn):
         return f"account {parsed.account}"
     return parsed.resource or f.resource_arn
-
-
-def is_region_arn(arn: str) -> bool:
-    """True for the ``arn:<partition>:::<account>:<region>`` pseudo-ARN of account/region findings."""
-    parsed = parse_arn(arn)
-    return parsed is not None and not parsed.service and not parsed.region
 
 
 def _alias(evidence: Mapping[str, Any]) -> str | None:

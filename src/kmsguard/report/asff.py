@@ -28,9 +28,9 @@ from typing import Any
 
 from kmsguard.arn import partition_in
 from kmsguard.checks.registry import load_builtin_checks
-from kmsguard.model.finding import Finding, Severity, Status
+from kmsguard.model.finding import Finding, Severity, Status, is_region_arn
 from kmsguard.model.result import ScanResult
-from kmsguard.report._common import compact_json, is_region_arn
+from kmsguard.report._common import compact_json
 from kmsguard.report._time import iso_z
 from kmsguard.report.sarif import fingerprint
 

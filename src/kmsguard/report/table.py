@@ -23,9 +23,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from kmsguard.model.finding import Finding, Severity, Status
+from kmsguard.model.finding import Finding, Severity, Status, is_region_arn
 from kmsguard.model.result import ScanResult
-from kmsguard.report._common import SEVERITIES_DESC, is_region_arn, name_list, short_resource
+from kmsguard.report._common import SEVERITIES_DESC, name_list, short_resource
 from kmsguard.report._time import iso_z
 
 WIDE = 140
