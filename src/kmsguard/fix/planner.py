@@ -1,5 +1,10 @@
 """Findings -> a Plan of idempotent actions. Pure: reads the Snapshot and the judged findings, calls no AWS.
 
+Which findings fix acts on is declared beside each check: ``@check(fixer="rotation")`` names a fixer of
+``FIXERS`` (the table of the planner's fixers by stable name), so renaming a check keeps its fix and a check
+without a fixer is left to its remediation text (``fixable_checks``; tests/fix/test_fixers.py holds the two sides
+to each other).
+
 Each action is derived from failing findings only, so once it is applied the finding passes and a second plan
 has nothing to do (idempotent by construction). Every policy rewrite is built by ``tighten`` (the engine's
 judgement), diffed with ``diff_policies`` and re-simulated with ``simulate``; a rewrite after which nobody
@@ -19,10 +24,11 @@ from __future__ import annotations
 import difflib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kmsguard.checks.registry import CheckSpec, load_builtin_checks
 from kmsguard.fix.plan import Action, Manual, Plan, Refusal
 from kmsguard.fix.simulate import AccessImpact, access_changes, lost_accesses, not_judged_reason, unintended
 from kmsguard.model.finding import Finding, Status
@@ -32,21 +38,7 @@ from kmsguard.policy.diff import diff_policies
 from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.estate import build_estate
 from kmsguard.policy.tighten import Removal, TightenOptions, tighten_policy, to_text
-
-ROTATION_CHECKS = frozenset({"key_rotation_disabled", "key_rotation_period_too_long"})
-POLICY_CHECKS = frozenset(
-    {
-        "key_policy_public",
-        "key_policy_external_access",
-        "key_policy_wildcard_actions",
-        "key_policy_admin_can_use",
-        "key_policy_no_secure_transport",
-    }
-)
-MANAGED_KEY_CHECK = "resource_uses_aws_managed_key"
-DELETION_CHECK = "key_pending_deletion"
-# The checks fix knows how to act on (others are left to their remediation text).
-FIXABLE_CHECKS = ROTATION_CHECKS | POLICY_CHECKS | {MANAGED_KEY_CHECK, DELETION_CHECK, "key_policy_iam_only"}
+from kmsguard.policy.trust import trusted
 
 
 @dataclass
@@ -82,11 +74,9 @@ class _Planner:
         self.resources: dict[str, Resource] = {
             r.arn: r for a in snapshot.accounts for reg in a.regions for r in reg.resources
         }
-        # Every scanned account is trusted, as the scan's policy checks do (checks.policies.trusted_sets).
-        self.trusted = frozenset(options.trusted_accounts) | {a.account_id for a in snapshot.accounts}
-        self.trusted_orgs = frozenset(options.trusted_org_ids) | {
-            a.organization_id for a in snapshot.accounts if a.organization_id
-        }
+        # Trusted as the scan's policy checks judge it, so a rewrite removes exactly what they flag as external.
+        self.trusted = trusted(snapshot, options)
+        self.fixer_of = fixable_checks()
         self.out = Plan()
         self._evaluator: AccessEvaluator | None = None
 
@@ -108,7 +98,7 @@ class _Planner:
 
     def _wanted(self, f: Finding) -> bool:
         o = self.opts
-        if f.status is not Status.FAIL or f.check_id not in FIXABLE_CHECKS:
+        if f.status is not Status.FAIL or f.check_id not in self.fixer_of:
             return False
         if o.checks is not None and f.check_id not in o.checks:
             return False
@@ -132,8 +122,7 @@ class _Planner:
             if key is not None:
                 self._key(key, group)
             else:
-                for f in group:
-                    self._resource(f)
+                self._resources(group)
         return self.out
 
     def _refuse(self, f: Finding | Key, check_id: str, reason: str) -> None:
@@ -143,20 +132,30 @@ class _Planner:
     # -- keys ----------------------------------------------------------------------------------------
 
     def _key(self, key: Key, findings: list[Finding]) -> None:
-        ids = {f.check_id for f in findings}
-        if ids & ROTATION_CHECKS:
-            self._rotation(key, sorted(ids & ROTATION_CHECKS))
-        if ids & POLICY_CHECKS:
-            self._policy(key, sorted(ids & POLICY_CHECKS))
-        if "key_policy_iam_only" in ids and not ids & POLICY_CHECKS:
+        """The key's findings, each fixer once with the ids of its checks, in the table's order."""
+        by_fixer: dict[str, list[str]] = defaultdict(list)
+        for f in findings:
+            by_fixer[self.fixer_of[f.check_id]].append(f.check_id)
+        for name, fixer in FIXERS.items():
+            ids = by_fixer.get(name)
+            if ids and fixer.on_key is not None and not (fixer.unless and fixer.unless in by_fixer):
+                fixer.on_key(self, key, sorted(set(ids)))
+
+    def _resources(self, findings: list[Finding]) -> None:
+        """One resource's findings (not a key's): each by its fixer, if that fixer acts on resources."""
+        for f in findings:
+            fixer = FIXERS[self.fixer_of[f.check_id]]
+            if fixer.on_resource is not None:
+                fixer.on_resource(self, f)
+
+    def _policy_by_hand(self, key: Key, check_ids: list[str]) -> None:
+        for check_id in check_ids:
             self._refuse(
                 key,
-                "key_policy_iam_only",
+                check_id,
                 "kmsguard cannot guess who administers and uses the key: write the policy with "
                 "`kmsguard policy generate --admin ARN --user ARN` and put it with aws kms put-key-policy",
             )
-        if DELETION_CHECK in ids:
-            self._deletion(key)
 
     def _rotation(self, key: Key, check_ids: list[str]) -> None:
         days = self.opts.rotation_days
@@ -183,8 +182,8 @@ class _Planner:
             self._refuse(key, check_id, "the key policy could not be read")
             return
         topts = TightenOptions(
-            trusted_accounts=self.trusted,
-            trusted_org_ids=self.trusted_orgs,
+            trusted_accounts=frozenset(self.trusted.accounts),
+            trusted_org_ids=frozenset(self.trusted.org_ids),
             admins=self.opts.admins,
             users=self.opts.users,
             require_context=self.opts.require_context,
@@ -251,14 +250,15 @@ class _Planner:
             )
         )
 
-    def _deletion(self, key: Key) -> None:
+    def _deletion(self, key: Key, check_ids: list[str]) -> None:
+        check_id = ",".join(check_ids)
         if not self.opts.cancel_deletion:
-            self._refuse(key, DELETION_CHECK, "cancelling a scheduled deletion needs --cancel-deletion")
+            self._refuse(key, check_id, "cancelling a scheduled deletion needs --cancel-deletion")
             return
         self.out.actions.append(
             Action(
                 action="cancel_key_deletion",
-                check_id=DELETION_CHECK,
+                check_id=check_id,
                 account=key.account,
                 region=key.region,
                 resource_arn=key.arn,
@@ -274,9 +274,7 @@ class _Planner:
 
     # -- resources -----------------------------------------------------------------------------------
 
-    def _resource(self, f: Finding) -> None:
-        if f.check_id != MANAGED_KEY_CHECK:
-            return
+    def _rekey(self, f: Finding) -> None:
         if f.resource_type == "AWS::Account::Region":
             self._move(f, "set_ebs_default_key", None)
             return
@@ -338,6 +336,42 @@ class _Planner:
                 detail={"name": res.name if res is not None else None},
             )
         )
+
+
+KeyFixer = Callable[[_Planner, Key, list[str]], None]  # a key and the ids of its checks that name the fixer
+ResourceFixer = Callable[[_Planner, Finding], None]  # one finding on a resource that is not a key
+
+
+@dataclass(frozen=True)
+class Fixer:
+    """How ``kmsguard fix`` acts on the failing findings of the checks that name it (``CheckSpec.fixer``)."""
+
+    on_key: KeyFixer | None = None
+    on_resource: ResourceFixer | None = None
+    # Not on a key another fixer (named here) plans anyway: a hand-written policy is only asked for when the
+    # engine has no rewrite to offer.
+    unless: str | None = None
+
+
+# Every fixer, by the stable name checks declare; on one key they run in this order (the plan's order).
+FIXERS: dict[str, Fixer] = {
+    "rotation": Fixer(on_key=_Planner._rotation),
+    "key_policy": Fixer(on_key=_Planner._policy),
+    "key_policy_by_hand": Fixer(on_key=_Planner._policy_by_hand, unless="key_policy"),
+    "cancel_deletion": Fixer(on_key=_Planner._deletion),
+    "rekey_resource": Fixer(on_resource=_Planner._rekey),
+}
+
+
+def fixable_checks(registry: Mapping[str, CheckSpec] | None = None) -> dict[str, str]:
+    """Check id -> fixer name, for every check that declares a fixer (the others are left to their remediation
+    text). ValueError for a check naming a fixer fix does not have: its findings would silently go unfixed."""
+    specs = load_builtin_checks() if registry is None else registry
+    out = {cid: s.fixer for cid, s in specs.items() if s.fixer is not None}
+    unknown = sorted(f"{cid} -> {name}" for cid, name in out.items() if name not in FIXERS)
+    if unknown:
+        raise ValueError(f"checks name fixers that do not exist: {', '.join(unknown)}")
+    return out
 
 
 def migration_steps(res: Resource, target: str) -> list[str]:
