@@ -32,7 +32,6 @@ from typing import Any, Literal
 
 from kmsguard.aws.errors import AWS_CALL_ERRORS
 from kmsguard.aws.options import AwsOptions
-from kmsguard.checks.policies import trusted_sets
 from kmsguard.config import ScanConfig
 from kmsguard.fix.actions import KINDS, MULTI_CALL, same_state, target_problem
 from kmsguard.fix.apply import Sessions, error_text
@@ -46,6 +45,7 @@ from kmsguard.policy.analyze import analyze_key_policy_cached
 from kmsguard.policy.diff import diff_policies
 from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.estate import build_estate
+from kmsguard.policy.trust import Trusted, trusted
 
 Decision = Literal["restore", "unchanged", "skipped", "refused", "failed"]
 Status = Literal["restored", "unchanged", "skipped", "refused", "failed"]
@@ -118,11 +118,11 @@ class _Context:
                 self._snapshot = f"the accounts could not be collected again: {e}"
         return self._snapshot
 
-    def trusted(self, account: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def trusted(self) -> Trusted:
+        """Trusted as the scan judges it; without a fresh collection, what the config names (the key's own account
+        is always trusted by the analysis)."""
         snap = self.snapshot()
-        if isinstance(snap, Snapshot):
-            return trusted_sets(snap, self.config)
-        return tuple(sorted({*self.config.trusted_accounts, account})), tuple(sorted(self.config.trusted_org_ids))
+        return trusted(snap if isinstance(snap, Snapshot) else None, self.config)
 
     def access(self, arn: str, account: str, prior_policy: str) -> AccessImpact | str:
         """Effective access with the key's policy now and with the restored one, or why it cannot be judged."""
@@ -244,9 +244,9 @@ def _policy_review(step: Step, current: str, verified: bool, force: bool, ctx: _
     account, arn = a["account"], a["resource_arn"]
     try:
         diff = diff_policies(current, prior, account, key_arn=arn)
-        trusted, orgs = ctx.trusted(account)
-        now = analyze_key_policy_cached(current, account, trusted, orgs)
-        then = analyze_key_policy_cached(prior, account, trusted, orgs)
+        trust = ctx.trusted()
+        now = analyze_key_policy_cached(current, account, trust.accounts, trust.org_ids)
+        then = analyze_key_policy_cached(prior, account, trust.accounts, trust.org_ids)
     except (PolicyError, ValueError, TypeError) as e:
         step.decision, step.message = "refused", f"the journal's prior policy is not a valid key policy: {e}"
         return
