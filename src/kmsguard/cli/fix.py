@@ -342,7 +342,7 @@ def _show_plan(plan: Plan, fmt: str) -> None:
     if plan.empty:
         out.write("Nothing to fix: no failing finding has an action.\n")
     for i, a in enumerate(plan.actions, 1):
-        out.write(f"\n[{i}] {a.action} ({a.check_id})\n    {a.resource_arn}  [{a.account} {a.region}]\n")
+        out.write(f"\n[{i}] {a.action} ({','.join(a.check_ids)})\n    {a.resource_arn}  [{a.account} {a.region}]\n")
         if "summary" in a.impact:
             out.write(f"    {a.impact['summary']}\n")
         if a.action == "tighten_key_policy":
@@ -358,9 +358,9 @@ def _show_plan(plan: Plan, fmt: str) -> None:
         else:
             out.write(f"    before: {json.dumps(a.before, default=str)}\n    after:  {json.dumps(a.after)}\n")
     for r in plan.refused:
-        out.write(f"\nrefused ({r.check_id}) {r.resource_arn}: {r.reason}\n")
+        out.write(f"\nrefused ({','.join(r.check_ids)}) {r.resource_arn}: {r.reason}\n")
     for m in plan.manual:
-        out.write(f"\nmanual ({m.check_id}) {m.resource_arn}: cannot be re-keyed in place; run:\n")
+        out.write(f"\nmanual ({','.join(m.check_ids)}) {m.resource_arn}: cannot be re-keyed in place; run:\n")
         for step in m.steps:
             out.write(f"    {step}\n")
     out.write(f"\n{len(plan.actions)} action(s), {len(plan.refused)} refused, {len(plan.manual)} manual.\n")

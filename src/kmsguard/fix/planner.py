@@ -125,9 +125,9 @@ class _Planner:
                 self._resources(group)
         return self.out
 
-    def _refuse(self, f: Finding | Key, check_id: str, reason: str) -> None:
+    def _refuse(self, f: Finding | Key, check_ids: tuple[str, ...], reason: str) -> None:
         arn = f.resource_arn if isinstance(f, Finding) else f.arn
-        self.out.refused.append(Refusal(check_id, f.account, f.region, arn, reason))
+        self.out.refused.append(Refusal(check_ids, f.account, f.region, arn, reason))
 
     # -- keys ----------------------------------------------------------------------------------------
 
@@ -139,7 +139,7 @@ class _Planner:
         for name, fixer in FIXERS.items():
             ids = by_fixer.get(name)
             if ids and fixer.on_key is not None and not (fixer.unless and fixer.unless in by_fixer):
-                fixer.on_key(self, key, sorted(set(ids)))
+                fixer.on_key(self, key, tuple(sorted(set(ids))))
 
     def _resources(self, findings: list[Finding]) -> None:
         """One resource's findings (not a key's): each by its fixer, if that fixer acts on resources."""
@@ -148,21 +148,20 @@ class _Planner:
             if fixer.on_resource is not None:
                 fixer.on_resource(self, f)
 
-    def _policy_by_hand(self, key: Key, check_ids: list[str]) -> None:
-        for check_id in check_ids:
-            self._refuse(
-                key,
-                check_id,
-                "kmsguard cannot guess who administers and uses the key: write the policy with "
-                "`kmsguard policy generate --admin ARN --user ARN` and put it with aws kms put-key-policy",
-            )
+    def _policy_by_hand(self, key: Key, check_ids: tuple[str, ...]) -> None:
+        self._refuse(
+            key,
+            check_ids,
+            "kmsguard cannot guess who administers and uses the key: write the policy with "
+            "`kmsguard policy generate --admin ARN --user ARN` and put it with aws kms put-key-policy",
+        )
 
-    def _rotation(self, key: Key, check_ids: list[str]) -> None:
+    def _rotation(self, key: Key, check_ids: tuple[str, ...]) -> None:
         days = self.opts.rotation_days
         self.out.actions.append(
             Action(
                 action="enable_rotation",
-                check_id=",".join(check_ids),
+                check_ids=check_ids,
                 account=key.account,
                 region=key.region,
                 resource_arn=key.arn,
@@ -176,10 +175,9 @@ class _Planner:
             )
         )
 
-    def _policy(self, key: Key, check_ids: list[str]) -> None:
-        check_id = ",".join(check_ids)
+    def _policy(self, key: Key, check_ids: tuple[str, ...]) -> None:
         if key.policy is None:
-            self._refuse(key, check_id, "the key policy could not be read")
+            self._refuse(key, check_ids, "the key policy could not be read")
             return
         topts = TightenOptions(
             trusted_accounts=frozenset(self.trusted.accounts),
@@ -191,10 +189,12 @@ class _Planner:
         try:
             result = tighten_policy(key.policy, key.account, topts)
         except (PolicyError, ValueError) as e:
-            self._refuse(key, check_id, f"the key policy is not valid: {e}")
+            self._refuse(key, check_ids, f"the key policy is not valid: {e}")
             return
         if not result.changed:
-            self._refuse(key, check_id, "the engine found nothing it can rewrite safely; see the finding's remediation")
+            self._refuse(
+                key, check_ids, "the engine found nothing it can rewrite safely; see the finding's remediation"
+            )
             return
         new_text = to_text(result.document)
         diff = diff_policies(key.policy, new_text, key.account, key_arn=key.arn)
@@ -225,7 +225,7 @@ class _Planner:
             after = "" if diff.admin_lockout else " (effective access: nobody could call it afterwards)"
             self._refuse(
                 key,
-                check_id,
+                check_ids,
                 f"{key.display_name}: the rewritten policy would leave no principal able to administer the key "
                 f"(kms:PutKeyPolicy){after}; name an administrator with --admin ARN, or pass --force to apply anyway",
             )
@@ -233,7 +233,7 @@ class _Planner:
         self.out.actions.append(
             Action(
                 action="tighten_key_policy",
-                check_id=check_id,
+                check_ids=check_ids,
                 account=key.account,
                 region=key.region,
                 resource_arn=key.arn,
@@ -250,15 +250,14 @@ class _Planner:
             )
         )
 
-    def _deletion(self, key: Key, check_ids: list[str]) -> None:
-        check_id = ",".join(check_ids)
+    def _deletion(self, key: Key, check_ids: tuple[str, ...]) -> None:
         if not self.opts.cancel_deletion:
-            self._refuse(key, check_id, "cancelling a scheduled deletion needs --cancel-deletion")
+            self._refuse(key, check_ids, "cancelling a scheduled deletion needs --cancel-deletion")
             return
         self.out.actions.append(
             Action(
                 action="cancel_key_deletion",
-                check_id=check_id,
+                check_ids=check_ids,
                 account=key.account,
                 region=key.region,
                 resource_arn=key.arn,
@@ -280,7 +279,7 @@ class _Planner:
             return
         res = self.resources.get(f.resource_arn)
         if res is None:
-            self._refuse(f, f.check_id, "the resource is not in the snapshot")
+            self._refuse(f, (f.check_id,), "the resource is not in the snapshot")
             return
         if res.service == "s3":
             self._move(f, "set_s3_default_encryption", res)
@@ -288,10 +287,12 @@ class _Planner:
             self._move(f, "set_secret_kms_key", res)
         elif res.service in ("ebs", "rds"):
             self.out.manual.append(
-                Manual(f.check_id, f.account, f.region, f.resource_arn, migration_steps(res, self._target_text(f)))
+                Manual((f.check_id,), f.account, f.region, f.resource_arn, migration_steps(res, self._target_text(f)))
             )
         else:
-            self._refuse(f, f.check_id, f"fix does not re-key {res.service} resources; see the finding's remediation")
+            self._refuse(
+                f, (f.check_id,), f"fix does not re-key {res.service} resources; see the finding's remediation"
+            )
 
     def _target_text(self, f: Finding) -> str:
         target = self._target(f)
@@ -310,23 +311,25 @@ class _Planner:
 
     def _move(self, f: Finding, kind: str, res: Resource | None) -> None:
         if self.opts.target_key is None:
-            self._refuse(f, f.check_id, "moving to a customer managed key needs --target-key ARN|alias")
+            self._refuse(f, (f.check_id,), "moving to a customer managed key needs --target-key ARN|alias")
             return
         target = self._target(f)
         if target is None:
             self._refuse(
-                f, f.check_id, f"--target-key {self.opts.target_key} is not a key of {f.account} in {f.region}"
+                f, (f.check_id,), f"--target-key {self.opts.target_key} is not a key of {f.account} in {f.region}"
             )
             return
         if not target.is_customer_managed or target.key_state != "Enabled":
-            self._refuse(f, f.check_id, f"--target-key {self.opts.target_key} is not an enabled customer managed key")
+            self._refuse(
+                f, (f.check_id,), f"--target-key {self.opts.target_key} is not an enabled customer managed key"
+            )
             return
         before_ref = res.key_ref if res is not None else f.evidence.get("ebs_default_key_ref")
         what = res.name if res is not None else f"EBS default key in {f.region}"
         self.out.actions.append(
             Action(
                 action=kind,  # type: ignore[arg-type]
-                check_id=f.check_id,
+                check_ids=(f.check_id,),
                 account=f.account,
                 region=f.region,
                 resource_arn=f.resource_arn,
@@ -338,7 +341,7 @@ class _Planner:
         )
 
 
-KeyFixer = Callable[[_Planner, Key, list[str]], None]  # a key and the ids of its checks that name the fixer
+KeyFixer = Callable[[_Planner, Key, tuple[str, ...]], None]  # a key and the ids of its checks that name the fixer
 ResourceFixer = Callable[[_Planner, Finding], None]  # one finding on a resource that is not a key
 
 
