@@ -7,16 +7,18 @@ to each other).
 
 Each action is derived from failing findings only, so once it is applied the finding passes and a second plan
 has nothing to do (idempotent by construction). Every policy rewrite is built by ``tighten`` (the engine's
-judgement), diffed with ``diff_policies`` and re-simulated with ``simulate``; a rewrite after which nobody
-could administer the key is refused unless ``force``.
+judgement) and judged by ``simulate.change_impact``, the one answer to who loses what; a rewrite after which
+nobody could administer the key is refused unless ``force``.
 
 "Who loses what" (``impact.lost`` / ``impact.gained``) is effective access (``simulate.access_changes``): the
 key with its current and its planned policy, over the snapshot's IAM, Organization, grants and role chains, so
 a principal that keeps decrypting through its identity policies is not listed as losing it, and one that only
 ever had access through IAM delegation is. Each entry names the path (``via``, ``path``). Where the snapshot
 cannot judge effective access (a live scan without the account's IAM inventory) the key-policy diff is shown
-instead and ``impact.effective_access`` says why; the key-policy diff is always in ``impact.key_policy``.
-The lock-out guard refuses a rewrite when either says nobody could change the key policy afterwards.
+instead and ``impact.effective_access`` says why; the key-policy diff is always in ``impact.key_policy``, asked
+about the requests a caller that follows the new policy makes (over TLS, with the required encryption context).
+``impact.unintended_loss`` lists its losses no intended removal explains. The lock-out guard refuses a rewrite
+when either view says nobody could change the key policy afterwards.
 """
 
 from __future__ import annotations
@@ -30,14 +32,13 @@ from typing import Any
 
 from kmsguard.checks.registry import CheckSpec, load_builtin_checks
 from kmsguard.fix.plan import Action, Manual, Plan, Refusal
-from kmsguard.fix.simulate import AccessImpact, access_changes, lost_accesses, not_judged_reason, unintended
+from kmsguard.fix.simulate import AccessImpact, change_impact, effective_change, legitimate_context
 from kmsguard.model.finding import Finding, Status
 from kmsguard.model.snapshot import Key, Resource, Snapshot
 from kmsguard.policy.access import AccessEvaluator
-from kmsguard.policy.diff import diff_policies
 from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.estate import build_estate
-from kmsguard.policy.tighten import Removal, TightenOptions, tighten_policy, to_text
+from kmsguard.policy.tighten import TightenOptions, tighten_policy, to_text
 from kmsguard.policy.trust import trusted
 
 
@@ -85,16 +86,6 @@ class _Planner:
         if self._evaluator is None:
             self._evaluator = AccessEvaluator(build_estate(self.snapshot))
         return self._evaluator
-
-    def _access(self, key: Key, new_text: str, removals: list[Removal]) -> AccessImpact | str:
-        """Effective access before and after the rewrite, or why it cannot be judged."""
-        why = not_judged_reason(self.snapshot, key.account)
-        if why is not None:
-            return why
-        try:
-            return access_changes(self.evaluator(), key, new_text, removals)
-        except Exception as e:  # the plan still shows the key-policy diff
-            return f"effective access could not be evaluated: {e}"
 
     def _wanted(self, f: Finding) -> bool:
         o = self.opts
@@ -197,32 +188,25 @@ class _Planner:
             )
             return
         new_text = to_text(result.document)
-        diff = diff_policies(key.policy, new_text, key.account, key_arn=key.arn)
-        losses = lost_accesses(key.policy, new_text, key.arn, key.account, context=self.opts.require_context)
-        surprise = unintended(losses, result.removals)
-        access = self._access(key, new_text, result.removals)
-        key_policy = diff.to_dict()
+        access = effective_change(self.snapshot, self.evaluator, key, new_text, result.removals)
+        context = legitimate_context(self.opts.require_context)
+        change = change_impact(key.policy, new_text, key.arn, key.account, access, result.removals, context)
+        key_policy = change.key_policy.to_dict()
         impact: dict[str, Any] = {
             "changes": result.changes,
             "policy_diff": policy_diff(key.policy, new_text),
-            "gained": key_policy["gained"],
-            "lost": key_policy["lost"],
-            "admin_lockout": diff.admin_lockout,
+            "gained": [c.to_dict() for c in change.gained],
+            "lost": [c.to_dict() for c in change.lost],
+            "admin_lockout": change.lockout,
             "intended_removals": [r.to_dict() for r in result.removals],
-            "unintended_loss": [loss.to_dict() for loss in surprise],
+            "unintended_loss": change.unintended(),
             "key_policy": {"gained": key_policy["gained"], "lost": key_policy["lost"]},
+            "effective_access": change.effective_access(),
         }
-        detail_access: dict[str, dict[str, str]] = {}
-        if isinstance(access, AccessImpact):
-            impact["lost"] = [c.to_dict() for c in access.lost]
-            impact["gained"] = [c.to_dict() for c in access.gained]
-            impact["admin_lockout"] = diff.admin_lockout or access.lockout
-            impact["effective_access"] = access.to_dict()
-            detail_access = access.expected_after
-        else:
-            impact["effective_access"] = {"judged": False, "reason": access}
-        if impact["admin_lockout"] and not self.opts.force:
-            after = "" if diff.admin_lockout else " (effective access: nobody could call it afterwards)"
+        # What verify expects effective access to be once the policy is on the key.
+        detail_access = access.expected_after if isinstance(access, AccessImpact) else {}
+        if change.lockout and not self.opts.force:
+            after = "" if change.key_policy.admin_lockout else " (effective access: nobody could call it afterwards)"
             self._refuse(
                 key,
                 check_ids,
@@ -244,7 +228,6 @@ class _Planner:
                     "key_id": key.key_id,
                     "removals": [r.to_dict() for r in result.removals],
                     "require_context": dict(self.opts.require_context),
-                    # What verify expects effective access to be once the policy is on the key.
                     "access_after": detail_access,
                 },
             )
