@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from kmsguard.fix.simulate import AccessImpact, ChangeImpact, change_impact, legitimate_context
-from kmsguard.policy.diff import diff_policies
+from kmsguard.policy.diff import PolicyDiff, diff_policies
 from kmsguard.policy.tighten import DENY_INSECURE_TRANSPORT, Removal
 
 A = "123456789012"
@@ -75,3 +75,11 @@ def test_the_lock_out_guard_refuses_when_either_view_says_nobody_could_change_th
     stopped = AccessImpact(administrators_before=[APP], administrators_after=[])
     assert ChangeImpact(kept, stopped).lockout
     assert not ChangeImpact(kept, AccessImpact(administrators_before=[APP], administrators_after=[APP])).lockout
+
+
+def test_a_loss_the_solver_could_not_rule_out_counts_as_unintended_unless_a_removal_explains_it() -> None:
+    undecided = PolicyDiff(uncertain=[f"{APP}: kms:Sign lost: solver gave up"], uncertain_losses=[(APP, "kms:Sign")])
+    assert ChangeImpact(undecided, NOT_JUDGED).unintended() == [
+        {"principal": APP, "action": "kms:Sign", "undecided": "the solver could not decide it"}
+    ]
+    assert ChangeImpact(undecided, NOT_JUDGED, (Removal(APP, ("*",), "split"),)).unintended() == []

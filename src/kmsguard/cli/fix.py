@@ -354,7 +354,7 @@ def _show_plan(plan: Plan, fmt: str) -> None:
             _show_access(out, "loses", a.impact["lost"])
             _show_access(out, "gains", a.impact["gained"])
             for loss in a.impact["unintended_loss"]:
-                out.write(f"    ! not intended: {loss['principal']} loses {loss['action']}\n")
+                out.write(f"    ! not intended: {loss['principal']} loses {loss['action']}{_undecided(loss)}\n")
         else:
             out.write(f"    before: {json.dumps(a.before, default=str)}\n    after:  {json.dumps(a.after)}\n")
     for r in plan.refused:
@@ -364,6 +364,11 @@ def _show_plan(plan: Plan, fmt: str) -> None:
         for step in m.steps:
             out.write(f"    {step}\n")
     out.write(f"\n{len(plan.actions)} action(s), {len(plan.refused)} refused, {len(plan.manual)} manual.\n")
+
+
+def _undecided(loss: dict[str, Any]) -> str:
+    """A loss the engine could not rule out says so (``simulate.ChangeImpact.unintended``)."""
+    return f" ({loss['undecided']})" if loss.get("undecided") else ""
 
 
 def _plain(values: list[str]) -> tuple[str, ...]:
@@ -552,7 +557,8 @@ def _report(
         sys.stdout.write(f"  still failing: {f['check_id']} {f['resource_arn']}: {f['message']}\n")
     for loss in check.unintended_loss:
         sys.stdout.write(
-            f"  access lost (not intended): {loss['principal']} {loss['action']} on {loss['resource_arn']}\n"
+            f"  access lost (not intended): {loss['principal']} {loss['action']} on {loss['resource_arn']}"
+            f"{_undecided(loss)}\n"
         )
     for problem in check.errors:
         sys.stdout.write(f"  verification: {problem}\n")

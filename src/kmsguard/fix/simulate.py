@@ -235,13 +235,16 @@ class ChangeImpact:
         return self.access.gained if isinstance(self.access, AccessImpact) else self.key_policy.gained
 
     def unintended(self) -> list[dict[str, str]]:
-        """The key-policy diff's losses no removal explains, once per principal (or class) and action."""
-        found = {
-            (c.subject, canonical_action(c.action)): None
-            for c in self.key_policy.lost
-            if not meant(self.removals, (c.subject,), c.action)
-        }
-        return [{"principal": who, "action": action} for who, action in found]
+        """The key-policy diff's losses no removal explains, once per principal (or class) and action. A loss
+        the solver could not rule out counts too (``undecided``): a safety check never passes on a gap."""
+        found = {(c.subject, canonical_action(c.action)): "" for c in self.key_policy.lost}
+        for who, action in self.key_policy.uncertain_losses:
+            found.setdefault((who, action), "the solver could not decide it")
+        return [
+            {"principal": who, "action": action} | ({"undecided": why} if why else {})
+            for (who, action), why in found.items()
+            if not meant(self.removals, (who,), action)
+        ]
 
     def effective_access(self) -> dict[str, Any]:
         if isinstance(self.access, AccessImpact):

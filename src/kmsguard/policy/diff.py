@@ -96,6 +96,8 @@ class PolicyDiff:
     administrable_before: bool = True
     administrable_after: bool = True
     uncertain: list[str] = field(default_factory=list)  # "<who>: <action> gained/lost: <why>"
+    # The losses among them, as (the class's subject, action): what may be lost and cannot be ruled out.
+    uncertain_losses: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -180,6 +182,8 @@ def diff_policies(
             changes = out.gained if kind == "gained" else out.lost
             changes += [_change(cls, r, key_arn, account) for r in found.found]
             out.uncertain += [f"{cls.who}: {canonical_action(a)} {kind}: {why}" for a, why in found.undecided]
+            if kind == "lost":
+                out.uncertain_losses += [(cls.subject, canonical_action(a)) for a, _ in found.undecided]
     out.gained.sort(key=_order)
     out.lost.sort(key=_order)
     out.administrable_before = administrable(before, account)
