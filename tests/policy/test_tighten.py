@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from kmsguard.fix.simulate import lost_accesses, unintended
+from kmsguard.fix.simulate import change_impact, legitimate_context
+from kmsguard.policy.actions import canonical_action
 from kmsguard.policy.analyze import analyze_key_policy
 from kmsguard.policy.parse import parse_policy
 from kmsguard.policy.tighten import TightenOptions, tighten_policy, to_text
@@ -45,9 +46,10 @@ def test_an_administrator_with_use_in_a_second_statement_loses_only_the_use() ->
     analysis = analyze_key_policy(new, A)
     assert not analysis.wildcard_statements and analysis.denies_insecure_transport
     assert not tighten_policy(new, A, TightenOptions(trusted_accounts=frozenset({A}))).changed  # idempotent
-    losses = lost_accesses(text, new, KEY, A)
-    assert {(loss.principal, loss.action) for loss in losses} == {(OPS, "kms:Encrypt"), (OPS, "kms:Decrypt")}
-    assert unintended(losses, result.removals) == []
+    change = change_impact(text, new, KEY, A, "key policy alone", result.removals, legitimate_context({}))
+    lost = {(c.subject, canonical_action(c.action)) for c in change.key_policy.lost}
+    assert lost == {(OPS, "kms:Encrypt"), (OPS, "kms:Decrypt")}
+    assert change.unintended() == []
 
 
 def test_a_service_given_a_wildcard_gets_the_usage_actions_and_keeps_its_conditions() -> None:

@@ -91,6 +91,7 @@ def _rotation_unreadable(key: Key) -> Result:
     "rotated automatically; asymmetric, HMAC, imported and custom key store keys are not judged.",
     remediation="aws kms enable-key-rotation --key-id <key-id> --rotation-period-in-days 365",
     topics=["rotation_enabled"],
+    fixer="rotation",
 )
 def key_rotation_disabled(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     for item in _customer_keys(snapshot, "rotation"):
@@ -122,6 +123,7 @@ def key_rotation_disabled(snapshot: Snapshot, config: ScanConfig) -> Iterator[Re
     "defaults to 365, stricter programmes use 180. The maximum is configurable (max_rotation_days).",
     remediation="aws kms enable-key-rotation --key-id <key-id> --rotation-period-in-days <days within the limit>",
     topics=["rotation_period"],
+    fixer="rotation",
 )
 def key_rotation_period_too_long(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     limit = config.max_rotation_days
@@ -165,6 +167,7 @@ def _days_until(when: datetime | None, now: datetime) -> int | None:
     remediation="aws kms cancel-key-deletion --key-id <key-id> && aws kms enable-key --key-id <key-id>",
     topics=["key_not_pending_deletion"],
     live_only=True,  # a template cannot schedule a deletion: that is live state
+    fixer="cancel_deletion",
 )
 def key_pending_deletion(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     for item in _customer_keys(snapshot, "deletion state"):

@@ -79,6 +79,7 @@ def _statements(key: Key, indexes: list[int]) -> list[dict[str, Any]]:
     remediation='Replace Principal "*" with named principals, or bound it with aws:PrincipalOrgID, '
     "aws:PrincipalAccount or kms:CallerAccount. Check with `kmsguard policy analyze`.",
     topics=["key_policy_no_public_access", "key_policy_least_privilege"],
+    fixer="key_policy",
 )
 def key_policy_public(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     def judge(key: Key, a: KeyPolicyAnalysis) -> Result:
@@ -102,6 +103,7 @@ def key_policy_public(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result
     remediation="Remove the external principals, or add their accounts/organisation to trusted_accounts / "
     "trusted_org_ids when the sharing is intended.",
     topics=["key_policy_no_external_access", "key_policy_least_privilege"],
+    fixer="key_policy",
 )
 def key_policy_external_access(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     def judge(key: Key, a: KeyPolicyAnalysis) -> Result:
@@ -126,6 +128,7 @@ def key_policy_external_access(snapshot: Snapshot, config: ScanConfig) -> Iterat
     remediation="List the actions each principal needs (the guide's KeyAdministration and "
     "KeyUsageForEncryption statements); `kmsguard policy generate` writes such a policy.",
     topics=["key_policy_least_privilege"],
+    fixer="key_policy",
 )
 def key_policy_wildcard_actions(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     def judge(key: Key, a: KeyPolicyAnalysis) -> Result:
@@ -151,6 +154,7 @@ def key_policy_wildcard_actions(snapshot: Snapshot, config: ScanConfig) -> Itera
     remediation="Give administrators only the administrative actions (the guide's KeyAdministration "
     "statement) and grant cryptographic use to separate roles.",
     topics=["separation_of_duties", "key_policy_least_privilege"],
+    fixer="key_policy",
 )
 def key_policy_admin_can_use(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     def judge(key: Key, a: KeyPolicyAnalysis) -> Result:
@@ -174,6 +178,7 @@ def key_policy_admin_can_use(snapshot: Snapshot, config: ScanConfig) -> Iterator
     remediation='Add the guide\'s DenyInsecureTransport statement: Deny, Principal "*", Action "kms:*", '
     'Condition {"Bool": {"aws:SecureTransport": "false"}}.',
     topics=["secure_transport"],
+    fixer="key_policy",
 )
 def key_policy_no_secure_transport(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     def judge(key: Key, a: KeyPolicyAnalysis) -> Result:
@@ -194,6 +199,7 @@ def key_policy_no_secure_transport(snapshot: Snapshot, config: ScanConfig) -> It
     remediation="Name the key administrators and users in the key policy (the guide's KeyAdministration "
     "and KeyUsageForEncryption statements).",
     topics=["key_policy_least_privilege", "separation_of_duties"],
+    fixer="key_policy_by_hand",
 )
 def key_policy_iam_only(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     def judge(key: Key, a: KeyPolicyAnalysis) -> Result:

@@ -49,6 +49,10 @@ class CheckSpec:
     # True for a check that judges what only a live account has (key state such as pending deletion, CloudTrail
     # usage, the whole account's IAM): `kmsguard iac` does not run it on templates.
     live_only: bool = False
+    # The fixer ``kmsguard fix`` plans this check's failing findings with, by its stable name (the table of
+    # fixers is ``fix.planner.FIXERS``; fix sits above checks, so the name, not the function). None: no fixer,
+    # the finding's remediation text is the fix.
+    fixer: str | None = None
 
     @property
     def compliance(self) -> dict[str, list[str]]:
@@ -68,6 +72,7 @@ def check(
     remediation: str,
     topics: Iterable[str] = (),
     live_only: bool = False,
+    fixer: str | None = None,
 ) -> Callable[[CheckFunc], CheckFunc]:
     topics = tuple(topics)
     unknown = set(topics) - known_topics()
@@ -77,7 +82,7 @@ def check(
     def register(func: CheckFunc) -> CheckFunc:
         if id in REGISTRY:
             raise ValueError(f"check id {id!r} registered twice")
-        REGISTRY[id] = CheckSpec(id, title, severity, family, rationale, remediation, topics, func, live_only)
+        REGISTRY[id] = CheckSpec(id, title, severity, family, rationale, remediation, topics, func, live_only, fixer)
         return func
 
     return register

@@ -81,6 +81,7 @@ def _describe(res: Resource) -> str:
     "EBS default: aws ec2 modify-ebs-default-kms-key-id --kms-key-id <key-arn>; RDS/EBS volumes: copy the "
     "snapshot with --kms-key-id <key-arn> and restore from it.",
     topics=["cmk_in_use_for_sensitive_data"],
+    fixer="rekey_resource",
 )
 def resource_uses_aws_managed_key(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     keys = index_keys(snapshot)

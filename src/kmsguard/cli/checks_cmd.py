@@ -60,6 +60,7 @@ def checks(
                         "remediation": s.remediation,
                         "compliance": s.compliance,
                         "live_only": s.live_only,
+                        "fixer": s.fixer,
                     }
                     for s in specs
                 ],

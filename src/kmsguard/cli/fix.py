@@ -342,7 +342,7 @@ def _show_plan(plan: Plan, fmt: str) -> None:
     if plan.empty:
         out.write("Nothing to fix: no failing finding has an action.\n")
     for i, a in enumerate(plan.actions, 1):
-        out.write(f"\n[{i}] {a.action} ({a.check_id})\n    {a.resource_arn}  [{a.account} {a.region}]\n")
+        out.write(f"\n[{i}] {a.action} ({','.join(a.check_ids)})\n    {a.resource_arn}  [{a.account} {a.region}]\n")
         if "summary" in a.impact:
             out.write(f"    {a.impact['summary']}\n")
         if a.action == "tighten_key_policy":
@@ -354,16 +354,21 @@ def _show_plan(plan: Plan, fmt: str) -> None:
             _show_access(out, "loses", a.impact["lost"])
             _show_access(out, "gains", a.impact["gained"])
             for loss in a.impact["unintended_loss"]:
-                out.write(f"    ! not intended: {loss['principal']} loses {loss['action']}\n")
+                out.write(f"    ! not intended: {loss['principal']} loses {loss['action']}{_undecided(loss)}\n")
         else:
             out.write(f"    before: {json.dumps(a.before, default=str)}\n    after:  {json.dumps(a.after)}\n")
     for r in plan.refused:
-        out.write(f"\nrefused ({r.check_id}) {r.resource_arn}: {r.reason}\n")
+        out.write(f"\nrefused ({','.join(r.check_ids)}) {r.resource_arn}: {r.reason}\n")
     for m in plan.manual:
-        out.write(f"\nmanual ({m.check_id}) {m.resource_arn}: cannot be re-keyed in place; run:\n")
+        out.write(f"\nmanual ({','.join(m.check_ids)}) {m.resource_arn}: cannot be re-keyed in place; run:\n")
         for step in m.steps:
             out.write(f"    {step}\n")
     out.write(f"\n{len(plan.actions)} action(s), {len(plan.refused)} refused, {len(plan.manual)} manual.\n")
+
+
+def _undecided(loss: dict[str, Any]) -> str:
+    """A loss the engine could not rule out says so (``simulate.ChangeImpact.unintended``)."""
+    return f" ({loss['undecided']})" if loss.get("undecided") else ""
 
 
 def _plain(values: list[str]) -> tuple[str, ...]:
@@ -552,7 +557,8 @@ def _report(
         sys.stdout.write(f"  still failing: {f['check_id']} {f['resource_arn']}: {f['message']}\n")
     for loss in check.unintended_loss:
         sys.stdout.write(
-            f"  access lost (not intended): {loss['principal']} {loss['action']} on {loss['resource_arn']}\n"
+            f"  access lost (not intended): {loss['principal']} {loss['action']} on {loss['resource_arn']}"
+            f"{_undecided(loss)}\n"
         )
     for problem in check.errors:
         sys.stdout.write(f"  verification: {problem}\n")

@@ -76,7 +76,7 @@ class Outcome:
         a = self.action
         return {
             "action": a.action,
-            "check_id": a.check_id,
+            "check_ids": list(a.check_ids),
             "account": a.account,
             "region": a.region,
             "resource_arn": a.resource_arn,
@@ -172,16 +172,17 @@ def resume_state(journal: JournalFile) -> ResumeState:
     return state
 
 
-_TEXT_FIELDS = ("action", "check_id", "account", "region", "resource_arn")
+_TEXT_FIELDS = ("action", "account", "region", "resource_arn")
 _OBJECT_FIELDS = ("before", "after", "impact", "detail")
 
 
 def _action(journal: JournalFile, index: int, raw: dict[str, Any]) -> Action:
-    """One action of the journal's plan, its fields checked: a resume hands them to AWS calls."""
+    """One action of the journal's plan, its fields checked: a resume hands them to AWS calls. A plan written
+    before ``check_ids`` (one comma-joined ``check_id``) is read too: ``Action.from_dict``."""
     where = f"{journal.path}: action {index} of the plan"
     try:
-        action = Action(**raw)
-    except TypeError as e:
+        action = Action.from_dict(raw)
+    except (TypeError, ValueError) as e:
         raise JournalError(f"{where}: {e}") from None
     for name in _TEXT_FIELDS + _OBJECT_FIELDS:
         if not isinstance(getattr(action, name), str if name in _TEXT_FIELDS else dict):

@@ -6,7 +6,8 @@ One JSON object per line, appended and fsynced one entry at a time, so that what
 
 - ``{"type": "header", "version": 3, "started_at": ..., "key_id": ...}`` first;
 - ``{"type": "plan", "actions": [{...Action.to_dict(), "detail": {...}}, ...]}`` second: the whole plan, so
-  that ``fix --apply --resume`` carries on with exactly this plan (never a new scan's);
+  that ``fix --apply --resume`` carries on with exactly this plan (never a new scan's); an action of a journal
+  written before ``check_ids`` names its checks comma-joined in ``check_id`` (``Action.from_dict`` reads both);
 - ``{"type": "before", "seq": n, "index": i, "action": {...}, "detail": {...}, "prior": {...}}`` just before
   the call that changes something (``index``: the action's place in the plan); ``prior`` is read from AWS at
   that moment (for a key policy, the exact text GetKeyPolicy returned);

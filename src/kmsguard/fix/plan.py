@@ -2,12 +2,15 @@
 a person (the migration steps of resources that cannot be re-keyed in place).
 
 ``Plan.to_dict()`` is the stable JSON contract of ``kmsguard fix --format json``:
-``{"actions": [{"action", "check_id", "account", "region", "resource_arn", "before", "after", "impact"}],
-"refused": [...], "manual": [...]}``.
+``{"actions": [{"action", "check_ids", "account", "region", "resource_arn", "before", "after", "impact"}],
+"refused": [{"check_ids", ...}], "manual": [{"check_ids", ...}]}``, ``check_ids`` a sorted list of the checks an
+entry answers (several for a key-policy rewrite). Before it, one ``check_id`` held them comma-joined; a plan of
+that form (in a journal an earlier kmsguard wrote) is still read: ``Action.from_dict``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,7 +29,7 @@ POLICY_ACTIONS: frozenset[str] = frozenset({"tighten_key_policy"})
 @dataclass
 class Action:
     action: ActionKind
-    check_id: str  # the check the action fixes; several for a policy rewrite: comma-separated, sorted
+    check_ids: tuple[str, ...]  # the checks the action fixes, sorted; several for a key-policy rewrite
     account: str
     region: str
     resource_arn: str
@@ -39,7 +42,7 @@ class Action:
     def to_dict(self) -> dict[str, Any]:
         return {
             "action": self.action,
-            "check_id": self.check_id,
+            "check_ids": list(self.check_ids),
             "account": self.account,
             "region": self.region,
             "resource_arn": self.resource_arn,
@@ -48,14 +51,26 @@ class Action:
             "impact": self.impact,
         }
 
-    @property
-    def check_ids(self) -> list[str]:
-        return self.check_id.split(",")
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Action:
+        """An action as ``to_dict`` (and the journal's ``detail``) wrote it, or as kmsguard wrote it before
+        ``check_ids`` (one ``check_id``, the ids comma-joined). TypeError or ValueError says what does not fit."""
+        fields = dict(raw)
+        if "check_id" in fields and "check_ids" not in fields:
+            old = fields.pop("check_id")
+            if not isinstance(old, str):
+                raise ValueError("check_id is not text")
+            fields["check_ids"] = old.split(",")
+        ids = fields.get("check_ids")
+        if not isinstance(ids, list | tuple) or not all(isinstance(c, str) for c in ids):
+            raise ValueError("check_ids is not a list of text")
+        fields["check_ids"] = tuple(ids)
+        return cls(**fields)
 
 
 @dataclass
 class Refusal:
-    check_id: str
+    check_ids: tuple[str, ...]
     account: str
     region: str
     resource_arn: str
@@ -63,7 +78,7 @@ class Refusal:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "check_id": self.check_id,
+            "check_ids": list(self.check_ids),
             "account": self.account,
             "region": self.region,
             "resource_arn": self.resource_arn,
@@ -75,7 +90,7 @@ class Refusal:
 class Manual:
     """A resource kmsguard will not re-key itself: the exact steps a person runs instead."""
 
-    check_id: str
+    check_ids: tuple[str, ...]
     account: str
     region: str
     resource_arn: str
@@ -83,7 +98,7 @@ class Manual:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "check_id": self.check_id,
+            "check_ids": list(self.check_ids),
             "account": self.account,
             "region": self.region,
             "resource_arn": self.resource_arn,

@@ -1,17 +1,24 @@
 """Findings -> a Plan of idempotent actions. Pure: reads the Snapshot and the judged findings, calls no AWS.
 
+Which findings fix acts on is declared beside each check: ``@check(fixer="rotation")`` names a fixer of
+``FIXERS`` (the table of the planner's fixers by stable name), so renaming a check keeps its fix and a check
+without a fixer is left to its remediation text (``fixable_checks``; tests/fix/test_fixers.py holds the two sides
+to each other).
+
 Each action is derived from failing findings only, so once it is applied the finding passes and a second plan
 has nothing to do (idempotent by construction). Every policy rewrite is built by ``tighten`` (the engine's
-judgement), diffed with ``diff_policies`` and re-simulated with ``simulate``; a rewrite after which nobody
-could administer the key is refused unless ``force``.
+judgement) and judged by ``simulate.change_impact``, the one answer to who loses what; a rewrite after which
+nobody could administer the key is refused unless ``force``.
 
 "Who loses what" (``impact.lost`` / ``impact.gained``) is effective access (``simulate.access_changes``): the
 key with its current and its planned policy, over the snapshot's IAM, Organization, grants and role chains, so
 a principal that keeps decrypting through its identity policies is not listed as losing it, and one that only
 ever had access through IAM delegation is. Each entry names the path (``via``, ``path``). Where the snapshot
 cannot judge effective access (a live scan without the account's IAM inventory) the key-policy diff is shown
-instead and ``impact.effective_access`` says why; the key-policy diff is always in ``impact.key_policy``.
-The lock-out guard refuses a rewrite when either says nobody could change the key policy afterwards.
+instead and ``impact.effective_access`` says why; the key-policy diff is always in ``impact.key_policy``, asked
+about the requests a caller that follows the new policy makes (over TLS, with the required encryption context).
+``impact.unintended_loss`` lists its losses no intended removal explains. The lock-out guard refuses a rewrite
+when either view says nobody could change the key policy afterwards.
 """
 
 from __future__ import annotations
@@ -19,34 +26,20 @@ from __future__ import annotations
 import difflib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kmsguard.checks.registry import CheckSpec, load_builtin_checks
 from kmsguard.fix.plan import Action, Manual, Plan, Refusal
-from kmsguard.fix.simulate import AccessImpact, access_changes, lost_accesses, not_judged_reason, unintended
+from kmsguard.fix.simulate import AccessImpact, change_impact, effective_change, legitimate_context
 from kmsguard.model.finding import Finding, Status
 from kmsguard.model.snapshot import Key, Resource, Snapshot
 from kmsguard.policy.access import AccessEvaluator
-from kmsguard.policy.diff import diff_policies
 from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.estate import build_estate
-from kmsguard.policy.tighten import Removal, TightenOptions, tighten_policy, to_text
-
-ROTATION_CHECKS = frozenset({"key_rotation_disabled", "key_rotation_period_too_long"})
-POLICY_CHECKS = frozenset(
-    {
-        "key_policy_public",
-        "key_policy_external_access",
-        "key_policy_wildcard_actions",
-        "key_policy_admin_can_use",
-        "key_policy_no_secure_transport",
-    }
-)
-MANAGED_KEY_CHECK = "resource_uses_aws_managed_key"
-DELETION_CHECK = "key_pending_deletion"
-# The checks fix knows how to act on (others are left to their remediation text).
-FIXABLE_CHECKS = ROTATION_CHECKS | POLICY_CHECKS | {MANAGED_KEY_CHECK, DELETION_CHECK, "key_policy_iam_only"}
+from kmsguard.policy.tighten import TightenOptions, tighten_policy, to_text
+from kmsguard.policy.trust import trusted
 
 
 @dataclass
@@ -82,11 +75,9 @@ class _Planner:
         self.resources: dict[str, Resource] = {
             r.arn: r for a in snapshot.accounts for reg in a.regions for r in reg.resources
         }
-        # Every scanned account is trusted, as the scan's policy checks do (checks.policies.trusted_sets).
-        self.trusted = frozenset(options.trusted_accounts) | {a.account_id for a in snapshot.accounts}
-        self.trusted_orgs = frozenset(options.trusted_org_ids) | {
-            a.organization_id for a in snapshot.accounts if a.organization_id
-        }
+        # Trusted as the scan's policy checks judge it, so a rewrite removes exactly what they flag as external.
+        self.trusted = trusted(snapshot, options)
+        self.fixer_of = fixable_checks()
         self.out = Plan()
         self._evaluator: AccessEvaluator | None = None
 
@@ -96,19 +87,9 @@ class _Planner:
             self._evaluator = AccessEvaluator(build_estate(self.snapshot))
         return self._evaluator
 
-    def _access(self, key: Key, new_text: str, removals: list[Removal]) -> AccessImpact | str:
-        """Effective access before and after the rewrite, or why it cannot be judged."""
-        why = not_judged_reason(self.snapshot, key.account)
-        if why is not None:
-            return why
-        try:
-            return access_changes(self.evaluator(), key, new_text, removals)
-        except Exception as e:  # the plan still shows the key-policy diff
-            return f"effective access could not be evaluated: {e}"
-
     def _wanted(self, f: Finding) -> bool:
         o = self.opts
-        if f.status is not Status.FAIL or f.check_id not in FIXABLE_CHECKS:
+        if f.status is not Status.FAIL or f.check_id not in self.fixer_of:
             return False
         if o.checks is not None and f.check_id not in o.checks:
             return False
@@ -132,38 +113,46 @@ class _Planner:
             if key is not None:
                 self._key(key, group)
             else:
-                for f in group:
-                    self._resource(f)
+                self._resources(group)
         return self.out
 
-    def _refuse(self, f: Finding | Key, check_id: str, reason: str) -> None:
+    def _refuse(self, f: Finding | Key, check_ids: tuple[str, ...], reason: str) -> None:
         arn = f.resource_arn if isinstance(f, Finding) else f.arn
-        self.out.refused.append(Refusal(check_id, f.account, f.region, arn, reason))
+        self.out.refused.append(Refusal(check_ids, f.account, f.region, arn, reason))
 
     # -- keys ----------------------------------------------------------------------------------------
 
     def _key(self, key: Key, findings: list[Finding]) -> None:
-        ids = {f.check_id for f in findings}
-        if ids & ROTATION_CHECKS:
-            self._rotation(key, sorted(ids & ROTATION_CHECKS))
-        if ids & POLICY_CHECKS:
-            self._policy(key, sorted(ids & POLICY_CHECKS))
-        if "key_policy_iam_only" in ids and not ids & POLICY_CHECKS:
-            self._refuse(
-                key,
-                "key_policy_iam_only",
-                "kmsguard cannot guess who administers and uses the key: write the policy with "
-                "`kmsguard policy generate --admin ARN --user ARN` and put it with aws kms put-key-policy",
-            )
-        if DELETION_CHECK in ids:
-            self._deletion(key)
+        """The key's findings, each fixer once with the ids of its checks, in the table's order."""
+        by_fixer: dict[str, list[str]] = defaultdict(list)
+        for f in findings:
+            by_fixer[self.fixer_of[f.check_id]].append(f.check_id)
+        for name, fixer in FIXERS.items():
+            ids = by_fixer.get(name)
+            if ids and fixer.on_key is not None and not (fixer.unless and fixer.unless in by_fixer):
+                fixer.on_key(self, key, tuple(sorted(set(ids))))
 
-    def _rotation(self, key: Key, check_ids: list[str]) -> None:
+    def _resources(self, findings: list[Finding]) -> None:
+        """One resource's findings (not a key's): each by its fixer, if that fixer acts on resources."""
+        for f in findings:
+            fixer = FIXERS[self.fixer_of[f.check_id]]
+            if fixer.on_resource is not None:
+                fixer.on_resource(self, f)
+
+    def _policy_by_hand(self, key: Key, check_ids: tuple[str, ...]) -> None:
+        self._refuse(
+            key,
+            check_ids,
+            "kmsguard cannot guess who administers and uses the key: write the policy with "
+            "`kmsguard policy generate --admin ARN --user ARN` and put it with aws kms put-key-policy",
+        )
+
+    def _rotation(self, key: Key, check_ids: tuple[str, ...]) -> None:
         days = self.opts.rotation_days
         self.out.actions.append(
             Action(
                 action="enable_rotation",
-                check_id=",".join(check_ids),
+                check_ids=check_ids,
                 account=key.account,
                 region=key.region,
                 resource_arn=key.arn,
@@ -177,14 +166,13 @@ class _Planner:
             )
         )
 
-    def _policy(self, key: Key, check_ids: list[str]) -> None:
-        check_id = ",".join(check_ids)
+    def _policy(self, key: Key, check_ids: tuple[str, ...]) -> None:
         if key.policy is None:
-            self._refuse(key, check_id, "the key policy could not be read")
+            self._refuse(key, check_ids, "the key policy could not be read")
             return
         topts = TightenOptions(
-            trusted_accounts=self.trusted,
-            trusted_org_ids=self.trusted_orgs,
+            trusted_accounts=frozenset(self.trusted.accounts),
+            trusted_org_ids=frozenset(self.trusted.org_ids),
             admins=self.opts.admins,
             users=self.opts.users,
             require_context=self.opts.require_context,
@@ -192,41 +180,36 @@ class _Planner:
         try:
             result = tighten_policy(key.policy, key.account, topts)
         except (PolicyError, ValueError) as e:
-            self._refuse(key, check_id, f"the key policy is not valid: {e}")
+            self._refuse(key, check_ids, f"the key policy is not valid: {e}")
             return
         if not result.changed:
-            self._refuse(key, check_id, "the engine found nothing it can rewrite safely; see the finding's remediation")
+            self._refuse(
+                key, check_ids, "the engine found nothing it can rewrite safely; see the finding's remediation"
+            )
             return
         new_text = to_text(result.document)
-        diff = diff_policies(key.policy, new_text, key.account, key_arn=key.arn)
-        losses = lost_accesses(key.policy, new_text, key.arn, key.account, context=self.opts.require_context)
-        surprise = unintended(losses, result.removals)
-        access = self._access(key, new_text, result.removals)
-        key_policy = diff.to_dict()
+        access = effective_change(self.snapshot, self.evaluator, key, new_text, result.removals)
+        context = legitimate_context(self.opts.require_context)
+        change = change_impact(key.policy, new_text, key.arn, key.account, access, result.removals, context)
+        key_policy = change.key_policy.to_dict()
         impact: dict[str, Any] = {
             "changes": result.changes,
             "policy_diff": policy_diff(key.policy, new_text),
-            "gained": key_policy["gained"],
-            "lost": key_policy["lost"],
-            "admin_lockout": diff.admin_lockout,
+            "gained": [c.to_dict() for c in change.gained],
+            "lost": [c.to_dict() for c in change.lost],
+            "admin_lockout": change.lockout,
             "intended_removals": [r.to_dict() for r in result.removals],
-            "unintended_loss": [loss.to_dict() for loss in surprise],
+            "unintended_loss": change.unintended(),
             "key_policy": {"gained": key_policy["gained"], "lost": key_policy["lost"]},
+            "effective_access": change.effective_access(),
         }
-        detail_access: dict[str, dict[str, str]] = {}
-        if isinstance(access, AccessImpact):
-            impact["lost"] = [c.to_dict() for c in access.lost]
-            impact["gained"] = [c.to_dict() for c in access.gained]
-            impact["admin_lockout"] = diff.admin_lockout or access.lockout
-            impact["effective_access"] = access.to_dict()
-            detail_access = access.expected_after
-        else:
-            impact["effective_access"] = {"judged": False, "reason": access}
-        if impact["admin_lockout"] and not self.opts.force:
-            after = "" if diff.admin_lockout else " (effective access: nobody could call it afterwards)"
+        # What verify expects effective access to be once the policy is on the key.
+        detail_access = access.expected_after if isinstance(access, AccessImpact) else {}
+        if change.lockout and not self.opts.force:
+            after = "" if change.key_policy.admin_lockout else " (effective access: nobody could call it afterwards)"
             self._refuse(
                 key,
-                check_id,
+                check_ids,
                 f"{key.display_name}: the rewritten policy would leave no principal able to administer the key "
                 f"(kms:PutKeyPolicy){after}; name an administrator with --admin ARN, or pass --force to apply anyway",
             )
@@ -234,7 +217,7 @@ class _Planner:
         self.out.actions.append(
             Action(
                 action="tighten_key_policy",
-                check_id=check_id,
+                check_ids=check_ids,
                 account=key.account,
                 region=key.region,
                 resource_arn=key.arn,
@@ -245,20 +228,19 @@ class _Planner:
                     "key_id": key.key_id,
                     "removals": [r.to_dict() for r in result.removals],
                     "require_context": dict(self.opts.require_context),
-                    # What verify expects effective access to be once the policy is on the key.
                     "access_after": detail_access,
                 },
             )
         )
 
-    def _deletion(self, key: Key) -> None:
+    def _deletion(self, key: Key, check_ids: tuple[str, ...]) -> None:
         if not self.opts.cancel_deletion:
-            self._refuse(key, DELETION_CHECK, "cancelling a scheduled deletion needs --cancel-deletion")
+            self._refuse(key, check_ids, "cancelling a scheduled deletion needs --cancel-deletion")
             return
         self.out.actions.append(
             Action(
                 action="cancel_key_deletion",
-                check_id=DELETION_CHECK,
+                check_ids=check_ids,
                 account=key.account,
                 region=key.region,
                 resource_arn=key.arn,
@@ -274,15 +256,13 @@ class _Planner:
 
     # -- resources -----------------------------------------------------------------------------------
 
-    def _resource(self, f: Finding) -> None:
-        if f.check_id != MANAGED_KEY_CHECK:
-            return
+    def _rekey(self, f: Finding) -> None:
         if f.resource_type == "AWS::Account::Region":
             self._move(f, "set_ebs_default_key", None)
             return
         res = self.resources.get(f.resource_arn)
         if res is None:
-            self._refuse(f, f.check_id, "the resource is not in the snapshot")
+            self._refuse(f, (f.check_id,), "the resource is not in the snapshot")
             return
         if res.service == "s3":
             self._move(f, "set_s3_default_encryption", res)
@@ -290,10 +270,12 @@ class _Planner:
             self._move(f, "set_secret_kms_key", res)
         elif res.service in ("ebs", "rds"):
             self.out.manual.append(
-                Manual(f.check_id, f.account, f.region, f.resource_arn, migration_steps(res, self._target_text(f)))
+                Manual((f.check_id,), f.account, f.region, f.resource_arn, migration_steps(res, self._target_text(f)))
             )
         else:
-            self._refuse(f, f.check_id, f"fix does not re-key {res.service} resources; see the finding's remediation")
+            self._refuse(
+                f, (f.check_id,), f"fix does not re-key {res.service} resources; see the finding's remediation"
+            )
 
     def _target_text(self, f: Finding) -> str:
         target = self._target(f)
@@ -312,23 +294,25 @@ class _Planner:
 
     def _move(self, f: Finding, kind: str, res: Resource | None) -> None:
         if self.opts.target_key is None:
-            self._refuse(f, f.check_id, "moving to a customer managed key needs --target-key ARN|alias")
+            self._refuse(f, (f.check_id,), "moving to a customer managed key needs --target-key ARN|alias")
             return
         target = self._target(f)
         if target is None:
             self._refuse(
-                f, f.check_id, f"--target-key {self.opts.target_key} is not a key of {f.account} in {f.region}"
+                f, (f.check_id,), f"--target-key {self.opts.target_key} is not a key of {f.account} in {f.region}"
             )
             return
         if not target.is_customer_managed or target.key_state != "Enabled":
-            self._refuse(f, f.check_id, f"--target-key {self.opts.target_key} is not an enabled customer managed key")
+            self._refuse(
+                f, (f.check_id,), f"--target-key {self.opts.target_key} is not an enabled customer managed key"
+            )
             return
         before_ref = res.key_ref if res is not None else f.evidence.get("ebs_default_key_ref")
         what = res.name if res is not None else f"EBS default key in {f.region}"
         self.out.actions.append(
             Action(
                 action=kind,  # type: ignore[arg-type]
-                check_id=f.check_id,
+                check_ids=(f.check_id,),
                 account=f.account,
                 region=f.region,
                 resource_arn=f.resource_arn,
@@ -338,6 +322,42 @@ class _Planner:
                 detail={"name": res.name if res is not None else None},
             )
         )
+
+
+KeyFixer = Callable[[_Planner, Key, tuple[str, ...]], None]  # a key and the ids of its checks that name the fixer
+ResourceFixer = Callable[[_Planner, Finding], None]  # one finding on a resource that is not a key
+
+
+@dataclass(frozen=True)
+class Fixer:
+    """How ``kmsguard fix`` acts on the failing findings of the checks that name it (``CheckSpec.fixer``)."""
+
+    on_key: KeyFixer | None = None
+    on_resource: ResourceFixer | None = None
+    # Not on a key another fixer (named here) plans anyway: a hand-written policy is only asked for when the
+    # engine has no rewrite to offer.
+    unless: str | None = None
+
+
+# Every fixer, by the stable name checks declare; on one key they run in this order (the plan's order).
+FIXERS: dict[str, Fixer] = {
+    "rotation": Fixer(on_key=_Planner._rotation),
+    "key_policy": Fixer(on_key=_Planner._policy),
+    "key_policy_by_hand": Fixer(on_key=_Planner._policy_by_hand, unless="key_policy"),
+    "cancel_deletion": Fixer(on_key=_Planner._deletion),
+    "rekey_resource": Fixer(on_resource=_Planner._rekey),
+}
+
+
+def fixable_checks(registry: Mapping[str, CheckSpec] | None = None) -> dict[str, str]:
+    """Check id -> fixer name, for every check that declares a fixer (the others are left to their remediation
+    text). ValueError for a check naming a fixer fix does not have: its findings would silently go unfixed."""
+    specs = load_builtin_checks() if registry is None else registry
+    out = {cid: s.fixer for cid, s in specs.items() if s.fixer is not None}
+    unknown = sorted(f"{cid} -> {name}" for cid, name in out.items() if name not in FIXERS)
+    if unknown:
+        raise ValueError(f"checks name fixers that do not exist: {', '.join(unknown)}")
+    return out
 
 
 def migration_steps(res: Resource, target: str) -> list[str]:

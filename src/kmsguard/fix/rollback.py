@@ -37,7 +37,7 @@ from kmsguard.fix.actions import KINDS, MULTI_CALL, same_state, target_problem
 from kmsguard.fix.apply import Sessions, error_text
 from kmsguard.fix.journal import Entry, JournalFile
 from kmsguard.fix.planner import policy_diff
-from kmsguard.fix.simulate import AccessImpact, access_changes, not_judged_reason
+from kmsguard.fix.simulate import AccessImpact, ChangeImpact, effective_change
 from kmsguard.fix.verify import Collector
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.policy.access import AccessEvaluator
@@ -45,7 +45,7 @@ from kmsguard.policy.analyze import analyze_key_policy_cached
 from kmsguard.policy.diff import diff_policies
 from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.estate import build_estate
-from kmsguard.policy.trust import trusted
+from kmsguard.policy.trust import Trusted, trusted
 
 Decision = Literal["restore", "unchanged", "skipped", "refused", "failed"]
 Status = Literal["restored", "unchanged", "skipped", "refused", "failed"]
@@ -118,14 +118,13 @@ class _Context:
                 self._snapshot = f"the accounts could not be collected again: {e}"
         return self._snapshot
 
-    def trusted(self, account: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def trusted(self) -> Trusted:
+        """Trusted as the scan judges it; without a fresh collection, what the config names (the key's own account
+        is always trusted by the analysis)."""
         snap = self.snapshot()
-        if isinstance(snap, Snapshot):
-            trust = trusted(snap, self.config)
-            return trust.accounts, trust.org_ids
-        return tuple(sorted({*self.config.trusted_accounts, account})), tuple(sorted(self.config.trusted_org_ids))
+        return trusted(snap if isinstance(snap, Snapshot) else None, self.config)
 
-    def access(self, arn: str, account: str, prior_policy: str) -> AccessImpact | str:
+    def access(self, arn: str, prior_policy: str) -> AccessImpact | str:
         """Effective access with the key's policy now and with the restored one, or why it cannot be judged."""
         snap = self.snapshot()
         if isinstance(snap, str):
@@ -133,15 +132,13 @@ class _Context:
         key = next((k for k in snap.all_keys() if k.arn == arn), None)
         if key is None:
             return f"{arn} is not in the fresh collection"
-        why = not_judged_reason(snap, account)
-        if why is not None:
-            return why
-        try:
+
+        def evaluator() -> AccessEvaluator:
             if self._evaluator is None:
                 self._evaluator = AccessEvaluator(build_estate(snap))
-            return access_changes(self._evaluator, key, prior_policy)
-        except Exception as e:  # the key-policy diff still decides the lock-out
-            return f"effective access could not be evaluated: {e}"
+            return self._evaluator
+
+        return effective_change(snap, evaluator, key, prior_policy)
 
 
 def review(
@@ -245,15 +242,13 @@ def _policy_review(step: Step, current: str, verified: bool, force: bool, ctx: _
     account, arn = a["account"], a["resource_arn"]
     try:
         diff = diff_policies(current, prior, account, key_arn=arn)
-        trusted, orgs = ctx.trusted(account)
-        now = analyze_key_policy_cached(current, account, trusted, orgs)
-        then = analyze_key_policy_cached(prior, account, trusted, orgs)
+        trust = ctx.trusted()
+        now = analyze_key_policy_cached(current, account, trust.accounts, trust.org_ids)
+        then = analyze_key_policy_cached(prior, account, trust.accounts, trust.org_ids)
     except (PolicyError, ValueError, TypeError) as e:
         step.decision, step.message = "refused", f"the journal's prior policy is not a valid key policy: {e}"
         return
-    access = ctx.access(arn, account, prior)
-    judged = isinstance(access, AccessImpact)
-    lockout = diff.admin_lockout or (isinstance(access, AccessImpact) and access.lockout)
+    change = ChangeImpact(diff, ctx.access(arn, prior))
     opens = _opens(now.public, then.public, now.external_principals, then.external_principals)
     key_policy = diff.to_dict()
     # planner.policy_diff labels its sides for a fix; here the policy now on the key is replaced by the prior one.
@@ -261,21 +256,17 @@ def _policy_review(step: Step, current: str, verified: bool, force: bool, ctx: _
     step.analysis = {
         "policy_diff": lines,
         "key_policy": {"gained": key_policy["gained"], "lost": key_policy["lost"]},
-        "effective_access": access.to_dict()
-        if isinstance(access, AccessImpact)
-        else {"judged": False, "reason": access},
-        "admin_lockout": lockout,
+        "effective_access": change.effective_access(),
+        "admin_lockout": change.lockout,
         "opens_to": opens,
     }
     step.details = ["policy diff:", *(f"  {line}" for line in step.analysis["policy_diff"])]
-    if isinstance(access, AccessImpact):
-        step.details += _who(access.gained, "gains") + _who(access.lost, "loses")
-    else:
-        step.details.append(f"effective access not judged ({access}); by the key policy alone:")
-        step.details += _who(diff.gained, "gains") + _who(diff.lost, "loses")
+    if not isinstance(change.access, AccessImpact):
+        step.details.append(f"effective access not judged ({change.access}); by the key policy alone:")
+    step.details += _who(change.gained, "gains") + _who(change.lost, "loses")
     step.warnings += [f"! restoring opens the key to {who}" for who in opens]
-    if lockout:
-        how = "" if diff.admin_lockout or not judged else " (effective access: nobody could call it afterwards)"
+    if change.lockout:
+        how = "" if diff.admin_lockout else " (effective access: nobody could call it afterwards)"
         step.warnings.append(f"! restoring leaves no principal able to administer the key (kms:PutKeyPolicy){how}")
         if not (force and verified):
             step.decision = "refused"

@@ -1,92 +1,63 @@
-"""Re-simulate, with the policy engine, the accesses a key policy's existing principals had.
+"""What a key-policy change does to who can do what: the one answer the plan's "who loses what", its lock-out
+guard, rollback's review and verification read (``ChangeImpact``).
 
-The guide's mistake "not testing key access after policy changes" is answered here: every principal the
-old policy names (and the key account's root, which stands for everyone IAM delegates to) is asked, action by
-action, against the old and the new policy. An access that was allowed and is no longer is a loss; a loss the
-change meant (a ``Removal`` the tighten step recorded) is intended, any other is reported as unintended.
+Two views, each computed once: the key-policy diff (``policy.diff``: the key policy alone, every KMS action, the
+solver's complete search) and effective access (``policy.access``: the key with its current and its changed policy
+over the same estate -- IAM, boundaries, SCPs, RCPs, grants, role chains). Who loses and gains what is effective
+access where the snapshot can judge it (a principal that keeps an action through IAM does not lose it, which is
+what a user of the key will see after the change), else the key-policy diff. The lock-out guard refuses when
+either says nobody could call kms:PutKeyPolicy afterwards.
 
-Requests are made the way a legitimate caller makes them: over TLS, from its own account, with the encryption
-context a required-context change asks for. Principals of the key account are judged by the key policy alone
-(their IAM policies could restore access and hide a key-policy loss); other accounts' principals are assumed
-to have IAM permission, since that side is not ours to change.
-
-``access_changes`` answers the plan's "who loses what" with effective access instead (``policy.access``): the
-key is evaluated with its current policy and with the planned one over the same estate (IAM, boundaries, SCPs,
-RCPs, grants, role chains), and every principal that loses or gains an action is listed with the path that
-gave (or now gives) it. A principal that keeps an action through IAM does not lose it, which is what a user of
-the key will see after the change.
+The guide's mistake "not testing key access after policy changes" is answered by the key-policy diff of a rewrite
+asked about the requests a legitimate caller makes (``legitimate_context``: over TLS, with the encryption context
+a required-context change asks for): a loss there that no ``Removal`` the tighten step recorded explains is an
+unintended loss. Principals of the key account are judged by the key policy alone there (their IAM policies
+could restore access and hide a key-policy loss); other accounts' principals are assumed to have IAM permission,
+since that side is not ours to change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kmsguard.arn import partition_in, root_arn
 from kmsguard.model.snapshot import Key, Snapshot
 from kmsguard.policy.access import DEFAULT_ACTIONS, AccessEvaluator, KeyAccess, PrincipalAccess
-from kmsguard.policy.actions import KMS_ACTIONS, canonical_action
-from kmsguard.policy.evaluate import evaluate
-from kmsguard.policy.model import Decision, Policy
-from kmsguard.policy.normalize import parse_and_normalize, request
-from kmsguard.policy.principals import account_of, is_root, named_principals
+from kmsguard.policy.actions import canonical_action
+from kmsguard.policy.diff import AccessChange as KeyPolicyChange
+from kmsguard.policy.diff import PolicyDiff, diff_policies
+from kmsguard.policy.principals import account_of, is_root
 from kmsguard.policy.tighten import Removal
 
 
-@dataclass(frozen=True)
-class Loss:
-    principal: str
-    action: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"principal": self.principal, "action": self.action}
+def legitimate_context(require_context: Mapping[str, str]) -> dict[str, str]:
+    """The request context of a caller that follows a rewritten policy: over TLS, with the encryption context it
+    requires. Refusing plain HTTP and calls without that context is what a rewrite is for, not a loss."""
+    return {"aws:SecureTransport": "true", **{f"kms:EncryptionContext:{k}": v for k, v in require_context.items()}}
 
 
-def _allowed(policy: Policy, principal: str, action: str, key_arn: str, account: str, ctx: Mapping[str, str]) -> bool:
-    caller = account_of(principal) or account
-    context: dict[str, Any] = {"aws:SecureTransport": "true", "kms:CallerAccount": caller}
-    context.update({f"kms:EncryptionContext:{k}": v for k, v in ctx.items()})
-    req = request(principal, action, key_arn, context)
-    result = evaluate(policy, req, assume_iam_allows=caller != account, key_account=account)
-    return result.decision is Decision.ALLOW
+def _covers(removal: Removal, who: Iterable[str]) -> bool:
+    """Does the removal name one of ``who``: a principal's ARN or an aggregate (``account:ID``, ``org:ID``,
+    ``*``), as effective access and the key-policy diff's caller classes name them?"""
+    for w in who:
+        if removal.principal == w or (removal.principal == "*" and (w == "*" or w.startswith(("account:", "org:")))):
+            return True
+        if is_root(removal.principal):
+            acct = account_of(removal.principal)
+            if w == f"account:{acct}" or account_of(w) == acct:
+                return True
+    return False
 
 
-def lost_accesses(
-    old_text: str,
-    new_text: str,
-    key_arn: str,
-    account: str,
-    *,
-    context: Mapping[str, str] | None = None,
-) -> list[Loss]:
-    """Every (principal, action) the old policy allowed and the new one does not."""
-    old = parse_and_normalize(old_text)
-    new = parse_and_normalize(new_text)
-    principals = [*sorted(p for p in named_principals(old) if account_of(p)), root_arn(account, partition_in(key_arn))]
-    out: list[Loss] = []
-    for principal in dict.fromkeys(principals):
-        for action in KMS_ACTIONS:
-            if _allowed(old, principal, action, key_arn, account, context or {}) and not _allowed(
-                new, principal, action, key_arn, account, context or {}
-            ):
-                out.append(Loss(principal, action))
-    return out
-
-
-def unintended(losses: Iterable[Loss], removals: Iterable[Removal]) -> list[Loss]:
-    """The losses no removal explains."""
-    meant: dict[str, set[str]] = {}
-    for r in removals:
-        meant.setdefault(r.principal, set()).update(a.lower() for a in r.actions)
-    out = []
-    for loss in losses:
-        # A removed "*" explains nothing here: the principals simulated are the named ones.
-        why = meant.get(loss.principal, set())
-        if "*" in why or canonical_action(loss.action).lower() in why:
-            continue
-        out.append(loss)
-    return out
+def meant(removals: Sequence[Removal], who: Iterable[str], action: str) -> bool:
+    """Does a removal the rewrite meant explain that ``who`` (one principal, with the roles it reached the key
+    through) loses ``action``? One rule for effective access and the key-policy diff."""
+    wanted, names = canonical_action(action).lower(), set(who)
+    return any(
+        ("*" in r.actions or wanted in {canonical_action(a).lower() for a in r.actions}) and _covers(r, names)
+        for r in removals
+    )
 
 
 # --- effective access -----------------------------------------------------------------------------------------
@@ -176,28 +147,9 @@ def _administrators(access: KeyAccess) -> list[str]:
     return sorted(p for p in access.principals(PUT_POLICY) if not p.startswith("service:"))
 
 
-def _covers(removal: Removal, principal: str, answer: PrincipalAccess) -> bool:
-    """Does the removal the rewrite meant explain this principal's loss?"""
-    who = {principal}
-    for p in answer.paths:
-        who.update(p.chain)  # a loss through a role whose access was removed on purpose
-    for w in who:
-        if removal.principal == w or (removal.principal == "*" and (w == "*" or w.startswith(("account:", "org:")))):
-            return True
-        if is_root(removal.principal):
-            acct = account_of(removal.principal)
-            if w == f"account:{acct}" or account_of(w) == acct:
-                return True
-    return False
-
-
 def _intended(principal: str, action: str, answer: PrincipalAccess, removals: Sequence[Removal]) -> bool:
-    wanted = canonical_action(action).lower()
-    return any(
-        ("*" in r.actions or wanted in {canonical_action(a).lower() for a in r.actions})
-        and _covers(r, principal, answer)
-        for r in removals
-    )
+    """A loss through a role whose access was removed on purpose is meant too: the chain counts."""
+    return meant(removals, {principal, *(c for p in answer.paths for c in p.chain)}, action)
 
 
 def access_changes(
@@ -232,3 +184,84 @@ def access_changes(
                 target = out.narrowed if change == "narrowed" else out.widened
                 target.append(AccessChange(p, name, change, a, b.decision, a.decision))
     return out
+
+
+def effective_change(
+    snapshot: Snapshot,
+    evaluator: Callable[[], AccessEvaluator],
+    key: Key,
+    new_policy: str,
+    removals: Sequence[Removal] = (),
+) -> AccessImpact | str:
+    """``access_changes`` for ``key`` of ``snapshot``, or why it cannot be judged: then the key-policy diff is
+    the answer. ``evaluator`` makes (or reuses) the snapshot's evaluator, only when it is needed."""
+    why = not_judged_reason(snapshot, key.account)
+    if why is not None:
+        return why
+    try:
+        return access_changes(evaluator(), key, new_policy, removals)
+    except Exception as e:  # the key-policy diff still answers, and decides the lock-out
+        return f"effective access could not be evaluated: {e}"
+
+
+# --- one change, both views ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChangeImpact:
+    """Who gains and loses what by one key-policy change: the key-policy diff, and effective access or why it
+    was not judged (``access``); ``removals`` the access the change takes away on purpose."""
+
+    key_policy: PolicyDiff
+    access: AccessImpact | str
+    removals: tuple[Removal, ...] = ()
+
+    @property
+    def judged(self) -> bool:
+        return isinstance(self.access, AccessImpact)
+
+    @property
+    def lockout(self) -> bool:
+        """The lock-out guard: nobody could call kms:PutKeyPolicy afterwards, by the key-policy diff or by
+        effective access."""
+        return self.key_policy.admin_lockout or (isinstance(self.access, AccessImpact) and self.access.lockout)
+
+    @property
+    def lost(self) -> list[AccessChange] | list[KeyPolicyChange]:
+        return self.access.lost if isinstance(self.access, AccessImpact) else self.key_policy.lost
+
+    @property
+    def gained(self) -> list[AccessChange] | list[KeyPolicyChange]:
+        return self.access.gained if isinstance(self.access, AccessImpact) else self.key_policy.gained
+
+    def unintended(self) -> list[dict[str, str]]:
+        """The key-policy diff's losses no removal explains, once per principal (or class) and action. A loss
+        the solver could not rule out counts too (``undecided``): a safety check never passes on a gap."""
+        found = {(c.subject, canonical_action(c.action)): "" for c in self.key_policy.lost}
+        for who, action in self.key_policy.uncertain_losses:
+            found.setdefault((who, action), "the solver could not decide it")
+        return [
+            {"principal": who, "action": action} | ({"undecided": why} if why else {})
+            for (who, action), why in found.items()
+            if not meant(self.removals, (who,), action)
+        ]
+
+    def effective_access(self) -> dict[str, Any]:
+        if isinstance(self.access, AccessImpact):
+            return self.access.to_dict()
+        return {"judged": False, "reason": self.access}
+
+
+def change_impact(
+    old: str,
+    new: str,
+    key_arn: str,
+    account: str,
+    access: AccessImpact | str,
+    removals: Sequence[Removal] = (),
+    context: Mapping[str, str] | None = None,
+) -> ChangeImpact:
+    """The change from ``old`` to ``new`` on the key: its key-policy diff (about requests with ``context``, when
+    given) beside ``access``, the effective access the caller judged (``access_changes``) or why it could not."""
+    diff = diff_policies(old, new, account, key_arn=key_arn, context=context)
+    return ChangeImpact(diff, access, tuple(removals))

@@ -1,8 +1,10 @@
 """After applying: re-read what changed, re-run the affected checks, re-simulate the accesses policies gave.
 
-So "not testing key access after policy changes" cannot happen: for every key policy kmsguard wrote, the
-principals the old policy named are asked again, action by action, against the policy now on the key (read
-back from AWS); a loss the rewrite did not intend is reported. Effective access is asked again too: on the
+So "not testing key access after policy changes" cannot happen: for every key policy kmsguard wrote, the policy
+now on the key (read back from AWS) is compared with the one before the fix (``simulate.change_impact``: the
+key-policy diff for requests over TLS with the required encryption context, every KMS action); a loss the
+rewrite did not intend is reported. On the planned policy that is the plan's own answer, already computed for
+the same two texts; a policy changed since is asked anew. Effective access is asked again too: on the
 fresh collection, every principal the plan expected to keep an action on the key (through the key policy, IAM,
 grants or role chains) must still have it; one that does not is reported as an unintended loss
 (``"via": "effective access"``). Principals of accounts the fresh, scoped collection did not read are not
@@ -23,7 +25,7 @@ from kmsguard.config import ScanConfig
 from kmsguard.fix.actions import KINDS
 from kmsguard.fix.apply import Outcome, Sessions, error_text
 from kmsguard.fix.plan import Action
-from kmsguard.fix.simulate import lost_accesses, not_judged_reason, unintended
+from kmsguard.fix.simulate import change_impact, legitimate_context, not_judged_reason
 from kmsguard.model.finding import Status
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.pipeline import judge
@@ -98,15 +100,8 @@ def verify(
             {"resource_arn": action.resource_arn, "action": action.action, "as_planned": kind.done(current, a)}
         )
         if action.action == "tighten_key_policy":
-            removals = [
-                Removal(r["principal"], tuple(r["actions"]), r["why"]) for r in action.detail.get("removals", [])
-            ]
-            ctx = {k: v for k, v in action.detail.get("require_context", {}).items()}
-            losses = lost_accesses(
-                action.before["policy"], current["policy"], action.resource_arn, action.account, context=ctx
-            )
-            for loss in unintended(losses, removals):
-                out.unintended_loss.append({"resource_arn": action.resource_arn, **loss.to_dict()})
+            losses = _key_policy_losses(action, current["policy"], as_planned=kind.done(current, a))
+            out.unintended_loss += [{"resource_arn": action.resource_arn, **loss} for loss in losses]
     # Re-run the affected checks on a fresh collection of the affected accounts and regions.
     regions = sorted({a.region for a in applied if a.region != "global"})
     accounts = sorted({a.account for a in applied})
@@ -128,6 +123,21 @@ def verify(
                 {"check_id": f.check_id, "resource_arn": f.resource_arn, "status": f.status.value, "message": f.message}
             )
     return out
+
+
+def _key_policy_losses(action: Action, now_on_key: str, *, as_planned: bool) -> list[dict[str, str]]:
+    """What the policy now on the key takes away from the one before the fix that no intended removal explains.
+    On the planned policy that is the plan's own answer (``simulate.change_impact`` over the same two texts, so
+    asking again would only repeat it); a policy changed since is asked anew, with the plan's removals."""
+    if as_planned:
+        return list(action.impact.get("unintended_loss", []))
+    removals = [Removal(r["principal"], tuple(r["actions"]), r["why"]) for r in action.detail.get("removals", [])]
+    context = legitimate_context(action.detail.get("require_context", {}))
+    not_judged = "verification judges the key policy alone"
+    change = change_impact(
+        action.before["policy"], now_on_key, action.resource_arn, action.account, not_judged, removals, context
+    )
+    return change.unintended()
 
 
 def _comparable(principal: str, estate: Estate) -> bool:

@@ -8,7 +8,9 @@ the role), every named account (any other principal of it, through its IAM), the
 principals (through IAM), and unrelated accounts; a principal of the key account that the policies name
 is judged by the key policy alone. Every action that differs is reported, once per class, with an example
 request the direct evaluator confirms; the list is sorted, so the same two policies always give the same
-diff. An action the solver could not decide is listed in ``uncertain``, never dropped.
+diff. An action the solver could not decide is listed in ``uncertain``, never dropped. ``context`` fixes request
+context keys in every question: ``kmsguard fix`` asks about the requests a caller that follows the rewritten
+policy makes (over TLS, with the encryption context it requires), so that refusing plain HTTP is not a loss.
 
 Lock-out follows KMS's own policy lockout safety check (the reason ``BypassPolicyLockoutSafetyCheck``
 exists): a key stays manageable while some principal can still call kms:PutKeyPolicy. The account root
@@ -18,6 +20,7 @@ counts when the root statement lets IAM grant PutKeyPolicy (IAM policies are ass
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +36,7 @@ from kmsguard.policy.principals import (
     named_principals,
     session_of,
 )
-from kmsguard.policy.solver import Identity, Question, differences, prove
+from kmsguard.policy.solver import Identity, Question, differences, fixed, prove
 
 ALL = tuple(a.lower() for a in KMS_ACTIONS)
 
@@ -45,6 +48,9 @@ class CallerClass:
 
     identity: Identity
     who: str
+    # The class as effective access names its principals: an ARN (a session class: its role's), "account:ID",
+    # "org:ID", or "*" for accounts neither policy names; what a removal the rewrite meant is matched against.
+    subject: str
     account: str | None = None  # the account every member is in, when there is one
 
     @property
@@ -63,6 +69,7 @@ class AccessChange:
     action: str
     resource: str
     example: Request
+    subject: str  # the class's ``CallerClass.subject``
 
     @property
     def principal(self) -> str:
@@ -90,6 +97,8 @@ class PolicyDiff:
     administrable_before: bool = True
     administrable_after: bool = True
     uncertain: list[str] = field(default_factory=list)  # "<who>: <action> gained/lost: <why>"
+    # The losses among them, as (the class's subject, action): what may be lost and cannot be ruled out.
+    uncertain_losses: list[tuple[str, str]] = field(default_factory=list)
 
     def gains_from_outside(self, account: str) -> list[AccessChange]:
         """The gained access of callers outside ``account`` (principals of other accounts, everyone)."""
@@ -123,7 +132,7 @@ def _classes(old: Policy, new: Policy, account: str) -> list[CallerClass]:
     # A principal the key account names is judged by the key policy alone (its IAM policies could restore
     # what root delegation allows, and then no key-policy change would ever show for it).
     out = [
-        CallerClass(Identity(principal=p, iam_allows=account_of(p) != account), p, account_of(p))
+        CallerClass(Identity(principal=p, iam_allows=account_of(p) != account), p, p, account_of(p))
         for p in sorted(named)
         if not is_root(p) and account_of(p)
     ]
@@ -132,13 +141,15 @@ def _classes(old: Policy, new: Policy, account: str) -> list[CallerClass]:
     for a in sorted(accounts):
         other = "other " if any(account_of(p) == a and not is_root(p) for p in named) else ""
         who = f"any {other}principal of account {a}"
-        out.append(CallerClass(Identity(account=a, exclude_principals=named), who, a))
+        out.append(CallerClass(Identity(account=a, exclude_principals=named), who, f"account:{a}", a))
     unnamed = "any principal of an account neither policy names"
-    out.append(CallerClass(Identity(exclude_accounts=accounts, exclude_principals=named, exclude_orgs=orgs), unnamed))
+    ident = Identity(exclude_accounts=accounts, exclude_principals=named, exclude_orgs=orgs)
+    out.append(CallerClass(ident, unnamed, "*"))
     out += [
         CallerClass(
             Identity(exclude_accounts=accounts, exclude_principals=named, org_mode="fixed", org_id=o),
             f"any principal of organisation {o} in an account neither policy names",
+            f"org:{o}",
         )
         for o in sorted(orgs)
     ]
@@ -156,7 +167,7 @@ def _session_classes(named: frozenset[str], account: str) -> list[CallerClass]:
         sessions = (session_of(role, f"example{n or ''}") for n in itertools.count())
         session = next(s for s in sessions if s not in named)
         ident = Identity(principal=session, iam_allows=account_of(role) != account)
-        out.append(CallerClass(ident, f"any session of {role}", account_of(role)))
+        out.append(CallerClass(ident, f"any session of {role}", role, account_of(role)))
     return out
 
 
@@ -165,19 +176,29 @@ def administrable(policy: Policy, account: str) -> bool:
     return not prove(policy, Question(("kms:putkeypolicy",), Identity(), account)).proved
 
 
-def diff_policies(old: Policy | str, new: Policy | str, account: str, *, key_arn: str | None = None) -> PolicyDiff:
+def diff_policies(
+    old: Policy | str,
+    new: Policy | str,
+    account: str,
+    *,
+    key_arn: str | None = None,
+    context: Mapping[str, str] | None = None,
+) -> PolicyDiff:
     """Every access ``new`` adds and removes relative to ``old`` for the key in ``account``. ``key_arn`` is
     the key's ARN when the caller knows it: the requests are then about that key (else about an example key
-    of ``account``, and each says so)."""
+    of ``account``, and each says so). ``context``: request context keys every request has (else all free)."""
     before, after = load(old), load(new)
     out = PolicyDiff()
+    pinned = fixed({k: (v,) for k, v in (context or {}).items()})
     for cls in _classes(before, after, account):
-        q = Question(ALL, cls.identity, account, resource=key_arn)
+        q = Question(ALL, cls.identity, account, resource=key_arn, fixed_context=pinned)
         for kind, (allows, denies) in (("gained", (after, before)), ("lost", (before, after))):
             found = differences(allows, denies, q)
             changes = out.gained if kind == "gained" else out.lost
             changes += [_change(cls, r, key_arn, account) for r in found.found]
             out.uncertain += [f"{cls.who}: {canonical_action(a)} {kind}: {why}" for a, why in found.undecided]
+            if kind == "lost":
+                out.uncertain_losses += [(cls.subject, canonical_action(a)) for a, _ in found.undecided]
     out.gained.sort(key=_order)
     out.lost.sort(key=_order)
     out.administrable_before = administrable(before, account)
@@ -189,7 +210,7 @@ def diff_policies(old: Policy | str, new: Policy | str, account: str, *, key_arn
 def _change(cls: CallerClass, example: Request, key_arn: str | None, account: str) -> AccessChange:
     who = cls.who if cls.one_principal else f"{cls.who} (for example {example.principal})"
     resource = key_arn or f"this key of account {account} (for example {example.resource})"
-    return AccessChange(who, example.action.lower(), resource, example)
+    return AccessChange(who, example.action.lower(), resource, example, cls.subject)
 
 
 def _order(change: AccessChange) -> tuple[str, str]:
