@@ -208,13 +208,15 @@ class FrameworkReport:
         return dict(sorted(out.items()))
 
 
-def fix_command(f: Finding) -> str:
-    """The `kmsguard fix` invocation that targets exactly this finding's subject."""
+def fix_command(f: Finding, spec: CheckSpec | None) -> str:
+    """The `kmsguard fix` invocation that targets exactly this finding's subject; "" when no fixer acts on its check
+    (``CheckSpec.fixer``: the remediation text is then the fix), so a report never offers a command that fails."""
+    if spec is None or spec.fixer is None:
+        return ""
     if f.resource_type == "AWS::KMS::Key":
         return f"kmsguard fix --checks {f.check_id} --key {f.resource_arn}"
-    if is_region_arn(f.resource_arn):
-        return f"kmsguard fix --checks {f.check_id} --account {f.account} --region {f.region}"
-    return f"kmsguard fix --checks {f.check_id} --resource {f.resource_arn}"
+    # A resource is moved to a customer managed key the user chooses: fix needs it named.
+    return f"kmsguard fix --checks {f.check_id} --account {f.account} --region {f.region} --target-key KEY"
 
 
 def assess(
@@ -237,7 +239,7 @@ def assess(
 
     def ev(f: Finding) -> Evidence:
         if id(f) not in evidence_cache:
-            evidence_cache[id(f)] = Evidence(f, fix_command(f), facts.of(f))
+            evidence_cache[id(f)] = Evidence(f, fix_command(f, specs.get(f.check_id)), facts.of(f))
         return evidence_cache[id(f)]
 
     name, version = FRAMEWORKS[framework]

@@ -115,7 +115,7 @@ def _finding_rows(rows: list[Evidence], with_fix: bool) -> str:
     out = []
     for e in rows:
         f = e.finding
-        fix = f'<div class="fix">fix: <code>{escape(e.fix_command)}</code></div>' if with_fix else ""
+        fix = f'<div class="fix">fix: <code>{escape(e.fix_command)}</code></div>' if with_fix and e.fix_command else ""
         reason = f"<br><i>muted: {escape(f.mute_reason)}</i>" if f.mute_reason else ""
         out.append(
             f"<tr><td><code>{escape(f.check_id)}</code><br>{escape(f.severity.value)}</td>"
