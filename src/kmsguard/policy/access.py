@@ -46,6 +46,7 @@ from kmsguard.policy.access_classes import (
     reads_principal,
     resource_specific,
 )
+from kmsguard.policy.actions import WHO_CAN_ACTIONS
 from kmsguard.policy.analyze import condition_dict
 from kmsguard.policy.estate import Estate, Labelled, Subject, parsed
 from kmsguard.policy.evaluate import (
@@ -62,15 +63,7 @@ from kmsguard.policy.normalize import PrincipalInfo, principal_info
 from kmsguard.policy.principals import account_of, mentioned_accounts, mentioned_orgs, session_of
 from kmsguard.policy.solver import Formula, reach
 
-DEFAULT_ACTIONS: tuple[str, ...] = (
-    "kms:Decrypt",
-    "kms:Encrypt",
-    "kms:GenerateDataKey",
-    "kms:ReEncryptFrom",
-    "kms:CreateGrant",
-    "kms:PutKeyPolicy",
-    "kms:ScheduleKeyDeletion",
-)
+DEFAULT_ACTIONS = WHO_CAN_ACTIONS  # policy.actions: one list with `policy who-can`
 MAX_CHAIN = 5
 _SESSION = "kmsguard-session"  # the name of the session a role is judged as: one no policy names
 ANYONE = "000000000000"  # the account an aggregate ("*", org:ID) is judged as: one no policy names

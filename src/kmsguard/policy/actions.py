@@ -118,6 +118,18 @@ ADMIN_EVENTS: tuple[str, ...] = (
 DECRYPT = "kms:Decrypt"
 ADMIN_PROBES: tuple[str, ...] = ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:CreateGrant")
 ACCESS_PROBES: tuple[str, ...] = (DECRYPT, *ADMIN_PROBES)
+# What "who can" reports on by default (``policy who-can`` on the key policy, ``access who-can`` and the fix plan's
+# effective access): use, the actions that hand out access, and those that take the key away (deletion, disabling).
+WHO_CAN_ACTIONS: tuple[str, ...] = (
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:ReEncryptFrom",
+    "kms:CreateGrant",
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+    "kms:DisableKey",
+)
 # The administrative actions that let a principal give itself use of the key (a new policy, a grant to itself):
 # what the separation-of-duties check asks about. Scheduling deletion destroys the key but gives no use of it.
 GIVES_ITSELF_USE: tuple[str, ...] = ("kms:PutKeyPolicy", "kms:CreateGrant")

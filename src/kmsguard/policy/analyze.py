@@ -26,7 +26,7 @@ from typing import Any
 
 from kmsguard.arn import root_arn
 from kmsguard.policy import fastpath
-from kmsguard.policy.actions import CRYPTOGRAPHIC_ACTIONS, KMS_ACTIONS, canonical_action
+from kmsguard.policy.actions import CRYPTOGRAPHIC_ACTIONS, KMS_ACTIONS, WHO_CAN_ACTIONS, canonical_action
 from kmsguard.policy.model import Condition, Policy, Principal, Request, Statement
 from kmsguard.policy.principals import (
     ARN_KEYS,
@@ -80,19 +80,6 @@ def crypto_actions_for(key_spec: str | None = None, key_usage: str | None = None
             return SYMMETRIC_CRYPTO_ACTIONS
         return _ASYMMETRIC_ENCRYPT_ACTIONS  # RSA_*, SM2
     return _USAGE_ACTIONS.get(usage, CRYPTO_ACTIONS)
-
-
-# The actions ``who_can`` reports on: use, administration, and the ones that hand out access.
-KEY_ACTIONS: tuple[str, ...] = (
-    "kms:Decrypt",
-    "kms:Encrypt",
-    "kms:GenerateDataKey",
-    "kms:ReEncryptFrom",
-    "kms:CreateGrant",
-    "kms:PutKeyPolicy",
-    "kms:ScheduleKeyDeletion",
-    "kms:DisableKey",
-)
 
 
 @dataclass(frozen=True)
@@ -457,7 +444,7 @@ def _who_can(pol: Policy, account: str, asker: Asker, named: frozenset[str]) -> 
     denies = tuple(st for st in pol.statements if st.effect == "Deny")
     out: dict[str, list[WhoCan]] = {}
     subs: dict[int, Policy] = {}
-    for action in KEY_ACTIONS:
+    for action in WHO_CAN_ACTIONS:
         entries: list[WhoCan] = []
         for st in pol.statements:
             if st.effect != "Allow" or not asker.match(st, action.lower()):
