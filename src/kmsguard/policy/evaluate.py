@@ -29,7 +29,7 @@ from enum import IntEnum
 from functools import lru_cache
 from typing import Any
 
-from kmsguard.policy import actions as cat
+from kmsguard.policy.actions import VARIABLE_OPERATORS
 from kmsguard.policy.model import Condition, Decision, EvaluationResult, Policy, Principal, Request, Statement
 from kmsguard.policy.normalize import PrincipalInfo, principal_info
 from kmsguard.policy.parse import parse_date
@@ -343,7 +343,7 @@ def compile_condition(cond: Condition, *, variables: bool = True) -> CondTest:
         wants_present = any(v.lower() == "false" for v in cond.values)
         return lambda ctx: wants_absent if not ctx.get(key) else wants_present
     negated = base in _POSITIVE
-    test = _value_test(_POSITIVE.get(base, base), cond.values, variables and base in cat.VARIABLE_OPERATORS)
+    test = _value_test(_POSITIVE.get(base, base), cond.values, variables and base in VARIABLE_OPERATORS)
     set_op = cond.set_op
     # absent key: the set operator decides when there is one, else IfExists, else negation
     absent_result = (cond.if_exists or negated) if set_op is None else set_op == "ForAllValues"
