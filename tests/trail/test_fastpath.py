@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import re
 import subprocess
 import sysconfig
 import threading
@@ -24,7 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import event as note
 from hypothesis import strategies as st
 
-from kmsguard.trail import cache, decode, fastpath
+from kmsguard import arn
+from kmsguard.trail import cache, decode, fastpath, schema
 from kmsguard.trail.decode import FileStats
 from kmsguard.trail.schema import ARROW_SCHEMA
 from kmsguard.trail.synth import event, key_arn, write_trail_files
@@ -108,8 +110,76 @@ def test_extension_builds_without_warnings_and_is_installed(tmp_path: Path) -> N
     assert built.ABI_VERSION == fastpath._ABI_VERSION
     assert fastpath.AVAILABLE, "kmsguard.trail._fastdecode did not import: run `pip install -e .`"
     assert fastpath._native is not None and fastpath._native.COLUMNS == built.COLUMNS
-    per_file, rows, _, _ = built.scan((trail([event("Decrypt", KEY, user("alice"), T0)]),), (b"f",), fastpath._CRYPTO)
+    assert fastpath._native.VOCABULARY == built.VOCABULARY
+    per_file, rows, _, _ = built.scan(
+        (trail([event("Decrypt", KEY, user("alice"), T0)]),), (b"f",), fastpath._VOCABULARY
+    )
     assert per_file[0] is not None and rows == 1
+
+
+def test_the_scanner_takes_its_vocabulary_from_schema() -> None:
+    """The names the scanner matches come from schema.py with each call, by the names the extension asks for; the
+    C file holds no copy of them (a stray literal there would be a second home that could drift)."""
+    assert fastpath._native is not None
+    by_name = dict(zip(fastpath._native.VOCABULARY, fastpath._VOCABULARY, strict=True))
+    assert by_name["kms_source"] == schema.KMS_SOURCE.encode()
+    assert set(by_name["crypto_actions"]) == {a.encode() for a in schema.CRYPTO_ACTIONS}
+    assert by_name["service_caller"] == schema.SERVICE_CALLER.encode()
+    assert by_name["assumed_role_caller"] == schema.ASSUMED_ROLE_CALLER.encode()
+    assert by_name["service_principal_prefix"] == schema.SERVICE_PRINCIPAL_PREFIX.encode()
+    assert by_name["unknown_service"] == schema.UNKNOWN_SERVICE.encode()
+    assert by_name["account_principal_prefix"] == schema.ACCOUNT_PRINCIPAL_PREFIX.encode()
+    code = SOURCE.read_text()
+    words = {v.decode() for v in by_name.values() if isinstance(v, bytes)} | schema.CRYPTO_ACTIONS
+    for value in sorted(words | set(schema.ADMIN_EVENTS)):
+        assert f'"{value}"' not in code, f"{value} is written in _fastdecode.c: pass it from schema.py instead"
+
+
+def test_the_scanners_partition_pattern_is_the_arn_modules() -> None:
+    """The one constant the C keeps: its hand-written matcher of partitions (is_s3_arn) stands for
+    arn.PARTITION_PATTERN, which it exports so that this test holds the two equal."""
+    assert fastpath._native is not None
+    assert fastpath._native.PARTITION_PATTERN == arn.PARTITION_PATTERN
+
+
+def test_the_scanners_member_names_are_decodes_structs() -> None:
+    """The JSON member names stay in the C: record_member dispatches on a name's length to fixed-size compares,
+    which the compiler inlines (a table passed in would cost a loop per member, ~20 per record). Their home is
+    decode's msgspec Structs: the names the C reads are exactly those Structs' fields, each under its length."""
+    code = SOURCE.read_text()
+    in_c = set(re.findall(r'\b(?:MATCH|IS)\(\w+, "(\w+)"', code))
+    structs = (
+        decode.Envelope,
+        decode.Record,
+        decode.UserIdentity,
+        decode.SessionContext,
+        decode.SessionIssuer,
+        decode.ResourceRef,
+        decode.KmsParams,
+        decode.KmsResponse,
+        decode.KeyMetadata,
+    )
+    assert in_c == {name for struct in structs for name in struct.__struct_fields__}
+    dispatch = code[code.index("static inline int record_member") :]
+    dispatch = dispatch[: dispatch.index("return -1;")]
+    cases = re.findall(r"case (\d+):((?:\s*MATCH\(k, \"\w+\", \w+\);)+)", dispatch)
+    members = [(int(n), name) for n, body in cases for name in re.findall(r'"(\w+)"', body)]
+    assert {name for _, name in members} == set(decode.Record.__struct_fields__)
+    assert all(len(name) == n for n, name in members), members
+
+
+@pytest.mark.parametrize(
+    "partition",
+    ["aws", "aws-cn", "aws-us-gov", "aws-iso-b", "aws-iso-f", "aws-eusc", "aws-a-b-c", "aws-", "aws--x", "awsx",
+     "aws-Gov", "aws-1", "aws_x", "aw", "", "AWS", "aws-x-", "xaws"],
+)  # fmt: skip
+def test_the_scanners_partition_matcher_is_the_pattern(partition: str) -> None:
+    """An S3 object's ARN in the encryption context stands for its bucket exactly when its partition matches
+    arn.PARTITION_PATTERN: by the native scanner as by decode (``accepted`` compares the two paths)."""
+    value = f"arn:{partition}:s3:::bucket/object"
+    table = accepted(trail([_rec(requestParameters={"encryptionContext": {"aws:s3:arn": value}})]))
+    is_partition = re.fullmatch(arn.PARTITION_PATTERN, partition) is not None
+    assert table.column("context_arn").to_pylist() == [value.split("/", 1)[0] if is_partition else value]
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +201,7 @@ def test_scan_rejects_wrong_arguments() -> None:
     assert fastpath._native is not None
     for args in [("text",), (b"{}",)], [(b"{}",), ("f",)], [(b"{}",), (b"f", b"g")], [(b"{}",), (b"f",), ("Decrypt",)]:
         with pytest.raises(TypeError):
-            fastpath._native.scan(*args, *([fastpath._CRYPTO] if len(args) == 2 else []))
+            fastpath._native.scan(*args, *([fastpath._VOCABULARY] if len(args) == 2 else []))
     assert fastpath.decode_table(bytearray(b'{"Records": []}'), "f", FileStats("f")) is None  # type: ignore[arg-type]
     assert fastpath.decode_table(b'{"Records": []}', "bad\udcff", FileStats("bad\udcff")) is None
 

@@ -53,6 +53,7 @@ from kmsguard.policy.evaluate import (
     DIRECT,
     NO_MATCH,
     VIA_ACCOUNT,
+    PrincipalMatch,
     compile_condition,
     compile_policy,
     principal_token,
@@ -194,7 +195,7 @@ def canonical(action: str) -> str:
 class _Hit:
     label: str
     deny: bool
-    how: int  # DIRECT or VIA_ACCOUNT (key/resource policies); DIRECT for identity-type policies
+    how: PrincipalMatch  # DIRECT or VIA_ACCOUNT (key/resource policies); DIRECT for identity-type policies
     residual: tuple[Condition, ...]
     session: bool = False  # names a session of the role, not the role: the boundary does not limit it
 

@@ -36,7 +36,7 @@ def reads_principal(policy: Policy) -> bool:
 
 def resource_specific(policy: Policy) -> bool:
     """Does some statement apply to particular resources only (not ``*``)?"""
-    return any(not cst.res_all for cst in compile_policy(policy).statements)
+    return any(not cst.any_resource for cst in compile_policy(policy).statements)
 
 
 def layers(subject: Subject, estate: Estate) -> list[Policy]:
@@ -108,15 +108,15 @@ class SpecificIndex:
             rep = estate.subjects[group.members[0]]
             for n, pol in enumerate(layers(rep, estate)):
                 for cst in compile_policy(pol).statements:
-                    if cst.res_all or not any(cst.action(a) for a in KMS_ACTIONS_LOWER):
+                    if cst.any_resource or not any(cst.action(a) for a in KMS_ACTIONS_LOWER):
                         continue
                     sid = n * 10000 + cst.index
-                    if cst.res_templates:
+                    if cst.resource_templates:
                         self.templated.setdefault(group.index, []).append(sid)
-                    elif cst.neg_resource or cst.res_rx is not None:
+                    elif cst.not_resource or cst.resource_rx is not None:
                         self.patterns.append((group.index, sid, cst))
                     else:
-                        for arn in cst.res_exact:
+                        for arn in cst.resource_exact:
                             self.exact.setdefault(arn, []).append((group.index, sid))
 
     def matches(self, key_arn: str) -> Matches:

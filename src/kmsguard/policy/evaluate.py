@@ -25,10 +25,11 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from enum import IntEnum
 from functools import lru_cache
 from typing import Any
 
-from kmsguard.policy import actions as cat
+from kmsguard.policy.actions import VARIABLE_OPERATORS
 from kmsguard.policy.model import Condition, Decision, EvaluationResult, Policy, Principal, Request, Statement
 from kmsguard.policy.normalize import PrincipalInfo, principal_info
 from kmsguard.policy.parse import parse_date
@@ -37,8 +38,23 @@ Context = Mapping[str, tuple[str, ...]]
 ValueTest = Callable[[str, Context], bool]  # does one request value match any of the policy's values?
 CondTest = Callable[[Context], bool]
 
-NO_MATCH, DIRECT, VIA_ACCOUNT = 0, 1, 2
-_P_NONE, _P_POS, _P_NOT, _P_NOBODY = 0, 1, 2, 3
+
+class PrincipalMatch(IntEnum):
+    """How a statement's Principal (or NotPrincipal) element covers the caller; falsy when it does not."""
+
+    NO_MATCH = 0
+    DIRECT = 1  # names the caller itself ("*", its ARN, its role, its service) or NotPrincipal leaves it in
+    VIA_ACCOUNT = 2  # names the caller's account root: that account's identity policies must allow too
+
+
+# Bound once as module globals: the evaluator reads them per statement, and an attribute of an enum class costs
+# several times a global's lookup there.
+NO_MATCH, DIRECT, VIA_ACCOUNT = PrincipalMatch.NO_MATCH, PrincipalMatch.DIRECT, PrincipalMatch.VIA_ACCOUNT
+
+# The 2008-10-17 policy language has no policy variables (${aws:username} is literal text there).
+_NO_VARIABLES_VERSION = "2008-10-17"
+# Actions remembered per compiled statement (a bound on memory: requests name only a few dozen KMS actions).
+_ACTION_MEMO_MAX = 4096
 
 _POSITIVE = {
     "StringNotEquals": "StringEquals",
@@ -327,7 +343,7 @@ def compile_condition(cond: Condition, *, variables: bool = True) -> CondTest:
         wants_present = any(v.lower() == "false" for v in cond.values)
         return lambda ctx: wants_absent if not ctx.get(key) else wants_present
     negated = base in _POSITIVE
-    test = _value_test(_POSITIVE.get(base, base), cond.values, variables and base in cat.VARIABLE_OPERATORS)
+    test = _value_test(_POSITIVE.get(base, base), cond.values, variables and base in VARIABLE_OPERATORS)
     set_op = cond.set_op
     # absent key: the set operator decides when there is one, else IfExists, else negation
     absent_result = (cond.if_exists or negated) if set_op is None else set_op == "ForAllValues"
@@ -386,96 +402,104 @@ def principal_token(p: Principal) -> str | None:
     return None if v == "*" else f"canon:{v}"
 
 
-class _CStatement:
+class CompiledStatement:
+    """One statement prepared for fast matching: principal tokens in sets, action and resource patterns as one
+    compiled regular expression each, conditions as closures (``compile_condition``)."""
+
     __slots__ = (
-        "acache",
-        "action_rx",
+        "action_hits",
+        "action_patterns",
+        "any_principal",
+        "any_resource",
         "conditions",
         "deny",
         "index",
-        "neg_action",
-        "neg_resource",
-        "pmode",
-        "ptokens",
-        "pwild",
-        "res_all",
-        "res_exact",
-        "res_rx",
-        "res_templates",
+        "match_without_principal",
+        "not_action",
+        "not_resource",
+        "principal_tokens",
+        "principals_excluded",
+        "principals_named",
+        "resource_exact",
+        "resource_rx",
+        "resource_templates",
     )
 
     def __init__(self, st: Statement, kind: str, variables: bool) -> None:
         self.index = st.index
         self.deny = st.effect == "Deny"
-        plist = st.principals if st.principals is not None else st.not_principals
-        if plist is None:
-            self.pmode = _P_NONE if kind == "identity" else _P_NOBODY
-            plist = ()
-        else:
-            self.pmode = _P_POS if st.principals is not None else _P_NOT
-        tokens = [principal_token(p) for p in plist]
-        self.pwild = any(t is None for t in tokens)
-        self.ptokens = frozenset(t for t in tokens if t is not None)
+        self.principals_named = st.principals is not None  # a Principal element
+        self.principals_excluded = st.principals is None and st.not_principals is not None  # a NotPrincipal element
+        # Neither: an identity policy's statement applies to the identity holding the policy; a key-policy
+        # statement without one applies to nobody.
+        self.match_without_principal = DIRECT if kind == "identity" else NO_MATCH
+        listed = (st.principals if st.principals is not None else st.not_principals) or ()
+        tokens = [principal_token(p) for p in listed]
+        self.any_principal = any(t is None for t in tokens)  # the list holds a wildcard
+        self.principal_tokens = frozenset(t for t in tokens if t is not None)
 
         acts = st.actions if st.actions is not None else st.not_actions
-        self.neg_action = st.actions is None
+        self.not_action = st.actions is None
         acts = acts or ()
         globs = [a for a in acts if "*" in a or "?" in a]
         exact = frozenset(a for a in acts if a not in globs)
         rx = _rx("(?:" + "|".join(_glob_rx(g) for g in globs) + ")") if globs else None
-        self.action_rx = (exact, rx)
-        self.acache: dict[str, bool] = {}
+        self.action_patterns = (exact, rx)
+        self.action_hits: dict[str, bool] = {}  # memo: action (lower-case) -> does the statement cover it
 
         res = st.resources if st.resources is not None else st.not_resources
-        self.neg_resource = st.resources is None and st.not_resources is not None
-        self.res_all = res is None or (not self.neg_resource and "*" in res)
+        self.not_resource = st.resources is None and st.not_resources is not None
+        self.any_resource = res is None or (not self.not_resource and "*" in res)
         res = res or ()
         plain, templated = _split_vars(res, variables)
-        self.res_exact = frozenset(r for r in plain if "*" not in r and "?" not in r)
-        rglobs = [r for r in plain if r not in self.res_exact]
-        self.res_rx = _rx("(?:" + "|".join(_glob_rx(g) for g in rglobs) + ")") if rglobs else None
-        self.res_templates = tuple(templated)
+        self.resource_exact = frozenset(r for r in plain if "*" not in r and "?" not in r)
+        rglobs = [r for r in plain if r not in self.resource_exact]
+        self.resource_rx = _rx("(?:" + "|".join(_glob_rx(g) for g in rglobs) + ")") if rglobs else None
+        self.resource_templates = tuple(templated)  # resources with policy variables, resolved per request
         self.conditions = tuple(compile_condition(c, variables=variables) for c in st.conditions)
 
-    def principal(self, info: PrincipalInfo) -> int:
-        mode = self.pmode
-        if mode == _P_POS:
-            if self.pwild or not self.ptokens.isdisjoint(info.direct_tokens):
+    def principal(self, info: PrincipalInfo) -> PrincipalMatch:
+        """How the statement's Principal or NotPrincipal element covers the caller."""
+        if self.principals_named:
+            # The caller itself is listed (or "*"), else its account root is.
+            if self.any_principal or not self.principal_tokens.isdisjoint(info.direct_tokens):
                 return DIRECT
             acct = info.account_token
-            return VIA_ACCOUNT if acct is not None and acct in self.ptokens else NO_MATCH
-        if mode == _P_NOT:
-            # AWS checks the caller's identities level by level (account, role/user, session); the
-            # statement applies unless every level is listed.
-            if self.pwild:
+            return VIA_ACCOUNT if acct is not None and acct in self.principal_tokens else NO_MATCH
+        if self.principals_excluded:
+            # AWS checks the caller's identities level by level (account, role/user, session); the statement
+            # applies unless every level is listed.
+            if self.any_principal:
                 return NO_MATCH
             for level in info.levels:
-                if self.ptokens.isdisjoint(level):
+                if self.principal_tokens.isdisjoint(level):
                     return DIRECT
             return NO_MATCH
-        return DIRECT if mode == _P_NONE else NO_MATCH
+        return self.match_without_principal
 
     def action(self, action: str) -> bool:
-        hit = self.acache.get(action)
+        hit = self.action_hits.get(action)
         if hit is None:
-            exact, rx = self.action_rx
+            exact, rx = self.action_patterns
             hit = action in exact or (rx is not None and rx.match(action) is not None)
-            hit = hit != self.neg_action
-            if len(self.acache) < 4096:
-                self.acache[action] = hit
+            hit = hit != self.not_action
+            if len(self.action_hits) < _ACTION_MEMO_MAX:
+                self.action_hits[action] = hit
         return hit
 
     def resource(self, resource: str, ctx: Context) -> bool:
-        if self.res_all:
+        if self.any_resource:
             return True
-        hit = resource in self.res_exact or (self.res_rx is not None and self.res_rx.match(resource) is not None)
+        hit = resource in self.resource_exact or (
+            self.resource_rx is not None and self.resource_rx.match(resource) is not None
+        )
         if not hit:
-            for t in self.res_templates:
+            for t in self.resource_templates:
                 r = _resolve(t, ctx, True)
                 if r is not None and _rx(r).match(resource):
                     hit = True
                     break
-        return hit != self.neg_resource
+        return hit != self.not_resource
 
 
 class CompiledPolicy:
@@ -486,15 +510,15 @@ class CompiledPolicy:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.kind = policy.kind
-        variables = policy.version != "2008-10-17"  # the 2008 language has no policy variables
-        self.statements = tuple(_CStatement(st, policy.kind, variables) for st in policy.statements)
+        variables = policy.version != _NO_VARIABLES_VERSION
+        self.statements = tuple(CompiledStatement(st, policy.kind, variables) for st in policy.statements)
 
     def scan(
         self, info: PrincipalInfo, action: str, resource: str, ctx: Context
-    ) -> tuple[list[int], list[tuple[int, int]]]:
+    ) -> tuple[list[int], list[tuple[int, PrincipalMatch]]]:
         """(indexes of applicable Deny statements, [(index, DIRECT|VIA_ACCOUNT)] of applicable Allows)."""
         denies: list[int] = []
-        allows: list[tuple[int, int]] = []
+        allows: list[tuple[int, PrincipalMatch]] = []
         for st in self.statements:
             how = st.principal(info)
             if not how or not st.action(action) or not st.resource(resource, ctx):
@@ -580,10 +604,10 @@ def evaluate(
     iam_allowed = False
     applies_iam = info.kind not in _NON_IAM_KINDS
     if iam_policies and applies_iam:
-        for n, ipol in enumerate(iam_policies):
-            d, a = compile_policy(ipol).scan(info, action, resource, ctx)
-            iam_denies.extend(f"iam_policy[{n}].Statement[{i}] denies" for i in d)
-            iam_allowed = iam_allowed or bool(a)
+        for number, identity_policy in enumerate(iam_policies):
+            its_denies, its_allows = compile_policy(identity_policy).scan(info, action, resource, ctx)
+            iam_denies.extend(f"iam_policy[{number}].Statement[{i}] denies" for i in its_denies)
+            iam_allowed = iam_allowed or bool(its_allows)
 
     allow_idx = tuple(i for i, _ in allows)
     if denies or iam_denies:

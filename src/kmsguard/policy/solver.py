@@ -3,9 +3,10 @@
 A question ("can a principal of this class perform one of these actions?") and a normalised policy
 become one formula over symbolic request parts:
 
-- the principal ARN ``p`` and its account ``acct`` (12 digits), its organisation ``org`` with a
-  presence flag, the action (an index into the question's finite action list) and the resource ARN;
-- every condition key the policy mentions: a bounded list of string values (``count`` in 0..K,
+- the principal ARN (``_Encoder.principal``) and its account (``account``, 12 digits), its organisation
+  (``org_id``, with the flag ``org_present``), the action (``action_index``, an index into the question's finite
+  action list) and the key ARN (``resource``);
+- every condition key the policy mentions (``_KeySlots``): a bounded list of string values (``count`` in 0..K,
   absent when 0), plus a numeric / integer view for keys compared with Numeric*, Date* or IpAddress
   operators. Multi-valued keys (those used with ForAnyValue/ForAllValues) get K=2 slots, others K=1:
   sound for the operators AWS defines as long as two distinct values suffice to tell them apart,
@@ -102,10 +103,10 @@ class Question:
     description: str = ""
 
 
-def question_partition(policy: Policy, q: Question) -> str:
+def question_partition(policy: Policy, question: Question) -> str:
     """The partition the question's principals and keys live in: the key's, the principal's, else that of the
     ARNs the policy quotes (a policy that quotes none cannot tell partitions apart), else ``aws``."""
-    for given in (q.resource, q.identity.principal):
+    for given in (question.resource, question.identity.principal):
         if given and given.startswith("arn:"):
             return partition_in(given)
     return policy_partition(policy)
@@ -123,14 +124,20 @@ class Proof:
 
 
 @dataclass
-class _Key:
-    strs: list[z3.SeqRef]
+class _KeySlots:
+    """The symbolic values of one condition key in the request: ``texts[i]`` is its i-th value as a string,
+    and only the first ``count`` slots hold a value (count 0: the key is absent). A key compared with
+    Numeric*, Date* or IpAddress operators also gets a reading of each slot as a number, a date (seconds,
+    with fractions) or an IPv4 address (as an integer); those lists are empty otherwise."""
+
+    texts: list[z3.SeqRef]
     count: z3.ArithRef
-    nums: list[z3.ArithRef] = field(default_factory=list)
-    ips: list[z3.ArithRef] = field(default_factory=list)
+    numbers: list[z3.ArithRef] = field(default_factory=list)
+    ipv4s: list[z3.ArithRef] = field(default_factory=list)
     dates: list[z3.ArithRef] = field(default_factory=list)
 
     def active(self, i: int) -> z3.BoolRef:
+        """Slot ``i`` holds one of the key's values."""
         return self.count > i
 
     @property
@@ -239,30 +246,32 @@ class _Encoder:
     seen, so answers built in the shared main context would change with whatever was asked before (in
     this process, or by another test). A fresh context makes each answer a function of its question."""
 
-    def __init__(self, policy: Policy, q: Question, strict_accounts: bool = False) -> None:
+    def __init__(self, policy: Policy, question: Question, strict_accounts: bool = False) -> None:
         self.strict_accounts = strict_accounts
         self.policy = policy
-        self.q = q
-        self.ctx = c = z3.Context()
-        self.s = z3.Solver(ctx=c)
-        self.s.set("timeout", TIMEOUT_MS)
-        self.approximated = False
-        self.fixed = dict(q.fixed_context)
-        self.p = z3.String("principal", c)
-        self.acct = z3.String("account", c)
-        self.org = z3.String("org", c)
-        self.org_present = z3.Bool("org_present", c)
-        self.res = z3.String("resource", c)
-        self.act = z3.Int("action", c)
-        self.actions = tuple(a.lower() for a in q.actions)
-        self.is_service = (q.identity.principal or "").startswith("service:")
-        self.partition = question_partition(policy, q)
-        self._fresh = 0
+        self.question = question
+        self.ctx = ctx = z3.Context()
+        self.solver = z3.Solver(ctx=ctx)  # holds the request's shape; callers add what they ask about it
+        self.solver.set("timeout", TIMEOUT_MS)
+        self.approximated = False  # some condition was not modelled exactly (see ``_unknown``)
+        self.fixed_context = dict(question.fixed_context)  # condition keys whose values the question fixes
+        # The request, symbolically: who calls (its ARN, account and organisation), which action, on which key.
+        self.principal = z3.String("principal", ctx)
+        self.account = z3.String("account", ctx)
+        self.org_id = z3.String("org", ctx)
+        self.org_present = z3.Bool("org_present", ctx)
+        self.resource = z3.String("resource", ctx)
+        self.action_index = z3.Int("action", ctx)  # an index into ``actions``
+        self.actions = tuple(a.lower() for a in question.actions)
+        self.is_service = (question.identity.principal or "").startswith("service:")
+        self.partition = question_partition(policy, question)
+        self._approximations = 0  # how many fresh booleans ``_unknown`` has made (each needs its own name)
         self.is_root_user: z3.BoolRef = self.true(False)
         self.is_role: z3.BoolRef = self.true(False)  # a generic caller that is a role (acting through a session)
-        self.principal_arn: z3.SeqRef = self.p
+        # aws:PrincipalArn's value: the principal's ARN, except for a session, whose role's ARN it is.
+        self.principal_arn: z3.SeqRef = self.principal
         self.session: z3.SeqRef | None = None
-        self.keys: dict[str, _Key] = {}
+        self.keys: dict[str, _KeySlots] = {}  # every condition key the policy mentions (lower-cased)
         self._identity()
         self._request_shape()
         self._declare_keys()
@@ -286,49 +295,49 @@ class _Encoder:
     # --- the request's fixed parts ---------------------------------------------------------------------
 
     def _identity(self) -> None:
-        ident, s, c = self.q.identity, self.s, self.ctx
+        ident, solver, ctx = self.question.identity, self.solver, self.ctx
         if ident.principal is not None:
             principal = _request_principal(ident.principal)
-            s.add(self.p == self.text(principal))
+            solver.add(self.principal == self.text(principal))
             # aws:PrincipalArn: a session carries its role's ARN, every other IAM principal its own.
             self.principal_arn = self.text(principal_info(principal, ident.account).arn or principal)
             self.is_root_user = self.true(ident.principal.endswith(":root") and account_of(ident.principal) is not None)
             acct = ident.account or account_of(ident.principal)
-            s.add(self.acct == self.text(acct or ""))
+            solver.add(self.account == self.text(acct or ""))
         else:
             if ident.account is not None:
-                s.add(self.acct == self.text(ident.account))
+                solver.add(self.account == self.text(ident.account))
             else:
                 self._any_account()
                 for a in sorted(ident.exclude_accounts):
-                    s.add(self.acct != self.text(a))
+                    solver.add(self.account != self.text(a))
             # Its root user, or a role or user of it named without ":" or "/". A role stands for its
             # sessions (a role never signs a request itself); see ``_excluded`` and ``witness``.
-            name_char = z3.Diff(_any_char(c), z3.Union(z3.Re(":", c), z3.Re("/", c)))
-            named = z3.Concat(z3.Union(z3.Re("role/", c), z3.Re("user/", c)), z3.Plus(name_char))
-            resource = z3.String("principal_resource", c)
-            s.add(z3.InRe(resource, z3.Union(z3.Re("root", c), named)))
+            name_char = z3.Diff(_any_char(ctx), z3.Union(z3.Re(":", ctx), z3.Re("/", ctx)))
+            named = z3.Concat(z3.Union(z3.Re("role/", ctx), z3.Re("user/", ctx)), z3.Plus(name_char))
+            principal_resource = z3.String("principal_resource", ctx)
+            solver.add(z3.InRe(principal_resource, z3.Union(z3.Re("root", ctx), named)))
             # Kept as its own term: z3 is slow on SuffixOf(":root", principal) over the concatenation.
-            self.is_root_user = resource == self.text("root")
-            self.is_role = z3.PrefixOf(self.text("role/"), resource)
-            self.session = z3.String("session", c)  # the name of the session a role acts through
+            self.is_root_user = principal_resource == self.text("root")
+            self.is_role = z3.PrefixOf(self.text("role/"), principal_resource)
+            self.session = z3.String("session", ctx)  # the name of the session a role acts through
             prefix = f"arn:{self.partition}:iam::"
-            s.add(self.p == z3.Concat(self.text(prefix), self.acct, self.text(":"), resource))
+            solver.add(self.principal == z3.Concat(self.text(prefix), self.account, self.text(":"), principal_resource))
             for arn in sorted(ident.exclude_principals):
-                s.add(self.p != self.text(arn))
+                solver.add(self.principal != self.text(arn))
                 parts = session_parts(arn)
                 if parts is not None:  # that session is not in the class; its role's other sessions are
                     role_arn = self.text(f"arn:{parts[0]}:iam::{parts[1]}:role/{parts[2]}")
-                    s.add(z3.Not(z3.And(self.p == role_arn, self.session == self.text(parts[3]))))
+                    solver.add(z3.Not(z3.And(self.principal == role_arn, self.session == self.text(parts[3]))))
         if ident.org_mode == "fixed" and ident.org_id:
-            s.add(self.org_present, self.org == self.text(ident.org_id))
+            solver.add(self.org_present, self.org_id == self.text(ident.org_id))
         elif ident.org_mode == "absent" or self.is_service:
-            s.add(z3.Not(self.org_present))
+            solver.add(z3.Not(self.org_present))
         else:
             # Any organisation id: o-[a-z0-9]{10,32} (no "/" or ":", so an org-path pattern cannot stretch it).
-            s.add(z3.Implies(self.org_present, z3.InRe(self.org, _org_id_re(c))))
+            solver.add(z3.Implies(self.org_present, z3.InRe(self.org_id, _org_id_re(ctx))))
             for o in sorted(ident.exclude_orgs):
-                s.add(z3.Implies(self.org_present, self.org != self.text(o)))
+                solver.add(z3.Implies(self.org_present, self.org_id != self.text(o)))
 
     def _any_account(self) -> None:
         """A 12-character account id. Requiring digits is slow in z3's string solver, so by default any
@@ -336,21 +345,21 @@ class _Encoder:
         counter-example with a non-digit account is re-labelled with digits (``_relabel``) and confirmed by
         the evaluator; ``strict_accounts`` requires digits, for when that confirmation fails."""
         if self.strict_accounts:
-            self.s.add(z3.InRe(self.acct, z3.Loop(z3.Range("0", "9", self.ctx), 12, 12)))
+            self.solver.add(z3.InRe(self.account, z3.Loop(z3.Range("0", "9", self.ctx), 12, 12)))
         else:
-            self.s.add(z3.Length(self.acct) == 12)
+            self.solver.add(z3.Length(self.account) == 12)
 
     def _request_shape(self) -> None:
-        s = self.s
-        s.add(self.act >= 0, self.act < len(self.actions))
-        if self.q.resource is not None:
-            s.add(self.res == self.text(self.q.resource))
+        solver = self.solver
+        solver.add(self.action_index >= 0, self.action_index < len(self.actions))
+        if self.question.resource is not None:
+            solver.add(self.resource == self.text(self.question.resource))
         else:
             region, key_id = z3.String("resource_region", self.ctx), z3.String("resource_key_id", self.ctx)
             for part in (region, key_id):
-                s.add(z3.Length(part) > 0, z3.Not(z3.Contains(part, self.text(":"))))
-            account = self.text(f":{self.q.key_account}:key/")
-            s.add(self.res == z3.Concat(self.text(f"arn:{self.partition}:kms:"), region, account, key_id))
+                solver.add(z3.Length(part) > 0, z3.Not(z3.Contains(part, self.text(":"))))
+            account = self.text(f":{self.question.key_account}:key/")
+            solver.add(self.resource == z3.Concat(self.text(f"arn:{self.partition}:kms:"), region, account, key_id))
 
     # --- condition keys ---------------------------------------------------------------------------------
 
@@ -363,54 +372,58 @@ class _Encoder:
                 if c.set_op:
                     multi.add(c.key)
         for key, used in ops.items():
-            self.keys[key] = self._key(key, used, 2 if key in multi else 1)
+            self.keys[key] = self._slots_for(key, used, 2 if key in multi else 1)
 
-    def _key(self, key: str, used: set[str], slots: int) -> _Key:
-        s, c = self.s, self.ctx
-        one, zero = z3.IntVal(1, c), z3.IntVal(0, c)
+    def _slots_for(self, key: str, used: set[str], n_slots: int) -> _KeySlots:
+        """The variables of condition key ``key`` (compared with the operators ``used``): tied to the principal
+        variables for identity keys, constants for keys the question fixes, else ``n_slots`` free values."""
+        solver, ctx = self.solver, self.ctx
+        one, zero = z3.IntVal(1, ctx), z3.IntVal(0, ctx)
         iam = not self.is_service
         if key in ACCOUNT_KEYS:
-            k = _Key([self.acct], one if iam else zero)
+            slots = _KeySlots([self.account], one if iam else zero)
         elif key in ARN_KEYS:
-            k = _Key([self.principal_arn], one if iam else zero)
+            slots = _KeySlots([self.principal_arn], one if iam else zero)
         elif key in ORG_KEYS:
-            k = _Key([self.org], z3.If(self.org_present, one, zero))
+            slots = _KeySlots([self.org_id], z3.If(self.org_present, one, zero))
         elif key in ORG_PATH_KEYS:
-            path = z3.String(f"ctx:{key}", c)
-            s.add(z3.PrefixOf(z3.Concat(self.org, self.text("/")), path))
+            path = z3.String(f"ctx:{key}", ctx)
+            solver.add(z3.PrefixOf(z3.Concat(self.org_id, self.text("/")), path))
             if not used & {"StringLike", "StringNotLike"}:
                 # Redundant with the organisation id's alphabet (no "/"), but it spares z3 a long search when
                 # paths are compared literally: the id ends at the path's first "/". (With wildcard patterns
                 # the lemma slows z3 down instead.)
-                s.add(z3.Implies(self.org_present, z3.IndexOf(path, self.text("/"), 0) == z3.Length(self.org)))
-            k = _Key([path], z3.If(self.org_present, one, zero))
+                solver.add(z3.Implies(self.org_present, z3.IndexOf(path, self.text("/"), 0) == z3.Length(self.org_id)))
+            slots = _KeySlots([path], z3.If(self.org_present, one, zero))
         elif key in SOURCE_KEYS and iam:
-            k = _Key([z3.String(f"ctx:{key}", c)], zero)
+            slots = _KeySlots([z3.String(f"ctx:{key}", ctx)], zero)
         elif key in SERVICE_FLAG_KEYS:
-            k = _Key([self.text("false" if iam else "true")], one)
-        elif key in self.fixed:
-            values = self.fixed[key] or ()
-            k = _Key([self.text(v) for v in values], z3.IntVal(len(values), c))
+            slots = _KeySlots([self.text("false" if iam else "true")], one)
+        elif key in self.fixed_context:
+            values = self.fixed_context[key] or ()
+            slots = _KeySlots([self.text(v) for v in values], z3.IntVal(len(values), ctx))
         else:
-            strs = [z3.String(f"ctx:{key}#{i}", c) for i in range(slots)]
-            count = z3.Int(f"ctx:{key}#n", c)
-            s.add(count >= 0, count <= slots)
-            k = _Key(list(strs), count)
-        n = len(k.strs)
+            strs = [z3.String(f"ctx:{key}#{i}", ctx) for i in range(n_slots)]
+            count = z3.Int(f"ctx:{key}#n", ctx)
+            solver.add(count >= 0, count <= n_slots)
+            slots = _KeySlots(list(strs), count)
+        n = len(slots.texts)
         if used & _NUMERIC_OPS | used & {"NumericNotEquals"}:
-            k.nums = [self._view(key, "num", i, k, z3.Real) for i in range(n)]
+            slots.numbers = [self._view(key, "num", i, slots, z3.Real) for i in range(n)]
         if used & _DATE_OPS | used & {"DateNotEquals"}:
-            k.dates = [self._view(key, "date", i, k, z3.Real) for i in range(n)]  # seconds, with fractions
+            slots.dates = [self._view(key, "date", i, slots, z3.Real) for i in range(n)]  # seconds, with fractions
         if used & {"IpAddress", "NotIpAddress"}:
-            k.ips = [self._view(key, "ip", i, k, z3.Int) for i in range(n)]
-            for v in k.ips:
-                s.add(v >= 0, v < 2**32)
-        return k
+            slots.ipv4s = [self._view(key, "ip", i, slots, z3.Int) for i in range(n)]
+            for v in slots.ipv4s:
+                solver.add(v >= 0, v < 2**32)
+        return slots
 
-    def _view(self, key: str, kind: str, i: int, k: _Key, make: Callable[..., z3.ArithRef]) -> z3.ArithRef:
+    def _view(self, key: str, kind: str, i: int, slots: _KeySlots, make: Callable[..., z3.ArithRef]) -> z3.ArithRef:
+        """Slot ``i`` of ``key`` read as a number, a date or an IPv4 address (``kind``): a variable of its own,
+        pinned to the fixed value's reading when the question fixes the key."""
         var = make(f"ctx:{key}#{i}:{kind}", self.ctx)
-        if key in self.fixed:  # a fixed value pins its numeric reading too
-            text = (self.fixed[key] or ())[i]
+        if key in self.fixed_context:  # a fixed value pins its numeric reading too
+            text = (self.fixed_context[key] or ())[i]
             value: float | int | Decimal | None
             if kind == "num":
                 value = _parse_number(text)
@@ -419,75 +432,75 @@ class _Encoder:
             else:
                 value = (_ip_range(text) or (None, None))[0]
             if value is None:
-                self.s.add(self.true(False))
+                self.solver.add(self.true(False))
             else:
-                self.s.add(_compare("Equals", var, value))
+                self.solver.add(_compare("Equals", var, value))
         return var
 
     def _unknown(self) -> z3.BoolRef:
         """A condition the encoding does not model: a fresh boolean (over-approximates access)."""
         self.approximated = True
-        self._fresh += 1
-        return z3.Bool(f"approx#{self._fresh}", self.ctx)
+        self._approximations += 1
+        return z3.Bool(f"approx#{self._approximations}", self.ctx)
 
-    def _match_one(self, base: str, k: _Key, i: int, value: str) -> z3.BoolRef:
+    def _match_one(self, base: str, slots: _KeySlots, i: int, value: str) -> z3.BoolRef:
         if "${" in value:
             return self._unknown()
-        sv = k.strs[i]
+        slot = slots.texts[i]
         if base == "StringEquals" or base == "BinaryEquals":
-            return sv == self.text(value)
+            return slot == self.text(value)
         if base == "StringEqualsIgnoreCase":
-            return self._ci_literal(sv, value)
+            return self._ci_literal(slot, value)
         if base == "StringLike":
-            return z3.InRe(sv, _glob_re(value, self.ctx))
+            return z3.InRe(slot, _glob_re(value, self.ctx))
         if base in ("ArnEquals", "ArnLike"):
-            return z3.InRe(sv, _arn_re(value, self.ctx))
+            return z3.InRe(slot, _arn_re(value, self.ctx))
         if base == "Bool":
-            return self._ci_literal(sv, value)
+            return self._ci_literal(slot, value)
         if base in _NUMERIC_OPS:
             number = _parse_number(value)
-            return self.true(False) if number is None or not k.nums else _compare(base, k.nums[i], number)
+            return self.true(False) if number is None or not slots.numbers else _compare(base, slots.numbers[i], number)
         if base in _DATE_OPS:
             date = parse_date(value)
-            return self.true(False) if date is None or not k.dates else _compare(base, k.dates[i], date)
+            return self.true(False) if date is None or not slots.dates else _compare(base, slots.dates[i], date)
         if base == "IpAddress":
             rng = _ip_range(value)
-            if rng is None or not k.ips:
+            if rng is None or not slots.ipv4s:
                 return self._unknown()
-            return z3.And(k.ips[i] >= rng[0], k.ips[i] <= rng[1])
+            return z3.And(slots.ipv4s[i] >= rng[0], slots.ipv4s[i] <= rng[1])
         return self._unknown()
 
-    def _ci_literal(self, sv: z3.SeqRef, value: str) -> z3.BoolRef:
-        c = self.ctx
+    def _ci_literal(self, slot: z3.SeqRef, value: str) -> z3.BoolRef:
+        ctx = self.ctx
         parts = [
-            z3.Union(z3.Re(ch.lower(), c), z3.Re(ch.upper(), c)) if ch.lower() != ch.upper() else z3.Re(ch, c)
+            z3.Union(z3.Re(ch.lower(), ctx), z3.Re(ch.upper(), ctx)) if ch.lower() != ch.upper() else z3.Re(ch, ctx)
             for ch in value
         ]
         if not parts:
-            return sv == self.text("")
-        return z3.InRe(sv, parts[0] if len(parts) == 1 else z3.Concat(*parts))
+            return slot == self.text("")
+        return z3.InRe(slot, parts[0] if len(parts) == 1 else z3.Concat(*parts))
 
     def condition(self, c: Condition) -> z3.BoolRef:
-        k = self.keys[c.key]
+        slots = self.keys[c.key]
         if c.operator == "Null":
             # Null true: the key is absent; false: present. Several values OR together.
-            return self.any_of(z3.Not(k.present) if v.lower() == "true" else k.present for v in c.values)
+            return self.any_of(z3.Not(slots.present) if v.lower() == "true" else slots.present for v in c.values)
         negated = c.operator in NEGATED_OPERATORS
         base = _POSITIVE_OF.get(c.operator, c.operator)
-        n = len(k.strs)
+        n = len(slots.texts)
 
         def hit(i: int) -> z3.BoolRef:  # slot i matches one of the condition's values (positive form)
-            return self.any_of(self._match_one(base, k, i, v) for v in c.values)
+            return self.any_of(self._match_one(base, slots, i, v) for v in c.values)
 
         if c.set_op == "ForAllValues":
-            out = self.all_of(z3.Implies(k.active(i), z3.Not(hit(i)) if negated else hit(i)) for i in range(n))
+            out = self.all_of(z3.Implies(slots.active(i), z3.Not(hit(i)) if negated else hit(i)) for i in range(n))
         elif c.set_op == "ForAnyValue":
-            out = self.any_of(z3.And(k.active(i), z3.Not(hit(i)) if negated else hit(i)) for i in range(n))
+            out = self.any_of(z3.And(slots.active(i), z3.Not(hit(i)) if negated else hit(i)) for i in range(n))
         else:
-            any_hit = self.any_of(z3.And(k.active(i), hit(i)) for i in range(n))
+            any_hit = self.any_of(z3.And(slots.active(i), hit(i)) for i in range(n))
             out = z3.Not(any_hit) if negated else any_hit
         if c.if_exists and c.set_op is None:  # with a set operator, the operator alone decides absence
-            out = z3.Or(z3.Not(k.present), out)
+            out = z3.Or(z3.Not(slots.present), out)
         return z3.simplify(out) if n == 0 else out
 
     # --- statements -----------------------------------------------------------------------------------
@@ -496,15 +509,15 @@ class _Encoder:
         """The caller is the principal an element names directly (not through its account): a role ARN
         also names the role's sessions."""
         if e.kind == "AWS":
-            fixed_principal = self.q.identity.principal
+            fixed_principal = self.question.identity.principal
             if fixed_principal is not None:  # judged as the evaluator does (paths, sessions)
                 return self.true(names_directly(e.value, _request_principal(fixed_principal)))
             # A generic caller is an IAM root, role or user ARN (a role's sessions carry its ARN as
             # aws:PrincipalArn and are named by it): equality suffices.
-            return self.any_of(self.p == self.text(v) for v in direct_forms(e.value))
+            return self.any_of(self.principal == self.text(v) for v in direct_forms(e.value))
         if e.kind == "Service":
-            return self.p == self.text(f"service:{e.value.lower()}")
-        return self.p == self.text(f"{e.kind.lower()}:{e.value}")
+            return self.principal == self.text(f"service:{e.value.lower()}")
+        return self.principal == self.text(f"{e.kind.lower()}:{e.value}")
 
     def _root_of(self, e: Principal) -> str | None:
         if e.kind == "AWS" and e.value.endswith(":root"):
@@ -518,7 +531,7 @@ class _Encoder:
             return self.true(True)
         acct = self._root_of(e)
         if acct is not None:
-            return z3.And(self.acct == self.text(acct), self.true(not self.is_service))
+            return z3.And(self.account == self.text(acct), self.true(not self.is_service))
         return self._named(e)
 
     def _direct(self, e: Principal) -> z3.BoolRef:
@@ -526,7 +539,7 @@ class _Encoder:
         if e.is_wildcard:
             return self.true(True)
         if self._root_of(e) is not None:
-            return self.p == self.text(e.value)
+            return self.principal == self.text(e.value)
         return self._named(e)
 
     def _excluded(self, elements: tuple[Principal, ...]) -> z3.BoolRef:
@@ -541,12 +554,12 @@ class _Encoder:
             return self.true(True)
         if self.is_service:
             return self.any_of(self._named(e) for e in elements if e.kind == "Service")
-        fixed_principal = self.q.identity.principal
+        fixed_principal = self.question.identity.principal
         if fixed_principal is not None:
             principal = _request_principal(fixed_principal)
-            return self.true(not_principal_excludes(elements, principal, self.q.identity.account))
+            return self.true(not_principal_excludes(elements, principal, self.question.identity.account))
         roots = [a for a in (self._root_of(e) for e in elements) if a is not None]
-        acct_listed = self.any_of(self.acct == self.text(a) for a in roots)
+        acct_listed = self.any_of(self.account == self.text(a) for a in roots)
         # Equality with the caller's ARN: a user element names a user, a role element the role.
         listed = self.any_of(self._named(e) for e in elements if self._root_of(e) is None)
         sessions = []
@@ -555,7 +568,7 @@ class _Encoder:
             if parts is not None and self.session is not None:
                 partition, acct, role, name = parts
                 role_arn = self.text(f"arn:{partition}:iam::{acct}:role/{role}")
-                sessions.append(z3.And(self.p == role_arn, self.session == self.text(name)))
+                sessions.append(z3.And(self.principal == role_arn, self.session == self.text(name)))
         session_listed = self.any_of(sessions)
         user_or_role = z3.If(self.is_role, z3.And(listed, session_listed), listed)
         return z3.And(acct_listed, z3.Or(self.is_root_user, user_or_role))
@@ -579,13 +592,13 @@ class _Encoder:
         hits = [i for i, a in enumerate(self.actions) if any(action_pattern(p).match(a) for p in patterns)]
         if st.not_actions is not None:
             hits = [i for i in range(len(self.actions)) if i not in hits]
-        return self.any_of(self.act == i for i in hits)
+        return self.any_of(self.action_index == i for i in hits)
 
     def _resources(self, st: Statement) -> z3.BoolRef:
         if st.resources is None and st.not_resources is None:
             return self.true(True)
         patterns = st.resources if st.resources is not None else st.not_resources or ()
-        hit = self.any_of(z3.InRe(self.res, _glob_re(r, self.ctx)) for r in patterns)
+        hit = self.any_of(z3.InRe(self.resource, _glob_re(r, self.ctx)) for r in patterns)
         return z3.Not(hit) if st.not_resources is not None else hit
 
     # --- solving ----------------------------------------------------------------------------------------
@@ -604,11 +617,11 @@ class _Encoder:
         if not allow_sts:
             return self.true(False)
         some_allow = self.any_of(self.applies(st) for st in allow_sts)
-        if self.policy.kind == "identity" or self.is_service or self.q.identity.iam_allows:
+        if self.policy.kind == "identity" or self.is_service or self.question.identity.iam_allows:
             return z3.And(some_allow, not_denied)
         # Without the caller's IAM policies, only a statement naming the caller itself, in the key's own
         # account, allows; the root user needs no identity policy.
-        same_account = self.acct == self.text(self.q.key_account)
+        same_account = self.account == self.text(self.question.key_account)
         direct = self.any_of(self.applies(st, direct_only=True) for st in allow_sts)
         return z3.And(z3.Or(z3.And(same_account, direct), z3.And(some_allow, self.is_root_user)), not_denied)
 
@@ -626,31 +639,31 @@ class _Encoder:
             return val.as_string() if isinstance(val, z3.SeqRef) else str(val)
 
         context: dict[str, tuple[str, ...]] = {}
-        for key, k in self.keys.items():
-            n = m.eval(k.count, model_completion=True).as_long()  # type: ignore[attr-defined]
+        for key, slots in self.keys.items():
+            n = m.eval(slots.count, model_completion=True).as_long()  # type: ignore[attr-defined]
             if n <= 0:
                 continue
             values = []
             for i in range(n):
-                if k.nums:
-                    values.append(_number_text(m.eval(k.nums[i], model_completion=True)))
-                elif k.dates:
-                    values.append(date_text(_decimal(m.eval(k.dates[i], model_completion=True))))
-                elif k.ips:
-                    ip = m.eval(k.ips[i], model_completion=True).as_long()  # type: ignore[attr-defined]
+                if slots.numbers:
+                    values.append(_number_text(m.eval(slots.numbers[i], model_completion=True)))
+                elif slots.dates:
+                    values.append(date_text(_decimal(m.eval(slots.dates[i], model_completion=True))))
+                elif slots.ipv4s:
+                    ip = m.eval(slots.ipv4s[i], model_completion=True).as_long()  # type: ignore[attr-defined]
                     values.append(str(ipaddress.IPv4Address(ip)))
                 else:
-                    values.append(text(k.strs[i]))
+                    values.append(text(slots.texts[i]))
             context[key] = tuple(values)
-        for key, fixed in self.fixed.items():
+        for key, fixed in self.fixed_context.items():
             if fixed and key not in context:
                 context[key] = fixed
-        idx = m.eval(self.act, model_completion=True).as_long()  # type: ignore[attr-defined]
-        acct = text(self.acct)
+        idx = m.eval(self.action_index, model_completion=True).as_long()  # type: ignore[attr-defined]
+        acct = text(self.account)
         return Request(
-            principal=text(self.p),
+            principal=text(self.principal),
             action=self.actions[idx],
-            resource=text(self.res),
+            resource=text(self.resource),
             principal_account=acct or None,
             context=context,
         )
@@ -697,13 +710,13 @@ def prove(policy: Policy, question: Question, *, verify: bool = True) -> Proof:
 
 def _solve(policy: Policy, question: Question, verify: bool, *, strict_accounts: bool) -> Proof:
     enc = _Encoder(policy, question, strict_accounts)
-    enc.s.add(enc.allowed())
-    result = enc.s.check()
+    enc.solver.add(enc.allowed())
+    result = enc.solver.check()
     if result == z3.unsat:
         return Proof("proved")
     if result != z3.sat:
-        return Proof("unknown", note=f"solver gave up: {enc.s.reason_unknown()}")
-    model = enc.s.model()
+        return Proof("unknown", note=f"solver gave up: {enc.solver.reason_unknown()}")
+    model = enc.solver.model()
     req = _relabel(enc.request(model), question)
     if verify:
         req = witness(
@@ -736,35 +749,38 @@ def differences(new: Policy, old: Policy, question: Question) -> Differences:
 
 class _DiffSearch:
     def __init__(self, new: Policy, old: Policy, question: Question) -> None:
-        self.new, self.old, self.q = new, old, question
+        self.new, self.old, self.question = new, old, question
         self.found: dict[str, Request] = {}
         self.undecided: dict[str, str] = {}
 
     def differs(self, r: Request) -> bool:
-        return _evaluate(self.new, r, self.q) is Decision.ALLOW and _evaluate(self.old, r, self.q) is not Decision.ALLOW
+        return (
+            _evaluate(self.new, r, self.question) is Decision.ALLOW
+            and _evaluate(self.old, r, self.question) is not Decision.ALLOW
+        )
 
-    def encoder(self, q: Question, strict_accounts: bool = False) -> _Encoder:
+    def encoder(self, question: Question, strict_accounts: bool = False) -> _Encoder:
         merged = Policy(self.new.kind, self.new.version, self.new.statements + self.old.statements)
-        enc = _Encoder(merged, q, strict_accounts)  # the merged policy declares every condition key
-        enc.s.add(enc.allowed(self.new), z3.Not(enc.allowed(self.old)))
+        enc = _Encoder(merged, question, strict_accounts)  # the merged policy declares every condition key
+        enc.solver.add(enc.allowed(self.new), z3.Not(enc.allowed(self.old)))
         return enc
 
     def run(self) -> Differences:
-        enc = self.encoder(self.q)
+        enc = self.encoder(self.question)
         remaining = list(enc.actions)
         while remaining:
-            result = enc.s.check()
+            result = enc.solver.check()
             if result == z3.unsat:
                 break
             if result != z3.sat:  # too hard all at once: one action at a time
                 for action in remaining:
                     self.one_action(enc, action)
                 break
-            model = enc.s.model()
-            idx = model.eval(enc.act, model_completion=True).as_long()  # type: ignore[attr-defined]
+            model = enc.solver.model()
+            idx = model.eval(enc.action_index, model_completion=True).as_long()  # type: ignore[attr-defined]
             self.settle(enc, model)
             remaining.remove(enc.actions[idx])
-            enc.s.add(enc.act != idx)
+            enc.solver.add(enc.action_index != idx)
         order = {a: i for i, a in enumerate(enc.actions)}
         return Differences(
             tuple(self.found[a] for a in sorted(self.found, key=order.__getitem__)),
@@ -772,19 +788,19 @@ class _DiffSearch:
         )
 
     def one_action(self, enc: _Encoder, action: str) -> None:
-        enc.s.push()
-        enc.s.add(enc.act == enc.actions.index(action))
-        result = enc.s.check()
+        enc.solver.push()
+        enc.solver.add(enc.action_index == enc.actions.index(action))
+        result = enc.solver.check()
         if result == z3.sat:
-            self.settle(enc, enc.s.model())
+            self.settle(enc, enc.solver.model())
         elif result != z3.unsat:
-            self.undecided[action] = f"solver gave up: {enc.s.reason_unknown()}"
-        enc.s.pop()
+            self.undecided[action] = f"solver gave up: {enc.solver.reason_unknown()}"
+        enc.solver.pop()
 
     def settle(self, enc: _Encoder, model: z3.ModelRef, *, retry: bool = True) -> None:
         """Record the model's request if the evaluator confirms it; otherwise ask about its action once
         more with digit-only accounts (see ``_Encoder._any_account``) before calling it undecided."""
-        req = witness(_relabel(enc.request(model), enc.q), enc.q, self.differs, enc.session_name(model))
+        req = witness(_relabel(enc.request(model), enc.question), enc.question, self.differs, enc.session_name(model))
         action = req.action
         if self.differs(req):
             self.found[action] = req
@@ -792,19 +808,19 @@ class _DiffSearch:
         if not retry:
             self.undecided[action] = "the solver's example is not confirmed by the evaluator"
             return
-        strict = self.encoder(replace(self.q, actions=(action,)), strict_accounts=True)
-        result = strict.s.check()
+        strict = self.encoder(replace(self.question, actions=(action,)), strict_accounts=True)
+        result = strict.solver.check()
         if result == z3.sat:
-            self.settle(strict, strict.s.model(), retry=False)
+            self.settle(strict, strict.solver.model(), retry=False)
         elif result != z3.unsat:
-            self.undecided[action] = f"solver gave up: {strict.s.reason_unknown()}"
+            self.undecided[action] = f"solver gave up: {strict.solver.reason_unknown()}"
 
 
 _EXAMPLE_KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 _SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")  # what STS accepts as a RoleSessionName
 
 
-def witness(req: Request, q: Question, keeps: Callable[[Request], bool], session: str = "example") -> Request:
+def witness(req: Request, question: Question, keeps: Callable[[Request], bool], session: str = "example") -> Request:
     """The example request shown for a model: the solver's own names replaced by plain ones, each change
     kept only if the request still has the property ``keeps`` checks.
 
@@ -812,13 +828,13 @@ def witness(req: Request, q: Question, keeps: Callable[[Request], bool], session
     not show the property (a NotPrincipal list names it), its session ``session`` does. The principal is
     renamed ``role/example`` or ``user/example`` (the class is "any principal of ...": the name is an
     example), and, when the question has no key ARN, the key is the documentation's example key."""
-    if q.identity.principal is None:
+    if question.identity.principal is None:
         if not keeps(req):
             session_arn = session_of(req.principal, session)
             if session_arn is not None and keeps(replace(req, principal=session_arn)):
                 req = replace(req, principal=session_arn)
-        req = _renamed(req, q, keeps)
-    if q.resource is None:
+        req = _renamed(req, question, keeps)
+    if question.resource is None:
         parts = req.resource.split(":", 5)
         if len(parts) == 6 and parts[2] == "kms":
             parts[3], parts[5] = "us-east-1", f"key/{_EXAMPLE_KEY_ID}"
@@ -833,7 +849,7 @@ _GENERIC_NAME = re.compile(
 )
 
 
-def _renamed(req: Request, q: Question, keeps: Callable[[Request], bool]) -> Request:
+def _renamed(req: Request, question: Question, keeps: Callable[[Request], bool]) -> Request:
     """A generic class's role, user or session renamed ``example`` (the role ARN in the context too: a
     session's aws:PrincipalArn is its role's ARN)."""
     m = _GENERIC_NAME.fullmatch(req.principal)
@@ -843,7 +859,7 @@ def _renamed(req: Request, q: Question, keeps: Callable[[Request], bool]) -> Req
     if name == "example":
         return req
     before, after = f"arn:{partition}:iam::{acct}:{kind}/{name}", f"arn:{partition}:iam::{acct}:{kind}/example"
-    if after in q.identity.exclude_principals:
+    if after in question.identity.exclude_principals:
         return req
     principal = after if m[3] else f"arn:{partition}:sts::{acct}:assumed-role/example/example"
     context = {k: tuple(after if v == before else v for v in vals) for k, vals in req.context.items()}
@@ -851,12 +867,12 @@ def _renamed(req: Request, q: Question, keeps: Callable[[Request], bool]) -> Req
     return candidate if keeps(candidate) else req
 
 
-def _relabel(req: Request, q: Question) -> Request:
+def _relabel(req: Request, question: Question) -> Request:
     """Give a model's non-digit account id a real-looking one (see ``_Encoder._any_account``)."""
     acct = req.principal_account
     if not acct or acct.isdigit():
         return req
-    taken = q.identity.exclude_accounts
+    taken = question.identity.exclude_accounts
     fresh = next(str(n) for n in range(999999999999, 0, -1) if str(n) not in taken and str(n) != acct)
 
     def swap(text: str) -> str:
@@ -866,10 +882,12 @@ def _relabel(req: Request, q: Question) -> Request:
     return Request(swap(req.principal), req.action, req.resource, fresh, context)
 
 
-def _evaluate(policy: Policy, req: Request, q: Question) -> Decision:
+def _evaluate(policy: Policy, req: Request, question: Question) -> Decision:
     from kmsguard.policy.evaluate import evaluate
 
-    return evaluate(policy, req, assume_iam_allows=q.identity.iam_allows, key_account=q.key_account).decision
+    return evaluate(
+        policy, req, assume_iam_allows=question.identity.iam_allows, key_account=question.key_account
+    ).decision
 
 
 def fixed(context: Mapping[str, Iterable[str] | None]) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
@@ -896,22 +914,22 @@ def reach(formula: Formula, principal: str, key_account: str) -> tuple[Reach, st
     holder = Policy("identity", "2012-10-17", (Statement(0, None, "Allow", conditions=tuple(conditions)),))
     enc = _Encoder(holder, Question(("kms:decrypt",), Identity(principal=principal), key_account))
     expr = _formula(enc, formula)
-    base = list(enc.s.assertions())
-    enc.s.add(expr)
-    some = enc.s.check()
+    base = list(enc.solver.assertions())
+    enc.solver.add(expr)
+    some = enc.solver.check()
     if some == z3.unsat:
         return "never", ""
     note = "approximated conditions" if enc.approximated else ""
     if some != z3.sat:
-        return "sometimes", f"solver gave up: {enc.s.reason_unknown()}"
-    enc.s.reset()
-    enc.s.set("timeout", TIMEOUT_MS)
-    enc.s.add(*base, z3.Not(expr))
-    other = enc.s.check()
+        return "sometimes", f"solver gave up: {enc.solver.reason_unknown()}"
+    enc.solver.reset()
+    enc.solver.set("timeout", TIMEOUT_MS)
+    enc.solver.add(*base, z3.Not(expr))
+    other = enc.solver.check()
     if other == z3.unsat and not enc.approximated:
         return "always", ""
     if other != z3.sat and other != z3.unsat:
-        note = f"solver gave up: {enc.s.reason_unknown()}"
+        note = f"solver gave up: {enc.solver.reason_unknown()}"
     return "sometimes", note
 
 

@@ -10,7 +10,9 @@
  * first key in resources, the "needed" rule for requestParameters, an S3 object's bucket, parameters as text for
  * non-cryptographic calls, decode._principals, decode._account_of). Doing these here rather than with Arrow's string
  * kernels is what makes the path fast: each such kernel costs more per row than the whole scan. decode._qualify (a
- * regular expression) and the key of a record whose resources name none stay in fastpath.py.
+ * regular expression) and the key of a record whose resources name none stay in fastpath.py. The names it matches
+ * or writes (event source, cryptographic calls, caller types, principal prefixes) come from Python with each call
+ * (see V_*): their home is kmsguard.trail.schema.
  *
  * Contract: a file is refused (no row of it is kept, the caller takes the msgspec path for it) whenever it is anything
  * but the plain, typed shape that msgspec's typed decoder in decode.py accepts and that this scanner reads exactly:
@@ -39,8 +41,9 @@
 #define HAVE_SSE2 1
 #endif
 
-/* Bumped whenever COLUMNS or the result tuple change: fastpath.py refuses a stale build. */
-#define ABI_VERSION 3
+/* Bumped whenever scan()'s arguments, VOCABULARY, COLUMNS or the result tuple change: fastpath.py refuses a stale
+   build. */
+#define ABI_VERSION 4
 /* Containers nested deeper than this make the scan bail (msgspec itself recurses without a hard limit). */
 #define MAX_DEPTH 64
 /* Encryption context keys checked for duplicates (a duplicate changes which value msgspec's dict keeps). */
@@ -48,9 +51,36 @@
 /* Cryptographic action names scan() accepts (schema.CRYPTO_ACTIONS has 14). */
 #define MAX_CRYPTO 64
 
-static const char KMS_SOURCE[] = "kms.amazonaws.com";
-/* An S3 object's ARN in any partition: "arn:" PARTITION ":s3:::" (kmsguard.arn.PARTITION_PATTERN: "aws" and
-   "aws-" followed by lower-case letters and dashes). */
+/* The names CloudTrail gives that the scanner matches or writes. Their home is Python (kmsguard.trail.schema), which
+   passes them with every call as one tuple in this order; fastpath.py builds that tuple by these names, so the two
+   sides cannot disagree on the order, and this file keeps no copy of the values to drift from Python's. */
+enum {
+    V_KMS_SOURCE,      /* schema.KMS_SOURCE: the eventSource of the records kept */
+    V_CRYPTO_ACTIONS,  /* schema.CRYPTO_ACTIONS: a tuple of eventNames, at most MAX_CRYPTO */
+    V_SERVICE_CALLER,  /* schema.SERVICE_CALLER: userIdentity.type of an AWS service acting */
+    V_ASSUMED_ROLE,    /* schema.ASSUMED_ROLE_CALLER: userIdentity.type of a role session */
+    V_SERVICE_PREFIX,  /* schema.SERVICE_PRINCIPAL_PREFIX: an AWS service's principal is this + invokedBy */
+    V_UNKNOWN_SERVICE, /* schema.UNKNOWN_SERVICE: ... or this when invokedBy is missing or empty */
+    V_ACCOUNT_PREFIX,  /* schema.ACCOUNT_PRINCIPAL_PREFIX: the principal of a caller logged by its account only */
+    N_VOCABULARY
+};
+
+static const char *const VOCABULARY_NAMES[N_VOCABULARY] = {
+    "kms_source",
+    "crypto_actions",
+    "service_caller",
+    "assumed_role_caller",
+    "service_principal_prefix",
+    "unknown_service",
+    "account_principal_prefix",
+};
+
+/* The partitions an ARN may name. This one stays here: is_s3_arn matches it by hand (a regular expression engine
+   per value would cost more than the scan), so the pattern is exported and tests/trail/test_fastpath.py holds it
+   equal to its home, kmsguard.arn.PARTITION_PATTERN, and checks the matcher against that regular expression. */
+#define PARTITION_FIRST "aws" /* the pattern's literal start; is_s3_arn matches the rest by hand */
+static const char PARTITION_PATTERN[] = PARTITION_FIRST "(?:-[a-z]+)*";
+/* An S3 object's ARN in any partition: "arn:" PARTITION ":s3:::" (no region, no account). */
 static const char S3_SERVICE[] = ":s3:::";
 
 /* What a record gives, as read (decode.Record and the KmsParams / KmsResponse parts). */
@@ -153,7 +183,9 @@ typedef struct {
     const uint8_t *p, *end; /* cursor; p <= end always holds */
     const uint8_t *blk;     /* next_special's 64-byte block (starting at or before p) and its flags */
     uint64_t blk_mask;
-    Span crypto[MAX_CRYPTO]; /* schema.CRYPTO_ACTIONS, from the caller */
+    /* The vocabulary (see V_*), from the caller. */
+    Span kms_source, service_caller, assumed_role_caller, service_prefix, unknown_service, account_prefix;
+    Span crypto[MAX_CRYPTO];
     int n_crypto;
     Span file; /* the file being read: its name, for O_FILE */
 
@@ -568,6 +600,12 @@ static inline int span_is(Span k, const char *lit, size_t n)
 }
 #define IS(k, lit) span_is((k), (lit), sizeof(lit) - 1)
 
+/* Two spans hold the same bytes (neither is null). */
+static inline int span_equal(Span a, Span b)
+{
+    return a.n == b.n && memcmp(a.p, b.p, a.n) == 0;
+}
+
 static int span_contains(Span h, const char *needle, size_t n)
 {
     if (h.p == NULL || h.n < n)
@@ -578,14 +616,14 @@ static int span_contains(Span h, const char *needle, size_t n)
     return 0;
 }
 
-/* A value typed ``str | None``: 0 and *out set (p NULL for null), 1 if of another type (not consumed), -1 if
-   malformed. *escaped is or-ed with whether the string holds an escape. */
-/* decode's test for an S3 ARN: "arn:", a partition (aws(-[a-z]+)*, kmsguard.arn.PARTITION_PATTERN), ":s3:::". */
+/* decode's test for an S3 ARN: "arn:", a partition (PARTITION_PATTERN: PARTITION_FIRST, then any number of "-" and
+   one or more lower-case letters), ":s3:::". */
 static int is_s3_arn(Span v)
 {
-    if (v.n < 4 + 3 + sizeof S3_SERVICE - 1 || memcmp(v.p, "arn:aws", 7) != 0)
+    static const char prefix[] = "arn:" PARTITION_FIRST;
+    if (v.n < sizeof prefix - 1 + sizeof S3_SERVICE - 1 || memcmp(v.p, prefix, sizeof prefix - 1) != 0)
         return 0;
-    size_t i = 7;
+    size_t i = sizeof prefix - 1;
     while (i < v.n && v.p[i] == '-') {
         size_t start = ++i;
         while (i < v.n && v.p[i] >= 'a' && v.p[i] <= 'z')
@@ -596,6 +634,8 @@ static int is_s3_arn(Span v)
     return v.n - i >= sizeof S3_SERVICE - 1 && memcmp(v.p + i, S3_SERVICE, sizeof S3_SERVICE - 1) == 0;
 }
 
+/* A value typed ``str | None``: 0 and *out set (p NULL for null), 1 if of another type (not consumed), -1 if
+   malformed. *escaped is or-ed with whether the string holds an escape. */
 static int read_str_or_null(Scanner *s, Span *out, int *escaped)
 {
     if (*s->p == '"') {
@@ -963,8 +1003,8 @@ static int append(Column *c, const char *prefix, size_t prefix_n, Span v)
     return 0;
 }
 
-/* Appends one row: o[i] (p NULL: null) to each column, the principal with its prefix ("service:", "account:"). */
-static int emit_row(Scanner *s, const Span *o, const char *principal_prefix, int crypto)
+/* Appends one row: o[i] (p NULL: null) to each column, the principal after principal_prefix (p NULL: none). */
+static int emit_row(Scanner *s, const Span *o, Span principal_prefix, int crypto)
 {
     if (s->rows == s->cap_rows)
         TRY(grow_rows(s));
@@ -973,8 +1013,8 @@ static int emit_row(Scanner *s, const Span *o, const char *principal_prefix, int
     for (int i = 0; i < N_OUT; i++) {
         Column *c = &s->col[i];
         if (o[i].p != NULL) {
-            const char *pre = i == O_PRINCIPAL ? principal_prefix : NULL;
-            TRY(append(c, pre, pre != NULL ? strlen(pre) : 0, o[i]));
+            Span pre = i == O_PRINCIPAL ? principal_prefix : (Span){NULL, 0};
+            TRY(append(c, (const char *)pre.p, pre.p != NULL ? pre.n : 0, o[i]));
             c->valid[row >> 3] |= bit;
         } else
             c->nulls++;
@@ -1009,7 +1049,7 @@ static Span account_of(Span key)
 static int is_crypto_action(const Scanner *s, Span name)
 {
     for (int i = 0; i < s->n_crypto; i++)
-        if (s->crypto[i].n == name.n && memcmp(s->crypto[i].p, name.p, name.n) == 0)
+        if (span_equal(s->crypto[i], name))
             return 1;
     return 0;
 }
@@ -1022,7 +1062,6 @@ static inline int truthy(Span v)
 /* A kept record's row: decode._extend's rules, record by record. */
 static int kept_row(Scanner *s)
 {
-    static const uint8_t unknown[] = "unknown";
     const Span *f = s->f;
     const Span none = {NULL, 0};
     Span o[N_OUT]; /* every element is assigned below (no memset: its startup cost shows at this rate) */
@@ -1077,25 +1116,20 @@ static int kept_row(Scanner *s)
     if (!crypto && raw.p != NULL && !(raw.n == 4 && memcmp(raw.p, "null", 4) == 0))
         o[O_PARAMS] = raw;
 
-    /* decode._principals: "service:" + (invokedBy or "unknown") for AWS services; for an assumed role with a
-       session issuer, the issuer's ARN or (when that is null or empty) the session ARN; else the ARN; else
-       "account:" + accountId; else null. */
-    const char *prefix = NULL;
+    /* decode._principals: the service prefix + (invokedBy or the unknown service) for AWS services; for an assumed
+       role with a session issuer, the issuer's ARN or (when that is null or empty) the session ARN; else the ARN;
+       else the account prefix + accountId; else null. */
+    Span prefix = none;
     Span type = f[F_UI_TYPE];
-    if (type.p != NULL && IS(type, "AWSService")) {
-        prefix = "service:";
-        if (truthy(f[F_UI_INVOKED_BY]))
-            o[O_PRINCIPAL] = f[F_UI_INVOKED_BY];
-        else {
-            o[O_PRINCIPAL].p = unknown;
-            o[O_PRINCIPAL].n = sizeof unknown - 1;
-        }
-    } else if (type.p != NULL && IS(type, "AssumedRole") && s->has_issuer)
+    if (type.p != NULL && span_equal(type, s->service_caller)) {
+        prefix = s->service_prefix;
+        o[O_PRINCIPAL] = truthy(f[F_UI_INVOKED_BY]) ? f[F_UI_INVOKED_BY] : s->unknown_service;
+    } else if (type.p != NULL && span_equal(type, s->assumed_role_caller) && s->has_issuer)
         o[O_PRINCIPAL] = truthy(f[F_ISSUER_ARN]) ? f[F_ISSUER_ARN] : f[F_UI_ARN];
     else if (f[F_UI_ARN].p != NULL)
         o[O_PRINCIPAL] = f[F_UI_ARN];
     else if (f[F_UI_ACCOUNT].p != NULL) {
-        prefix = "account:";
+        prefix = s->account_prefix;
         o[O_PRINCIPAL] = f[F_UI_ACCOUNT];
     }
     return emit_row(s, o, prefix, crypto);
@@ -1105,7 +1139,7 @@ static int kept_row(Scanner *s)
 static int end_record(Scanner *s)
 {
     s->records++;
-    int kms = s->source.p != NULL && span_is(s->source, KMS_SOURCE, sizeof KMS_SOURCE - 1);
+    int kms = s->source.p != NULL && span_equal(s->source, s->kms_source);
     if (!kms) {
         if (s->source.p == NULL && s->f[F_EVENT_NAME].p == NULL && s->f[F_EVENT_TIME].p == NULL) {
             s->not_records++;
@@ -1155,7 +1189,9 @@ static const int RECORD_FIELD[] = {
     } while (0)
 
 /* The R_* member named k, or -1. Dispatching on the length first makes every comparison a fixed-size memcmp,
-   which the compiler inlines: records have ~20 members and this runs for each. */
+   which the compiler inlines: records have ~20 members and this runs for each. That is why the member names (here
+   and in the parse_* functions) are literals in this file rather than passed in: their home is decode.py's msgspec
+   Structs, and tests/trail/test_fastpath.py holds the names read here equal to those Structs' fields. */
 static inline int record_member(Span k)
 {
     switch (k.n) {
@@ -1478,8 +1514,10 @@ static void rollback(Scanner *s, const Mark *m)
 }
 
 PyDoc_STRVAR(scan_doc,
-             "scan(data: tuple[bytes, ...], files: tuple[bytes, ...], crypto_actions: tuple[bytes, ...]) -> tuple\n\n"
-             "Scan decompressed CloudTrail files (names in `files`, UTF-8) into one set of columns. Returns\n"
+             "scan(data: tuple[bytes, ...], files: tuple[bytes, ...], vocabulary: tuple) -> tuple\n\n"
+             "Scan decompressed CloudTrail files (names in `files`, UTF-8) into one set of columns. `vocabulary`\n"
+             "holds, in VOCABULARY's order, the names the scanner matches: bytes each, crypto_actions a tuple of at\n"
+             "most 64 bytes. Returns\n"
              "(per_file, rows, columns, is_crypto). per_file holds, for each file, None when it is not the plain\n"
              "shape this scanner reads exactly (it added no row; the caller uses the msgspec path for it), else\n"
              "(records, not_records, incomplete, rows, first_skip). columns has one (validity | None, int32\n"
@@ -1497,15 +1535,33 @@ static int bytes_tuple(PyObject *t, Py_ssize_t max)
     return 0;
 }
 
+static Span bytes_span(PyObject *b)
+{
+    Span v = {(const uint8_t *)PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b)};
+    return v;
+}
+
+/* The vocabulary tuple is well-formed: N_VOCABULARY items, each bytes but crypto_actions, a tuple of bytes. */
+static int vocabulary_ok(PyObject *v)
+{
+    if (!PyTuple_Check(v) || PyTuple_GET_SIZE(v) != N_VOCABULARY)
+        return 0;
+    for (int i = 0; i < N_VOCABULARY; i++) {
+        PyObject *item = PyTuple_GET_ITEM(v, i);
+        if (i == V_CRYPTO_ACTIONS ? bytes_tuple(item, MAX_CRYPTO) < 0 : !PyBytes_Check(item))
+            return 0;
+    }
+    return 1;
+}
+
 static PyObject *scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     ModuleState *state = PyModule_GetState(module);
     if (state == NULL)
         return NULL;
     if (nargs != 3 || bytes_tuple(args[0], PY_SSIZE_T_MAX) < 0 || bytes_tuple(args[1], PY_SSIZE_T_MAX) < 0 ||
-        PyTuple_GET_SIZE(args[0]) != PyTuple_GET_SIZE(args[1]) || bytes_tuple(args[2], MAX_CRYPTO) < 0) {
-        PyErr_SetString(PyExc_TypeError,
-                        "scan() takes (tuple of bytes, tuple of as many bytes, tuple of at most 64 bytes)");
+        PyTuple_GET_SIZE(args[0]) != PyTuple_GET_SIZE(args[1]) || !vocabulary_ok(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "scan() takes (tuple of bytes, tuple of as many bytes, the vocabulary tuple)");
         return NULL;
     }
     Py_ssize_t n_files = PyTuple_GET_SIZE(args[0]);
@@ -1518,12 +1574,17 @@ static PyObject *scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return PyErr_NoMemory();
     }
     /* The tuples and their bytes are immutable and referenced by the caller for the whole call. */
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args[2]); i++) {
-        PyObject *name = PyTuple_GET_ITEM(args[2], i);
-        s->crypto[i].p = (const uint8_t *)PyBytes_AS_STRING(name);
-        s->crypto[i].n = (size_t)PyBytes_GET_SIZE(name);
-    }
-    s->n_crypto = (int)PyTuple_GET_SIZE(args[2]);
+    PyObject *vocabulary = args[2];
+    s->kms_source = bytes_span(PyTuple_GET_ITEM(vocabulary, V_KMS_SOURCE));
+    s->service_caller = bytes_span(PyTuple_GET_ITEM(vocabulary, V_SERVICE_CALLER));
+    s->assumed_role_caller = bytes_span(PyTuple_GET_ITEM(vocabulary, V_ASSUMED_ROLE));
+    s->service_prefix = bytes_span(PyTuple_GET_ITEM(vocabulary, V_SERVICE_PREFIX));
+    s->unknown_service = bytes_span(PyTuple_GET_ITEM(vocabulary, V_UNKNOWN_SERVICE));
+    s->account_prefix = bytes_span(PyTuple_GET_ITEM(vocabulary, V_ACCOUNT_PREFIX));
+    PyObject *crypto = PyTuple_GET_ITEM(vocabulary, V_CRYPTO_ACTIONS);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(crypto); i++)
+        s->crypto[i] = bytes_span(PyTuple_GET_ITEM(crypto, i));
+    s->n_crypto = (int)PyTuple_GET_SIZE(crypto);
 
     /* The scan touches no Python object (only those immutable buffers): other threads may run meanwhile. */
     Py_BEGIN_ALLOW_THREADS
@@ -1606,8 +1667,14 @@ static int exec_module(PyObject *m)
     Py_XDECREF(columns);
     if (rc < 0)
         return -1;
+    PyObject *vocabulary = names_tuple(VOCABULARY_NAMES, N_VOCABULARY);
+    rc = vocabulary == NULL ? -1 : PyModule_AddObjectRef(m, "VOCABULARY", vocabulary);
+    Py_XDECREF(vocabulary);
+    if (rc < 0)
+        return -1;
     if (PyModule_AddIntConstant(m, "ABI_VERSION", ABI_VERSION) < 0 ||
-        PyModule_AddIntConstant(m, "MAX_DEPTH", MAX_DEPTH) < 0)
+        PyModule_AddIntConstant(m, "MAX_DEPTH", MAX_DEPTH) < 0 ||
+        PyModule_AddStringConstant(m, "PARTITION_PATTERN", PARTITION_PATTERN) < 0)
         return -1;
     return 0;
 }

@@ -25,7 +25,16 @@ import msgspec
 
 from kmsguard.arn import build as build_arn
 from kmsguard.arn import parse as parse_arn
-from kmsguard.trail.schema import COLUMNS, CRYPTO_ACTIONS, KMS_SOURCE
+from kmsguard.trail.schema import (
+    ACCOUNT_PRINCIPAL_PREFIX,
+    ASSUMED_ROLE_CALLER,
+    COLUMNS,
+    CRYPTO_ACTIONS,
+    KMS_SOURCE,
+    SERVICE_CALLER,
+    SERVICE_PRINCIPAL_PREFIX,
+    UNKNOWN_SERVICE,
+)
 
 _gzip: ModuleType
 _zlib_mod: ModuleType
@@ -230,13 +239,13 @@ def _principals(idents: list[UserIdentity | None]) -> list[str | None]:
     return [
         None
         if i is None
-        else "service:" + (i.invokedBy or "unknown")
-        if i.type == "AWSService"
+        else SERVICE_PRINCIPAL_PREFIX + (i.invokedBy or UNKNOWN_SERVICE)
+        if i.type == SERVICE_CALLER
         else (i.sessionContext.sessionIssuer.arn or i.arn)
-        if i.type == "AssumedRole" and i.sessionContext is not None and i.sessionContext.sessionIssuer
+        if i.type == ASSUMED_ROLE_CALLER and i.sessionContext is not None and i.sessionContext.sessionIssuer
         else i.arn
         if i.arn is not None
-        else "account:" + i.accountId
+        else ACCOUNT_PRINCIPAL_PREFIX + i.accountId
         if i.accountId is not None
         else None
         for i in idents

@@ -14,6 +14,11 @@ duplicate members, malformed JSON or UTF-8 ...) is left alone, its stats untouch
 ``decode_table`` does one file; ``decode_tables`` many at once, which small files need (each call has a fixed
 cost of a few hundred microseconds, more than msgspec spends on a file of ten records). Without a C compiler at
 install time the extension is missing, ``AVAILABLE`` is False, and no file is taken.
+
+The names the scanner matches or writes (the KMS event source, the cryptographic calls, the caller types and the
+principal prefixes) live in ``schema`` and go with every call (``_VOCABULARY``); the C keeps no copy. What it does
+keep, because its hand-written matchers need them as literals (the partition pattern, JSON member names), the tests
+hold equal to their homes (``arn.PARTITION_PATTERN``, decode's Structs).
 """
 
 from __future__ import annotations
@@ -27,25 +32,39 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kmsguard.arn import partition_of
-from kmsguard.trail import decode
+from kmsguard.trail import decode, schema
 from kmsguard.trail.decode import FileStats
-from kmsguard.trail.schema import ARROW_SCHEMA, COLUMNS, CRYPTO_ACTIONS
+from kmsguard.trail.schema import ARROW_SCHEMA, COLUMNS
 
-# The result layout this module reads; the extension says which one it writes (a stale build is not used).
-_ABI_VERSION = 3
+# The call and result layout this module uses; the extension says which one it has (a stale build is not used).
+_ABI_VERSION = 4
+
+# The names the scanner matches or writes, from their home in schema.py: the C keeps no copy of them. They go with
+# every call, as one tuple in the order the extension names them (its VOCABULARY).
+_VOCABULARY_BY_NAME: dict[str, bytes | tuple[bytes, ...]] = {
+    "kms_source": schema.KMS_SOURCE.encode(),
+    "crypto_actions": tuple(sorted(a.encode() for a in schema.CRYPTO_ACTIONS)),
+    "service_caller": schema.SERVICE_CALLER.encode(),
+    "assumed_role_caller": schema.ASSUMED_ROLE_CALLER.encode(),
+    "service_principal_prefix": schema.SERVICE_PRINCIPAL_PREFIX.encode(),
+    "unknown_service": schema.UNKNOWN_SERVICE.encode(),
+    "account_principal_prefix": schema.ACCOUNT_PRINCIPAL_PREFIX.encode(),
+}
 
 _native: ModuleType | None
 try:
     _native = importlib.import_module("kmsguard.trail._fastdecode")
 except ImportError:  # no compiler at install time: the msgspec path does everything
     _native = None
-if _native is not None and getattr(_native, "ABI_VERSION", None) != _ABI_VERSION:
+if _native is not None and (
+    getattr(_native, "ABI_VERSION", None) != _ABI_VERSION or set(_native.VOCABULARY) != set(_VOCABULARY_BY_NAME)
+):
     _native = None
 
 AVAILABLE = _native is not None
 
+_VOCABULARY = tuple(_VOCABULARY_BY_NAME[name] for name in _native.VOCABULARY) if _native is not None else ()
 _STRING = pa.string()
-_CRYPTO = tuple(sorted(a.encode() for a in CRYPTO_ACTIONS))
 # decode._KEY_ID, anchored: re.fullmatch in RE2 terms ("$" is the end of the text there, as for fullmatch).
 _KEY_ID_FULL = f"^(?:{decode._KEY_ID.pattern})$"
 # decode._account_of: the 5th ":"-separated part when there are at least 6 parts and it is not empty ([^:] also
@@ -79,7 +98,7 @@ def decode_tables(files: Sequence[tuple[bytes, str, FileStats]]) -> tuple[pa.Tab
         # b"" is not a trail file: the scan leaves it to the msgspec path.
         data.append(d if type(d) is bytes else b"")
         names.append(name)
-    per_file, n, cols, crypto_bits = _native.scan(tuple(data), tuple(names), _CRYPTO)
+    per_file, n, cols, crypto_bits = _native.scan(tuple(data), tuple(names), _VOCABULARY)
     c = {name: _strings(n, col) for name, col in zip(_native.COLUMNS, cols, strict=True)}
     if c["key_arn"].null_count:
         _derived_keys(c)

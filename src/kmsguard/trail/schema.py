@@ -12,6 +12,14 @@ from kmsguard.policy.actions import CRYPTOGRAPHIC_ACTIONS, canonical_action
 
 KMS_SOURCE = "kms.amazonaws.com"
 
+# Callers as CloudTrail's userIdentity.type names them, and the stable principal the cache records for those without
+# an IAM ARN of their own (decode._principals; the native scanner receives these from fastpath.py).
+SERVICE_CALLER = "AWSService"
+ASSUMED_ROLE_CALLER = "AssumedRole"
+SERVICE_PRINCIPAL_PREFIX = "service:"  # + invokedBy, e.g. "service:cloudtrail.amazonaws.com"
+UNKNOWN_SERVICE = "unknown"  # what stands for invokedBy when a service's call is logged without it
+ACCOUNT_PRINCIPAL_PREFIX = "account:"  # + accountId: a caller of another account, logged without an ARN
+
 # Cryptographic operations: "use" of a key (key_unused, spikes, new principals, policy conformance). They are
 # the calls as CloudTrail names them (eventName), from the policy engine's catalogue of the
 # permissions (one home: a new KMS operation added there counts here too; Encapsulate and Decapsulate were
