@@ -23,10 +23,10 @@ import time
 from typing import Any
 
 from kmsguard.policy.actions import KMS_ACTIONS
-from kmsguard.policy.analyze import analyze_key_policy
 from kmsguard.policy.evaluate import evaluate
 from kmsguard.policy.generate import generate_key_policy
 from kmsguard.policy.normalize import parse_and_normalize, request
+from kmsguard.policy.questions import analyze_key_policy
 from kmsguard.policy.solver import Identity, Question, prove
 
 DENY_HTTP = {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*",

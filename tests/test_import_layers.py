@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "kmsguard"
 # Bottom to top. A unit is a package (a directory under kmsguard/) or a top-level module; ``compliance.mapping``
 # is its own unit because the check registry reads the control table while ``compliance.assess`` reads checks.
 LAYERS: list[set[str]] = [
-    {"kmsguard", "arn", "fileio", "timings"},  # ARNs and partitions, reading and writing files, the version
+    {"kmsguard", "arn", "fileio", "gunzip", "timings"},  # ARNs and partitions, reading files, bounded gunzip
     {"model"},  # the Snapshot, findings, trail facts, usage: plain typed data
     {"mutes", "config", "compliance.mapping", "aws"},  # settings, the control table, boto3 sessions
     {"policy"},  # the policy engine and the KMS vocabulary
@@ -38,7 +38,6 @@ SIDEWAYS: dict[tuple[str, str], str] = {
     ("web", "report"): "the dashboard serves the framework reports",
     ("monitor", "trail"): "monitor --trail",
     ("demo", "monitoring_setup"): "the demo estate seeds the guide's alarms",
-    ("snapshot_io", "trail"): "bounded gunzip (trail.decode.expand) is shared with the snapshot reader",
 }
 
 # Imports the layers would allow but the design forbids.

@@ -34,7 +34,7 @@ INFLATE_FLOOR = 128 * 2**20
 
 
 def load_snapshot(path: Path) -> Snapshot:
-    from kmsguard.trail.decode import GZIP_ERRORS, expand  # bounded gunzip: one home, with the trail reader
+    from kmsguard.gunzip import GZIP_ERRORS, expand  # bounded gunzip: one home, with the trail reader
 
     try:
         raw = path.read_bytes()

@@ -12,10 +12,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kmsguard.policy.analyze import Asker
 from kmsguard.policy.evaluate import evaluate
 from kmsguard.policy.model import Decision
 from kmsguard.policy.normalize import normalize, principal_info, request
+from kmsguard.policy.questions import Asker
 from kmsguard.policy.solver import Identity, Question, prove
 
 K = "111122223333"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from kmsguard.policy.analyze import analyze_key_policy, identity_policy_all_keys
 from kmsguard.policy.evaluate import evaluate
 from kmsguard.policy.model import Decision
+from kmsguard.policy.questions import analyze_key_policy, identity_policy_all_keys
 
 K = "111122223333"
 X = "444455556666"
@@ -294,7 +294,7 @@ def test_principal_is_aws_service_bounds_access_to_services(examples: bool) -> N
     ids=["future-action", "duplicate-sid", "no-version"],
 )
 def test_analysis_accepts_what_kms_accepted(document: dict[str, Any]) -> None:
-    from kmsguard.policy.analyze import analyze_key_policy_cached
+    from kmsguard.policy.questions import analyze_key_policy_cached
 
     text = json.dumps(document)
     assert analyze_key_policy(text, K).public is True

@@ -10,12 +10,12 @@ import sys
 from typing import Any
 
 from kmsguard.policy.actions import KMS_ACTIONS
-from kmsguard.policy.analyze import load
 from kmsguard.policy.diff import ALL, AccessChange, diff_policies
 from kmsguard.policy.evaluate import evaluate
 from kmsguard.policy.generate import generate_key_policy
 from kmsguard.policy.model import Decision, Request
 from kmsguard.policy.normalize import parse_and_normalize, request
+from kmsguard.policy.questions import load
 from kmsguard.policy.solver import Identity, Question, prove
 
 K = "111122223333"

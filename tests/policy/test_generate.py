@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from kmsguard.policy.analyze import analyze_key_policy
 from kmsguard.policy.evaluate import evaluate
 from kmsguard.policy.generate import generate_key_policy
 from kmsguard.policy.model import Decision
 from kmsguard.policy.normalize import parse_and_normalize, request
+from kmsguard.policy.questions import analyze_key_policy
 
 K = "111122223333"
 ADMIN = f"arn:aws:iam::{K}:role/Admin"

@@ -6,8 +6,8 @@ import json
 
 from kmsguard.fix.simulate import change_impact, legitimate_context
 from kmsguard.policy.actions import canonical_action
-from kmsguard.policy.analyze import analyze_key_policy
 from kmsguard.policy.parse import parse_policy
+from kmsguard.policy.questions import analyze_key_policy
 from kmsguard.policy.tighten import TightenOptions, tighten_policy, to_text
 
 A = "123456789012"

@@ -16,7 +16,7 @@ from hcl2.utils import SerializationOptions
 from typer.testing import CliRunner, Result
 
 from kmsguard.cli import provision
-from kmsguard.policy.analyze import analyze_key_policy
+from kmsguard.policy.questions import analyze_key_policy
 
 ACCOUNT = "123456789012"
 ADMIN = f"arn:aws:iam::{ACCOUNT}:role/KeyAdmin"

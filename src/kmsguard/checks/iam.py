@@ -45,7 +45,7 @@ def _judge_identity_policy(account: str, pol: IamPolicy) -> Result:
         return Result(status, account, "global", "AWS::IAM::Policy", pol.arn, message, evidence or {})
 
     # Imported here, not at the top: the engine (z3) loads when a check runs, not when the registry is listed.
-    from kmsguard.policy.analyze import identity_policy_all_keys
+    from kmsguard.policy.questions import identity_policy_all_keys
 
     try:
         grant = identity_policy_all_keys(pol.document, READ_ACTIONS)

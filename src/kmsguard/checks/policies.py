@@ -1,6 +1,6 @@
 """Key-policy checks: public, external, wildcard, admin-can-use, secure transport, IAM-only.
 
-Every judgement comes from the policy engine (``kmsguard.policy.analyze``); this module only decides
+Every judgement comes from the policy engine (``kmsguard.policy.questions``); this module only decides
 which keys to judge, what counts as trusted, and how each answer reads as a finding. Customer managed
 keys only: an AWS managed key's policy cannot be changed, so a finding on it could not be acted on.
 """
@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry with
 
 
 if TYPE_CHECKING:  # the engine (z3 and all) loads when a check runs, not when the registry is listed
-    from kmsguard.policy.analyze import KeyPolicyAnalysis
+    from kmsguard.policy.questions import KeyPolicyAnalysis
 
     Judge = Callable[[Key, KeyPolicyAnalysis], Result]
 
@@ -34,7 +34,7 @@ def _judged_keys(snapshot: Snapshot) -> Iterator[Key]:
 
 
 def _each_key(snapshot: Snapshot, config: ScanConfig, judge: Judge) -> Iterator[Result]:
-    from kmsguard.policy.analyze import analyze_key_policy_cached
+    from kmsguard.policy.questions import analyze_key_policy_cached
 
     trust = trusted(snapshot, config)
     for key in _judged_keys(snapshot):

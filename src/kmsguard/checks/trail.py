@@ -190,9 +190,9 @@ def policy_widened(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     facts = _facts(snapshot)
     if facts is None or not facts.policy_changes:
         return
-    from kmsguard.policy.analyze import analyze_key_policy
     from kmsguard.policy.defaults import default_key_policy
     from kmsguard.policy.diff import diff_policies
+    from kmsguard.policy.questions import analyze_key_policy
     from kmsguard.policy.trust import trusted
 
     trust = trusted(snapshot, config)

@@ -139,7 +139,7 @@ def analyze(
     examples: bool = typer.Option(False, "--examples", help="Add a concrete example request to each 'yes'."),
 ) -> None:
     """Who can use and manage the key: public? external principals? admins with use? who can do what?"""
-    from kmsguard.policy.analyze import analyze_key_policy
+    from kmsguard.policy.questions import analyze_key_policy
 
     _account(account)
     trusted = [_account(a, "--trusted-account") for a in trusted_account or ()]

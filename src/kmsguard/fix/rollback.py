@@ -41,10 +41,10 @@ from kmsguard.fix.simulate import AccessImpact, ChangeImpact, effective_change
 from kmsguard.fix.verify import Collector
 from kmsguard.model.snapshot import Snapshot
 from kmsguard.policy.access import AccessEvaluator
-from kmsguard.policy.analyze import analyze_key_policy_cached
 from kmsguard.policy.diff import diff_policies
 from kmsguard.policy.errors import PolicyError
 from kmsguard.policy.estate import build_estate
+from kmsguard.policy.questions import analyze_key_policy_cached
 from kmsguard.policy.trust import Trusted, trusted
 
 Decision = Literal["restore", "unchanged", "skipped", "refused", "failed"]

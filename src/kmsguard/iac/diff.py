@@ -1,6 +1,6 @@
 """What a template change does to its keys: for every key policy that differs between two versions, the access
 gained and lost (``policy.diff``, the engine's own diff), whether it opens the key to the public or to new
-outside accounts (``policy.analyze``), and whether it locks administration out.
+outside accounts (``policy.questions``), and whether it locks administration out.
 
 Keys are matched by unit and name: the template's path (relative to each side's root) and the key's logical
 id or Terraform address. A key only in the new version is compared with a key nobody may use (all its access
@@ -149,8 +149,8 @@ def _compare(
     trusted_accounts: Sequence[str],
     trusted_org_ids: Sequence[str],
 ) -> KeyChange | None:
-    from kmsguard.policy.analyze import analyze_key_policy
     from kmsguard.policy.diff import diff_policies
+    from kmsguard.policy.questions import analyze_key_policy
 
     new = worst_case_policy(side.key.policy or NOBODY)
     old = worst_case_policy(prior.key.policy or NOBODY) if prior else None
@@ -190,7 +190,7 @@ def _compare(
 
 
 def _unreadable(text: str) -> bool:
-    from kmsguard.policy.analyze import load
+    from kmsguard.policy.questions import load
 
     try:
         load(text)

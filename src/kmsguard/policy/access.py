@@ -47,7 +47,6 @@ from kmsguard.policy.access_classes import (
     resource_specific,
 )
 from kmsguard.policy.actions import WHO_CAN_ACTIONS
-from kmsguard.policy.analyze import condition_dict
 from kmsguard.policy.estate import Estate, Labelled, Subject, parsed
 from kmsguard.policy.evaluate import (
     DIRECT,
@@ -62,6 +61,7 @@ from kmsguard.policy.grants import CONTEXT_OPERATIONS
 from kmsguard.policy.model import Condition, Policy, Principal
 from kmsguard.policy.normalize import PrincipalInfo, principal_info
 from kmsguard.policy.principals import account_of, mentioned_accounts, mentioned_orgs, session_of
+from kmsguard.policy.questions import condition_dict
 from kmsguard.policy.solver import Formula, reach
 
 DEFAULT_ACTIONS = WHO_CAN_ACTIONS  # policy.actions: one list with `policy who-can`

@@ -261,20 +261,20 @@ BASE_OPERATORS: tuple[str, ...] = (
 )
 _BASE_BY_LOWER: dict[str, str] = {op.lower(): op for op in BASE_OPERATORS}
 
-# The "negated matching" operators: the documented rule is that when the key is absent from the request,
-# a condition that requires the key NOT to match is true.
-NEGATED_OPERATORS: frozenset[str] = frozenset(
-    {
-        "StringNotEquals",
-        "StringNotEqualsIgnoreCase",
-        "StringNotLike",
-        "NumericNotEquals",
-        "DateNotEquals",
-        "ArnNotEquals",
-        "ArnNotLike",
-        "NotIpAddress",
-    }
-)
+# The "negated matching" operators, each with the operator it negates: the documented rule is that when the key is
+# absent from the request, a condition that requires the key NOT to match is true. The evaluator and the solver
+# both judge a negated operator as "not" its positive twin.
+POSITIVE_OF_NEGATED: dict[str, str] = {
+    "StringNotEquals": "StringEquals",
+    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+    "StringNotLike": "StringLike",
+    "NumericNotEquals": "NumericEquals",
+    "DateNotEquals": "DateEquals",
+    "ArnNotEquals": "ArnEquals",
+    "ArnNotLike": "ArnLike",
+    "NotIpAddress": "IpAddress",
+}
+NEGATED_OPERATORS: frozenset[str] = frozenset(POSITIVE_OF_NEGATED)
 # Operators whose values may contain policy variables (per the IAM condition operator reference).
 VARIABLE_OPERATORS: frozenset[str] = frozenset(STRING_OPERATORS + ARN_OPERATORS + ("Bool",))
 

@@ -26,7 +26,6 @@ from typing import Any
 
 from kmsguard.model.finding import Severity
 from kmsguard.policy.actions import KMS_ACTIONS, canonical_action
-from kmsguard.policy.analyze import load, request_dict
 from kmsguard.policy.model import Policy, Request
 from kmsguard.policy.principals import (
     account_of,
@@ -36,6 +35,7 @@ from kmsguard.policy.principals import (
     named_principals,
     session_of,
 )
+from kmsguard.policy.questions import load, request_dict
 from kmsguard.policy.solver import Identity, Question, differences, fixed, prove
 
 ALL = tuple(a.lower() for a in KMS_ACTIONS)

@@ -29,7 +29,7 @@ from enum import IntEnum
 from functools import lru_cache
 from typing import Any
 
-from kmsguard.policy.actions import VARIABLE_OPERATORS
+from kmsguard.policy.actions import POSITIVE_OF_NEGATED, VARIABLE_OPERATORS
 from kmsguard.policy.model import Condition, Decision, EvaluationResult, Policy, Principal, Request, Statement
 from kmsguard.policy.normalize import PrincipalInfo, principal_info
 from kmsguard.policy.parse import parse_date
@@ -56,16 +56,7 @@ _NO_VARIABLES_VERSION = "2008-10-17"
 # Actions remembered per compiled statement (a bound on memory: requests name only a few dozen KMS actions).
 _ACTION_MEMO_MAX = 4096
 
-_POSITIVE = {
-    "StringNotEquals": "StringEquals",
-    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
-    "StringNotLike": "StringLike",
-    "NumericNotEquals": "NumericEquals",
-    "DateNotEquals": "DateEquals",
-    "ArnNotEquals": "ArnEquals",
-    "ArnNotLike": "ArnLike",
-    "NotIpAddress": "IpAddress",
-}
+_POSITIVE = POSITIVE_OF_NEGATED  # policy.actions: one table for the evaluator and the solver
 
 # ------------------------------------------------------------------------------------- policy variables
 

@@ -34,7 +34,7 @@ from typing import Literal
 import z3
 
 from kmsguard.arn import partition_in
-from kmsguard.policy.actions import NEGATED_OPERATORS, action_pattern
+from kmsguard.policy.actions import NEGATED_OPERATORS, POSITIVE_OF_NEGATED, action_pattern
 from kmsguard.policy.model import Condition, Decision, Policy, Principal, Request, Statement
 from kmsguard.policy.normalize import principal_info
 from kmsguard.policy.parse import date_text, parse_date
@@ -55,16 +55,7 @@ from kmsguard.policy.principals import (
 )
 
 TIMEOUT_MS = 5000
-_POSITIVE_OF = {
-    "StringNotEquals": "StringEquals",
-    "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
-    "StringNotLike": "StringLike",
-    "NumericNotEquals": "NumericEquals",
-    "DateNotEquals": "DateEquals",
-    "ArnNotEquals": "ArnEquals",
-    "ArnNotLike": "ArnLike",
-    "NotIpAddress": "IpAddress",
-}
+_POSITIVE_OF = POSITIVE_OF_NEGATED  # policy.actions: one table for the evaluator and the solver
 _NUMERIC_OPS = {"NumericEquals", "NumericLessThan", "NumericLessThanEquals", "NumericGreaterThan",
                 "NumericGreaterThanEquals"}  # fmt: skip
 _DATE_OPS = {"DateEquals", "DateLessThan", "DateLessThanEquals", "DateGreaterThan", "DateGreaterThanEquals"}

@@ -37,13 +37,13 @@ from typing import Any
 
 from kmsguard.arn import root_arn
 from kmsguard.policy.actions import CRYPTOGRAPHIC_ACTIONS, canonical_action, expand_kms_actions
-from kmsguard.policy.analyze import KeyPolicyAnalysis, analyze_key_policy
 from kmsguard.policy.defaults import DENY_INSECURE_TRANSPORT
-from kmsguard.policy.fastpath import covered
 from kmsguard.policy.generate import ADMIN_ACTIONS, USE_ACTIONS
 from kmsguard.policy.model import Policy, Statement
 from kmsguard.policy.normalize import parse_and_normalize
 from kmsguard.policy.principals import account_of, is_account_id, is_root, policy_partition
+from kmsguard.policy.probing import covered
+from kmsguard.policy.questions import KeyPolicyAnalysis, analyze_key_policy
 
 _MAX_PASSES = 4
 _ADMIN_NAME = re.compile(r"admin|security|break-?glass", re.IGNORECASE)

@@ -1,7 +1,7 @@
 """`kmsguard report --format html`: one self-contained HTML file an assessor can open offline and print.
 
 Self-contained means nothing is fetched at view time: the CSS is inline, the charts are inline SVG
-(report/charts.py), fonts are the reader's own (a system font stack), there is no script and no image URL.
+(report/svg_charts.py), fonts are the reader's own (a system font stack), there is no script and no image URL.
 A Content-Security-Policy meta tag (``default-src 'none'``) makes a viewer refuse any fetch that slipped in.
 
 Print: A4 portrait margins, each control section avoids breaking inside its header, the summary is its own
@@ -31,7 +31,7 @@ from kmsguard.compliance.assess import (
 from kmsguard.model.usage import TrailUsage
 from kmsguard.report._common import compact_json, short_resource
 from kmsguard.report._time import iso_z
-from kmsguard.report.charts import USAGE_COLOUR, daily_strips, stacked_bars
+from kmsguard.report.svg_charts import USAGE_COLOUR, daily_strips, stacked_bars
 
 STATUS_COLOURS = {
     ControlStatus.NOT_MET.value: "#c62828",
@@ -224,7 +224,7 @@ def _when(t: datetime | None) -> str:
 def _usage_section(u: TrailUsage | None) -> str:
     """The scan's CloudTrail key usage: calls per day of the busiest keys, top keys and top principals.
 
-    Charts are inline SVG from report/charts.py, not trail/charts.py's PNGs as data: URIs: vectors print
+    Charts are inline SVG from report/svg_charts.py, not trail/charts.py's PNGs as data: URIs: vectors print
     sharp in the PDF, their text (key names, counts) stays selectable and searchable, the file stays small,
     and rendering a report does not import matplotlib.
     """

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kmsguard import gunzip
 from kmsguard.aws.errors import AWS_CALL_ERRORS, error_code
 from kmsguard.aws.options import AwsOptions
 from kmsguard.trail import decode, fastpath
@@ -71,7 +72,7 @@ APPROX_EVENT_BYTES = 1400
 
 Progress = Callable[[int], None]
 # What reading and inflating one file raises when the file (not the run) is at fault.
-_FILE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, *decode.GZIP_ERRORS)
+_FILE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, *gunzip.GZIP_ERRORS)
 # Runs units of work elsewhere (Spark tasks): [(files, part path, aws)] -> each unit's file stats.
 Runner = Callable[[list[tuple[list[LogFile], str, AwsOptions | None]]], list[list[FileStats]]]
 
@@ -252,7 +253,7 @@ def _seconds(t: datetime) -> int:
 
 def _read_file(f: LogFile, aws: AwsOptions | None) -> tuple[bytes | None, Iterable[bytes] | None]:
     """The file's decompressed bytes, or (for a huge file) an iterator of its raw chunks to stream. A file is
-    huge by its size, or by what it inflates to (``decode.expand`` stops at the threshold: a gzip bomb is
+    huge by its size, or by what it inflates to (``gunzip.expand`` stops at the threshold: a gzip bomb is
     streamed, never inflated whole)."""
     if f.uri.startswith("s3://"):
         body = open_s3(f.uri, aws or AwsOptions())
@@ -274,8 +275,8 @@ def _expand(raw: bytes) -> bytes | None:
     """``raw`` inflated whole, or None for the streaming decoder: when it inflates past the threshold, and when
     it is truncated or corrupt (streamed, it fails the same way, saying after how many records)."""
     try:
-        return decode.expand(raw, decode.STREAM_THRESHOLD)
-    except decode.GZIP_ERRORS:
+        return gunzip.expand(raw, decode.STREAM_THRESHOLD)
+    except gunzip.GZIP_ERRORS:
         return None
 
 
@@ -448,7 +449,7 @@ def _decode_file(data: bytes, name: str, st: FileStats, cols: decode.Columns) ->
 
 def _file_error(e: BaseException) -> str:
     text = str(e) or type(e).__name__
-    if isinstance(e, decode.GZIP_ERRORS) or "end-of-stream" in text or "truncated" in text.lower():
+    if isinstance(e, gunzip.GZIP_ERRORS) or "end-of-stream" in text or "truncated" in text.lower():
         return decode.truncated_gzip(0, text)  # inflated whole before any record was read
     if isinstance(e, OSError) and e.strerror:
         return f"cannot read: {e.strerror}"

@@ -15,16 +15,15 @@ A file larger than ``STREAM_THRESHOLD`` is streamed record by record so memory s
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import msgspec
 
 from kmsguard.arn import build as build_arn
 from kmsguard.arn import parse as parse_arn
+from kmsguard.gunzip import GZIP_ERRORS, inflate
 from kmsguard.trail.schema import (
     ACCOUNT_PRINCIPAL_PREFIX,
     ASSUMED_ROLE_CALLER,
@@ -36,17 +35,6 @@ from kmsguard.trail.schema import (
     UNKNOWN_SERVICE,
 )
 
-_gzip: ModuleType
-_zlib_mod: ModuleType
-try:  # ISA-L inflates gzip about twice as fast as zlib; optional so the pure-Python install still works.
-    from isal import igzip as _gzip
-    from isal import isal_zlib as _zlib_mod
-except ImportError:  # pragma: no cover - isal is a declared dependency
-    import gzip as _gzip
-
-    _zlib_mod = zlib
-# What inflating a truncated or corrupt gzip raises.
-GZIP_ERRORS: tuple[type[BaseException], ...] = (EOFError, zlib.error, getattr(_zlib_mod, "error", zlib.error))
 _READ_ERRORS: tuple[type[BaseException], ...] = (OSError, *GZIP_ERRORS)
 
 # What msgspec raises on bytes it cannot read. Invalid UTF-8 in a string has come out as UnicodeDecodeError
@@ -55,8 +43,6 @@ _UNREADABLE: tuple[type[Exception], ...] = (msgspec.DecodeError, UnicodeDecodeEr
 
 # Files whose decompressed size exceeds this are streamed in pieces (bounded memory).
 STREAM_THRESHOLD = 64 * 1024 * 1024
-# Most bytes one inflate call produces: a small compressed chunk may expand a thousandfold.
-INFLATE_STEP = 8 * 1024 * 1024
 # A "record" larger than this is not CloudTrail's (its events are at most a few hundred KB): the file fails rather
 # than being buffered whole, which a gzip bomb of one endless record or string would make unbounded.
 MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -580,32 +566,6 @@ def decode_into(data: bytes, file: str, stats: FileStats, cols: Columns) -> None
 # --- reading: decompression and the streaming path for huge files ------------------------------------------
 
 
-def is_gzip(head: bytes) -> bool:
-    return head[:2] == b"\x1f\x8b"
-
-
-def decompress(data: bytes) -> bytes:
-    return _gzip.decompress(data) if is_gzip(data) else data
-
-
-def expand(data: bytes, limit: int) -> bytes | None:
-    """``data`` gunzipped (as it is when not gzip), or None when that would come to more than ``limit`` bytes: the
-    caller streams it instead. Inflating stops as soon as it passes ``limit``, so a gzip bomb (a megabyte that
-    inflates to a gigabyte) costs ``limit``, not a gigabyte. The gzip trailer's size only sizes the first buffer (it
-    is the last member's, modulo 2**32, and a bomb may state anything)."""
-    if not is_gzip(data):
-        return data
-    hint = int.from_bytes(data[-4:], "little") if len(data) >= 18 else 0
-    out: list[bytes] = []
-    total = 0
-    for piece in _inflate((data,), step=max(min(hint, limit) + 1, INFLATE_STEP)):
-        total += len(piece)
-        if total > limit:
-            return None
-        out.append(piece)
-    return out[0] if len(out) == 1 else b"".join(out)
-
-
 def decode_stream(chunks: Iterable[bytes], file: str, stats: FileStats) -> Iterator[list[Row]]:
     """Stream a large file (gzip or plain chunks); yields its rows in batches."""
     cols = Columns()
@@ -632,7 +592,7 @@ def stream_into(
     leaves a piece with unbalanced braces, which does not parse: from there on the file goes through the
     exact, slower record splitter, so a wrong guess costs time, never events."""
     rows = _Rows(file, stats, cols)
-    stream = _inflate(chunks)
+    stream = inflate(chunks)
     buf = b""
     try:
         buf = _take_head(stream)
@@ -796,38 +756,6 @@ def _exact_into(
 def truncated_gzip(records: int, error: BaseException | str) -> str:
     """The one wording of a gzip file that ends early or is corrupt, whichever path inflated it."""
     return f"truncated or corrupt gzip after {records} records ({error})"
-
-
-def _inflate(chunks: Iterable[bytes], step: int = INFLATE_STEP) -> Iterator[bytes]:
-    """The bytes of ``chunks``, gunzipped (every member) when they start as gzip, at most ``step`` bytes at a
-    time: however much one compressed chunk expands to, no buffer holds more than that."""
-    it = iter(chunks)
-    first = next(it, b"")
-    if not is_gzip(first):
-        yield first
-        yield from it
-        return
-    d = _zlib_mod.decompressobj(31)
-    buf = first
-    while True:
-        out = d.decompress(buf, step)
-        if out:
-            yield out
-        if d.eof:
-            # Another member may follow (concatenated gzip); zero bytes after the last are padding, as gzip allows.
-            buf = d.unused_data.lstrip(b"\0")
-            while not buf:
-                nxt = next(it, None)
-                if nxt is None:
-                    return
-                buf = nxt.lstrip(b"\0")
-            d = _zlib_mod.decompressobj(31)
-            continue
-        buf = d.unconsumed_tail
-        if not buf and len(out) < step:  # all input taken and no output held back: the next chunk, if any
-            buf = next(it, b"")
-            if not buf:
-                raise EOFError("compressed file ended before the end-of-stream marker was reached")
 
 
 # A JSON string (group 1 set when it closed) or a brace. Braces inside strings are skipped by the regex

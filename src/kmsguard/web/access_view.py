@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session
 from kmsguard.model.snapshot import Key, Snapshot
 from kmsguard.policy.access import AccessEvaluator, AccessPath, KeyAccess, PrincipalAccess
 from kmsguard.policy.actions import ACCESS_PROBES, ADMIN_PROBES, DECRYPT
-from kmsguard.policy.analyze import condition_dict
 from kmsguard.policy.estate import build_estate
+from kmsguard.policy.questions import condition_dict
 from kmsguard.store.db import Store
 from kmsguard.store.schema import KeyRow, ScanRow, SnapshotRow
 

@@ -46,7 +46,7 @@ class StatementView:
 class KeyView:
     key: Key
     statements: list[StatementView]
-    # The principals the key policy alone names (policy.analyze): not who can decrypt or administer; the
+    # The principals the key policy alone names (policy.questions): not who can decrypt or administer; the
     # page shows them only when effective access cannot be computed, and says what they are.
     policy_decrypt: list[str]
     policy_administer: list[str]
@@ -87,7 +87,7 @@ def key_view(
         raw = _statements(key.policy)
         statements = [StatementView(i, st.get("Sid"), json.dumps(st, indent=2)) for i, st in enumerate(raw)]
         try:
-            from kmsguard.policy.analyze import analyze_key_policy_cached
+            from kmsguard.policy.questions import analyze_key_policy_cached
 
             with ENGINE_LOCK:  # the analysis may ask z3, whose global context is not thread-safe
                 a = analyze_key_policy_cached(key.policy, key.account, (), (), key.key_spec, key.key_usage)

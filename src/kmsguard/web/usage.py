@@ -1,6 +1,6 @@
 """CloudTrail key usage on the dashboard, from the summary `monitor --trail` stores with a scan.
 
-The key page: that key's cryptographic calls per day (an inline SVG from report/charts.py, the same chart as
+The key page: that key's cryptographic calls per day (an inline SVG from report/svg_charts.py, the same chart as
 the HTML report's) with its totals, or a sentence that says exactly what is known: no trail data at all, no
 call in the logs, or not among the busiest keys the summary keeps. The overview: top keys and principals.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from kmsguard.model.snapshot import Key
 from kmsguard.model.usage import KeyTotals, PrincipalTotals, TrailUsage
-from kmsguard.report.charts import daily_strips
+from kmsguard.report.svg_charts import daily_strips
 from kmsguard.store.queries import StoredUsage
 
 

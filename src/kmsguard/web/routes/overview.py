@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse
 
 from kmsguard.store.queries import count_by, keys_in_scan, latest_scan, recent_drift, trail_usage, trend
 from kmsguard.store.schema import FindingRow
-from kmsguard.web.charts import TrendPoint, trend_svg
 from kmsguard.web.deps import SEVERITIES, PagesDep, StoreDep
+from kmsguard.web.trend_chart import TrendPoint, trend_svg
 from kmsguard.web.usage import overview_usage
 
 router = APIRouter()

@@ -1,7 +1,7 @@
 """Whole-policy questions about a key policy: is it public, who outside can use it, who can do what.
 
 Every question is a ``solver.Question`` (a class of principals, a set of actions, fixed context keys).
-It is answered by the solver-free fast path (fastpath.py) when that can decide it, which covers the
+It is answered by the solver-free fast path (probing.py) when that can decide it, which covers the
 policies most keys have, and by the z3 solver otherwise; a solver "yes" carries a concrete request.
 
 Semantics (docs/policy.md says the same for users):
@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from kmsguard.arn import root_arn
-from kmsguard.policy import fastpath
+from kmsguard.policy import probing
 from kmsguard.policy.actions import CRYPTOGRAPHIC_ACTIONS, KMS_ACTIONS, WHO_CAN_ACTIONS, canonical_action
 from kmsguard.policy.model import Condition, Policy, Principal, Request, Statement
 from kmsguard.policy.principals import (
@@ -182,25 +182,25 @@ class Asker:
         self._groups: dict[tuple[int, tuple[str, ...]], list[list[str]]] = {}
 
     def match(self, st: Statement, action: str) -> bool:
-        """``fastpath.action_match``, memoised: the same statements are asked about many times."""
+        """``probing.action_match``, memoised: the same statements are asked about many times."""
         key = (id(st), action)
         hit = self._matches.get(key)
         if hit is None:
-            hit = self._matches[key] = fastpath.action_match(st, action)
+            hit = self._matches[key] = probing.action_match(st, action)
         return hit
 
     def ask(self, q: Question, policy: Policy | None = None) -> Answer:
         pol = policy or self.policy
         if not self.want_examples:
             verdict = self._fast(pol, q)
-            if verdict is not fastpath.V.MAYBE:
-                return Answer(verdict is fastpath.V.YES)
+            if verdict is not probing.V.MAYBE:
+                return Answer(verdict is probing.V.YES)
         self.solver_questions += 1
         proof = prove(pol, q)
         return _answer(proof, q, self.uncertain)
 
-    def _fast(self, pol: Policy, q: Question) -> fastpath.V:
-        result = fastpath.V.NO
+    def _fast(self, pol: Policy, q: Question) -> probing.V:
+        result = probing.V.NO
         gkey = (id(pol), q.actions)
         groups = self._groups.get(gkey)
         if groups is None:
@@ -208,11 +208,11 @@ class Asker:
         named = self.named if pol is self.policy else self.named | named_principals(pol)
         with_root = any(st.not_principals is not None for st in pol.statements)
         for group in groups:
-            for probe in fastpath.probes(q, self.orgs, named, with_root, question_partition(pol, q)):
-                v = fastpath.decide(pol, q, probe, group[0], self.match)
-                if v is fastpath.V.YES:
+            for probe in probing.probes(q, self.orgs, named, with_root, question_partition(pol, q)):
+                v = probing.decide(pol, q, probe, group[0], self.match)
+                if v is probing.V.YES:
                     return v
-                if v is fastpath.V.MAYBE:
+                if v is probing.V.MAYBE:
                     result = v
         return result
 
@@ -221,7 +221,7 @@ class Asker:
         if len(actions) == 1:
             return [[actions[0].lower()]]
         groups: dict[tuple[bool, ...], list[str]] = defaultdict(list)
-        lists = [fastpath.covered(st.actions, st.not_actions) for st in policy.statements]
+        lists = [probing.covered(st.actions, st.not_actions) for st in policy.statements]
         for a in actions:
             low = a.lower()
             groups[tuple(low in c for c in lists)].append(low)
@@ -384,12 +384,12 @@ def _external_candidates(
 def _granting(pol: Policy, identity: Identity) -> list[int]:
     """Evidence: the Allow statements whose principal element can apply to the identity class."""
     question = Question((), identity, "")
-    probes = fastpath.probes(question, mentioned_orgs(pol), partition=question_partition(pol, question))
+    probes = probing.probes(question, mentioned_orgs(pol), partition=question_partition(pol, question))
     out = []
     for st in pol.statements:
         if st.effect != "Allow":
             continue
-        if any(fastpath.principal_match(st, pr, pol.kind) is not fastpath.V.NO for pr in probes):
+        if any(probing.principal_match(st, pr, pol.kind) is not probing.V.NO for pr in probes):
             out.append(st.index)
     return out
 
@@ -586,7 +586,7 @@ def _key_outside(patterns: Sequence[str]) -> str | None:
     """A KMS key ARN (of an account no policy names) that none of the NotResource ``patterns`` match; None
     when they cover every key we could try."""
     for arn in _PROBE_KEYS:
-        if not any(fastpath.resource_match_pattern(p, arn) for p in patterns):
+        if not any(probing.resource_match_pattern(p, arn) for p in patterns):
             return arn
     return None
 
