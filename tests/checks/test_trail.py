@@ -15,7 +15,7 @@ import pytest
 from kmsguard.config import CheckOptions, ScanConfig
 from kmsguard.model.finding import Severity, Status
 from kmsguard.model.snapshot import Grant, Snapshot
-from kmsguard.model.trail import AdminEvents, CrossAccountUse, GrantIssued, KeyUse, TrailFacts
+from kmsguard.model.trail import AdminEvents, CrossAccountUse, GrantIssued, KeyUse, PolicyChange, TrailFacts
 from kmsguard.mutes import Mute
 from kmsguard.pipeline import family, judge
 from kmsguard.policy.grants import grant_covers
@@ -195,3 +195,57 @@ def test_trail_and_drift_grade_a_policy_change_on_one_scale() -> None:
     assert inside.severity(ACCOUNT) is Severity.MEDIUM
     assert outside.severity(ACCOUNT) is Severity.HIGH
     assert removed.severity(ACCOUNT) is None
+
+
+ADMIN = f"arn:aws:iam::{ACCOUNT}:role/admin"
+
+
+def _policy_doc(*statements: dict[str, object]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _change(k_arn: str, old: str, new: str) -> TrailFacts:
+    def event(name: str, ts: int, policy: str) -> PolicyChange:
+        return PolicyChange(key=k_arn, key_account=ACCOUNT, event_name=name, ts=ts, event_id=name, policy=policy)
+
+    return TrailFacts(policy_changes=[event("CreateKey", T, old), event("PutKeyPolicy", T + 60, new)])
+
+
+def test_a_put_key_policy_that_only_locks_the_administrators_out_is_critical() -> None:
+    # Nothing gained, every administrator gone: the worst change the trail sees, as drift grades it (critical).
+    k = key()
+    old = _policy_doc({"Effect": "Allow", "Principal": {"AWS": ADMIN}, "Action": "kms:*", "Resource": "*"})
+    new = _policy_doc({"Effect": "Allow", "Principal": {"AWS": ADMIN}, "Action": "kms:Decrypt", "Resource": "*"})
+    (f,) = judge(_with(snapshot([k]), _change(k.arn, old, new)), only=["trail_policy_widened"]).findings
+    assert f.severity is Severity.CRITICAL and f.evidence["admin_lockout"] is True
+    assert "locked every administrator out" in f.message
+    # A change that neither gains access nor locks anyone out (a Sid added) is no finding.
+    renamed = _policy_doc(
+        {"Sid": "Admins", "Effect": "Allow", "Principal": {"AWS": ADMIN}, "Action": "kms:*", "Resource": "*"}
+    )
+    assert judge(_with(snapshot([k]), _change(k.arn, old, renamed)), only=["trail_policy_widened"]).findings == []
+
+
+def test_a_logged_reencrypt_is_allowed_by_either_permission_it_needs() -> None:
+    # CloudTrail logs ReEncrypt; a key policy grants kms:ReEncryptFrom (or To): the call is allowed, not a finding.
+    policy = _policy_doc(
+        {"Effect": "Allow", "Principal": {"AWS": ADMIN}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": "kms:ReEncryptFrom", "Resource": "*"},
+    )
+    k = key(policy=policy)
+    found = judge(_with(snapshot([k]), _use(k.arn, "ReEncrypt")), only=["trail_use_not_allowed_by_policy"]).findings
+    assert found == []
+    denied = key(policy=ADMIN_ONLY)
+    (f,) = judge(
+        _with(snapshot([denied]), _use(denied.arn, "ReEncrypt")), only=["trail_use_not_allowed_by_policy"]
+    ).findings
+    assert f.evidence["uses"][0]["action"] == "kms:ReEncrypt"
+
+
+def test_a_snapshot_without_logs_is_written_as_before_the_trail_facts_existed() -> None:
+    k = key()
+    plain = snapshot([k])
+    assert "trail" not in json.loads(plain.model_dump_json())
+    assert json.loads(plain.model_dump_json())["schema_version"] == 2
+    with_logs = _with(snapshot([k]), _disabled(k.arn))
+    assert json.loads(with_logs.model_dump_json())["trail"]["admin_events"][0]["event_name"] == "DisableKey"

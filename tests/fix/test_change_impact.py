@@ -83,3 +83,17 @@ def test_a_loss_the_solver_could_not_rule_out_counts_as_unintended_unless_a_remo
         {"principal": APP, "action": "kms:Sign", "undecided": "the solver could not decide it"}
     ]
     assert ChangeImpact(undecided, NOT_JUDGED, (Removal(APP, ("*",), "split"),)).unintended() == []
+
+
+def test_removing_a_public_statement_does_not_hide_the_key_accounts_own_loss() -> None:
+    # The old policy let everyone in, the key account too; the rewrite removes "*" on purpose and names only the
+    # admin role. That "*" loses access is meant; that the key account's other principals lose it is not explained
+    # by removing "*" (in effective access a removed "*" covers the account classes; in the key-policy view not).
+    public = {"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*"}
+    old = json.dumps({"Version": "2012-10-17", "Statement": [public]})
+    new = json.dumps({"Version": "2012-10-17", "Statement": [_allow(APP, "kms:*")]})
+    change = change_impact(old, new, KEY, A, NOT_JUDGED, (Removal("*", ("*",), "public"),), legitimate_context({}))
+    lost_by = {c.subject for c in change.key_policy.lost}
+    assert f"account:{A}" in lost_by and "*" in lost_by
+    unintended = {u["principal"] for u in change.unintended()}
+    assert f"account:{A}" in unintended and "*" not in unintended

@@ -46,8 +46,9 @@ def test_plan_changes_nothing_and_shows_the_policy_diff_and_impact(aws, client, 
     kinds = {a["action"]: a for a in plan["actions"]}
     assert set(kinds) == {"enable_rotation", "tighten_key_policy"}
     pol = kinds["tighten_key_policy"]
-    assert set(pol) == {"action", "check_ids", "account", "region", "resource_arn", "before", "after", "impact"}
-    assert pol["check_ids"] == sorted(POLICY_CHECKS)
+    keys = {"action", "check_id", "check_ids", "account", "region", "resource_arn", "before", "after", "impact"}
+    assert set(pol) == keys
+    assert pol["check_ids"] == sorted(POLICY_CHECKS) and pol["check_id"] == ",".join(sorted(POLICY_CHECKS))
     assert pol["before"]["policy"] == original
     lost = {(r["principal"], r["action"]) for r in pol["impact"]["lost"]}
     # Effective access writes the partner account's principals as one aggregate, account:999988887777.

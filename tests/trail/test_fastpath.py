@@ -26,6 +26,7 @@ from hypothesis import event as note
 from hypothesis import strategies as st
 
 from kmsguard import arn, gunzip
+from kmsguard.model import trail as trail_model
 from kmsguard.policy.actions import ADMIN_EVENTS
 from kmsguard.trail import cache, decode, fastpath, schema
 from kmsguard.trail.decode import FileStats
@@ -125,11 +126,11 @@ def test_the_scanner_takes_its_vocabulary_from_schema() -> None:
     by_name = dict(zip(fastpath._native.VOCABULARY, fastpath._VOCABULARY, strict=True))
     assert by_name["kms_source"] == schema.KMS_SOURCE.encode()
     assert set(by_name["crypto_actions"]) == {a.encode() for a in schema.CRYPTO_ACTIONS}
-    assert by_name["service_caller"] == schema.SERVICE_CALLER.encode()
-    assert by_name["assumed_role_caller"] == schema.ASSUMED_ROLE_CALLER.encode()
-    assert by_name["service_principal_prefix"] == schema.SERVICE_PRINCIPAL_PREFIX.encode()
-    assert by_name["unknown_service"] == schema.UNKNOWN_SERVICE.encode()
-    assert by_name["account_principal_prefix"] == schema.ACCOUNT_PRINCIPAL_PREFIX.encode()
+    assert by_name["service_caller"] == trail_model.SERVICE_CALLER.encode()
+    assert by_name["assumed_role_caller"] == trail_model.ASSUMED_ROLE_CALLER.encode()
+    assert by_name["service_principal_prefix"] == trail_model.SERVICE_PRINCIPAL_PREFIX.encode()
+    assert by_name["unknown_service"] == trail_model.UNKNOWN_SERVICE.encode()
+    assert by_name["account_principal_prefix"] == trail_model.ACCOUNT_PRINCIPAL_PREFIX.encode()
     code = SOURCE.read_text()
     words = {v.decode() for v in by_name.values() if isinstance(v, bytes)} | schema.CRYPTO_ACTIONS
     for value in sorted(words | set(ADMIN_EVENTS)):

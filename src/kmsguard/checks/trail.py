@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kmsguard.arn import parse as parse_arn
@@ -27,11 +26,13 @@ from kmsguard.arn import partition_in, root_arn
 from kmsguard.checks.registry import REGISTRY, Result, check
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
-from kmsguard.policy.actions import ADMIN_EVENTS
+from kmsguard.model.trail import ACCOUNT_PRINCIPAL_PREFIX, ASSUMED_ROLE_CALLER, UNKNOWN_KEY_PREFIX, iso_utc
+from kmsguard.policy.actions import ADMIN_EVENTS, permissions_of_event
 
 if TYPE_CHECKING:  # annotations only: `kmsguard checks` loads the registry without the Snapshot models
     from kmsguard.model.snapshot import Key, Snapshot
     from kmsguard.model.trail import FailureWindow, KeyUse, Newcomer, TrailFacts
+    from kmsguard.policy.trust import Trusted
 
 FAMILY = "trail"
 KEY = "AWS::KMS::Key"
@@ -45,18 +46,15 @@ CHECK_OF_ADMIN_EVENT = {
     "ImportKeyMaterial": "trail_key_material_imported",
     "DeleteImportedKeyMaterial": "trail_key_material_deleted",
 }
-assert set(CHECK_OF_ADMIN_EVENT) == set(ADMIN_EVENTS), "every alerted administrative event needs its check"
+if set(CHECK_OF_ADMIN_EVENT) != set(ADMIN_EVENTS):
+    raise RuntimeError("every administrative event in policy.actions.ADMIN_EVENTS needs its check here")
 
 
 # --- shared helpers ---------------------------------------------------------------------------------------------
 
 
-def iso(ts: int | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
 def window(first: int | None, last: int | None) -> dict[str, str | None]:
-    return {"start": iso(first), "end": iso(last)}
+    return {"start": iso_utc(first), "end": iso_utc(last)}
 
 
 def key_place(key: str, fallback_account: str | None = None, fallback_region: str | None = None) -> tuple[str, str]:
@@ -65,7 +63,7 @@ def key_place(key: str, fallback_account: str | None = None, fallback_region: st
     if parsed is not None:
         return parsed.account or (fallback_account or "unknown"), parsed.region or (fallback_region or "unknown")
     parts = key.split(":")
-    if key.startswith("unknown-key:") and len(parts) == 3:
+    if key.startswith(UNKNOWN_KEY_PREFIX) and len(parts) == 3:
         return parts[1], parts[2]
     return fallback_account or "unknown", fallback_region or "unknown"
 
@@ -92,10 +90,10 @@ def _keys(snapshot: Snapshot) -> dict[str, Key]:
     return snapshot.derived("keys_by_arn", lambda: {k.arn: k for k in snapshot.all_keys()})
 
 
-def _trusted_account(snapshot: Snapshot, config: ScanConfig, account: str | None) -> bool:
+def _trusted(snapshot: Snapshot, config: ScanConfig) -> Trusted:
     from kmsguard.policy.trust import trusted
 
-    return trusted(snapshot, config).account(account)
+    return trusted(snapshot, config)
 
 
 # --- log files that could not be read ---------------------------------------------------------------------------
@@ -217,13 +215,23 @@ def policy_widened(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
         try:
             if old is not None:
                 diff = diff_policies(old, new, account, key_arn=key)
-                if not diff.gained:
+                sev = diff.severity(account)  # the one scale of policy changes, drift's too
+                if sev is None:  # nothing gained, nobody locked out
                     continue
                 cap = facts.thresholds.cap
-                evidence.update(judged_by="diff", gained=diff.to_dict()["gained"][:cap], old_policy=old)
-                sev = diff.severity(account)  # the one scale of policy changes, drift's too
-                msg = f"PutKeyPolicy on {key} gave new access ({len(diff.gained)} kind(s) of request"
-                msg += ", some from outside the account)" if diff.gains_from_outside(account) else ")"
+                evidence.update(
+                    judged_by="diff",
+                    gained=diff.to_dict()["gained"][:cap],
+                    admin_lockout=diff.admin_lockout,
+                    old_policy=old,
+                )
+                said = []
+                if diff.admin_lockout:
+                    said.append("locked every administrator out")
+                if diff.gained:
+                    outside = ", some from outside the account" if diff.gains_from_outside(account) else ""
+                    said.append(f"gave new access ({len(diff.gained)} kind(s) of request{outside})")
+                msg = f"PutKeyPolicy on {key} " + " and ".join(said)
             else:
                 a = analyze_key_policy(new, account, trusted_accounts=trust.accounts, trusted_org_ids=trust.org_ids)
                 if not (a.public or a.external_principals):
@@ -251,8 +259,9 @@ def policy_widened(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
 
 def grant_external(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     facts = _facts(snapshot)
+    trust = _trusted(snapshot, config)
     for g in facts.external_grants if facts is not None else ():
-        if _trusted_account(snapshot, config, g.grantee_account):
+        if trust.account(g.grantee_account):
             continue
         yield _on_key(
             g.key,
@@ -296,7 +305,7 @@ def failure_burst(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
                     "window": window(run[0].first_ts, run[-1].last_ts),
                     "errors": errors,
                     "error_codes": codes,
-                    "windows": [{"start": iso(g.start), "errors": g.errors} for g in run],
+                    "windows": [{"start": iso_utc(g.start), "errors": g.errors} for g in run],
                     "threshold": t.burst_threshold,
                     "events": events[: t.cap],
                 },
@@ -313,7 +322,7 @@ def usage_spike(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     for g in facts.spikes:
         yield _on_key(
             g.key,
-            f"{g.calls} {g.action} calls on {g.key} in the hour from {iso(g.hour)}; "
+            f"{g.calls} {g.action} calls on {g.key} in the hour from {iso_utc(g.hour)}; "
             f"its hourly baseline is a median of {g.median:g} (MAD {g.mad:g}) over {g.hours} hours",
             {
                 "window": window(g.hour, g.hour + 3599),
@@ -334,13 +343,13 @@ def new_principal(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     span = int(facts.thresholds.learn_days * 86400)
 
     def learn(g: Newcomer) -> dict[str, str | None]:
-        return {"start": iso(g.key_first_ts), "end": iso(g.key_first_ts + span)}
+        return {"start": iso_utc(g.key_first_ts), "end": iso_utc(g.key_first_ts + span)}
 
     new_accounts = {(g.key, g.principal_account) for g in facts.new_accounts}
     for g in facts.new_accounts:
         yield _on_key(
             g.key,
-            f"Account {g.principal_account} first used {g.key} at {iso(g.first_ts)} "
+            f"Account {g.principal_account} first used {g.key} at {iso_utc(g.first_ts)} "
             f"({g.calls} call(s) by {g.principals} principal(s)), after the learning window",
             {
                 "kind": "account",
@@ -355,7 +364,7 @@ def new_principal(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
             continue  # the account finding already says it
         yield _on_key(
             g.key,
-            f"{g.principal} first used {g.key} at {iso(g.first_ts)} ({g.calls} call(s)), after the learning window",
+            f"{g.principal} first used {g.key} at {iso_utc(g.first_ts)} ({g.calls} call(s)), after the learning window",
             {
                 "kind": "principal",
                 "principal": g.principal,
@@ -368,8 +377,9 @@ def new_principal(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
 
 def cross_account_use(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     facts = _facts(snapshot)
+    trust = _trusted(snapshot, config)
     for g in facts.cross_account if facts is not None else ():
-        if _trusted_account(snapshot, config, g.principal_account):
+        if trust.account(g.principal_account):
             continue
         account, _ = key_place(g.key, g.key_account)
         yield _on_key(
@@ -391,10 +401,10 @@ def cross_account_use(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result
 
 def _eval_principal(use: KeyUse) -> str | None:
     p = use.principal
-    if p.startswith("account:"):
+    if p.startswith(ACCOUNT_PRINCIPAL_PREFIX):
         # An AWSAccount caller: what its account is allowed, in the key's partition.
         return root_arn(p.split(":", 1)[1], partition_in(use.key))
-    if use.principal_type == "AssumedRole" and use.principal_arn:
+    if use.principal_type == ASSUMED_ROLE_CALLER and use.principal_arn:
         return use.principal_arn  # the session: the engine knows sessions inherit their role
     return p if p.startswith("arn:") else None
 
@@ -438,19 +448,22 @@ def use_not_allowed(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
         policy = parsed[key.arn]
         if policy is None or _granted(key, use, principal):
             continue
-        action = "kms:" + use.action
         context: dict[str, tuple[str, ...]] = {}
         if use.principal_account:
             context["kms:calleraccount"] = (use.principal_account,)
         via = use.invoked_by or ""
         if via.endswith(".amazonaws.com"):
             context["kms:viaservice"] = (f"{via.split('.')[0]}.{key.region}.amazonaws.com",)
-        req = Request(principal=principal, action=action, resource=key.arn, context=context)
-        result = evaluate(policy, req, assume_iam_allows=True, key_account=key.account)
-        if result.decision is not Decision.ALLOW:
+        # A call logged as ReEncrypt needed ReEncryptFrom or ReEncryptTo of this key: either one explains it.
+        for action in permissions_of_event(use.action):
+            req = Request(principal=principal, action=action, resource=key.arn, context=context)
+            result = evaluate(policy, req, assume_iam_allows=True, key_account=key.account)
+            if result.decision is Decision.ALLOW:
+                break
+        else:
             denied[(key.arn, use.principal)].append(
                 {
-                    "action": action,
+                    "action": "kms:" + use.action,  # the call as logged (ReEncrypt: neither permission allowed)
                     "calls": use.calls,
                     "decision": result.decision.value,
                     "notes": list(result.notes),
@@ -588,15 +601,15 @@ def key_unused(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
                 {"days": days, "covered_days": round(covered, 1) if covered is not None else 0, "logs": window(t0, t1)},
             )
             continue
-        when = f"last used {iso(last)}" if last is not None else "no use in the logs at all"
+        when = f"last used {iso_utc(last)}" if last is not None else "no use in the logs at all"
         yield Result(
             Status.FAIL,
             key.account,
             key.region,
             KEY,
             key.arn,
-            f"{key.display_name} had no cryptographic use in the {days} days to {iso(t1)} ({when})",
-            {"window": window(start, t1), "days": days, "last_use": iso(last), "logs": window(t0, t1)},
+            f"{key.display_name} had no cryptographic use in the {days} days to {iso_utc(t1)} ({when})",
+            {"window": window(start, t1), "days": days, "last_use": iso_utc(last), "logs": window(t0, t1)},
         )
 
 
@@ -624,11 +637,12 @@ _SPECS: list[tuple[str, str, Severity, str, str, tuple[str, ...]]] = [
     ),
     (
         "trail_policy_widened",
-        "A key policy change widened access",
+        "A key policy change widened access or locked the administrators out",
         Severity.HIGH,
         "A PutKeyPolicy that admits new principals, other accounts or everyone is how attackers keep access to "
-        "data, and how mistakes expose it.",
-        "Review the change (evidence lists the access gained); restore the previous policy if it was not intended.",
+        "data, and how mistakes expose it; one that leaves no administrator is how a key is taken from its owners.",
+        "Review the change (evidence lists the access gained and admin_lockout); restore the previous policy if it "
+        "was not intended.",
         ("key_policy_least_privilege", "key_policy_no_external_access", "key_usage_anomalies"),
     ),
     (

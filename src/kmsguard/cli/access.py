@@ -23,8 +23,8 @@ from kmsguard.cli.common import (
     write_output,
 )
 from kmsguard.model.snapshot import Key, Snapshot
-from kmsguard.policy.access import DEFAULT_ACTIONS, AccessEvaluator, KeyAccess, canonical
-from kmsguard.policy.actions import KMS_ACTIONS
+from kmsguard.policy.access import AccessEvaluator, KeyAccess, canonical
+from kmsguard.policy.actions import KMS_ACTIONS, WHO_CAN_ACTIONS
 from kmsguard.policy.estate import build_estate
 
 app = typer.Typer(
@@ -55,7 +55,7 @@ def _source(
 
 
 def _actions(values: list[str] | None) -> list[str]:
-    chosen = split_csv(values) or list(DEFAULT_ACTIONS)
+    chosen = split_csv(values) or list(WHO_CAN_ACTIONS)
     known = {a.lower() for a in KMS_ACTIONS}
     for a in chosen:
         if a.lower() not in known:
@@ -95,7 +95,7 @@ def resolve_key(snapshot: Snapshot, ref: str) -> Key:
 def who_can(
     key: str = typer.Argument(..., help="Key id, ARN or alias."),
     action: list[str] | None = typer.Option(
-        None, "--action", "-a", help="KMS action (repeatable). Default: " + ", ".join(DEFAULT_ACTIONS) + "."
+        None, "--action", "-a", help="KMS action (repeatable). Default: " + ", ".join(WHO_CAN_ACTIONS) + "."
     ),
     from_snapshot: Path | None = typer.Option(None, "--from-snapshot", help="Judge a saved snapshot."),
     profile: str | None = typer.Option(None, "--profile", help="AWS profile from the shared config."),

@@ -209,8 +209,10 @@ class FrameworkReport:
 
 
 def fix_command(f: Finding, spec: CheckSpec | None) -> str:
-    """The `kmsguard fix` invocation that targets exactly this finding's subject; "" when no fixer acts on its check
-    (``CheckSpec.fixer``: the remediation text is then the fix), so a report never offers a command that fails."""
+    """The `kmsguard fix` invocation for this finding; "" when no fixer acts on its check (``CheckSpec.fixer``: the
+    remediation text is then the fix), so a report never offers a command that fails. A key's command targets that
+    key; a resource's targets its check in the resource's account and region (fix has no per-resource option), and
+    ``KEY`` stands for the customer managed key the user chooses to move it to."""
     if spec is None or spec.fixer is None:
         return ""
     if f.resource_type == "AWS::KMS::Key":

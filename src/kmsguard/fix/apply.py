@@ -35,7 +35,7 @@ from kmsguard.aws.errors import AWS_CALL_ERRORS, error_code
 from kmsguard.aws.session import AccountSession, SessionFactory
 from kmsguard.fix.actions import KINDS, MULTI_CALL, same_state
 from kmsguard.fix.journal import Entry, Journal, JournalError, JournalFile
-from kmsguard.fix.plan import Action, Plan
+from kmsguard.fix.plan import Action, Plan, check_id_fields
 
 CHANGED_SINCE_PLAN = (
     "changed since the plan was made (re-read differs from the plan's before); not overwritten - "
@@ -76,7 +76,7 @@ class Outcome:
         a = self.action
         return {
             "action": a.action,
-            "check_ids": list(a.check_ids),
+            **check_id_fields(a.check_ids),
             "account": a.account,
             "region": a.region,
             "resource_arn": a.resource_arn,

@@ -2,10 +2,12 @@
 a person (the migration steps of resources that cannot be re-keyed in place).
 
 ``Plan.to_dict()`` is the stable JSON contract of ``kmsguard fix --format json``:
-``{"actions": [{"action", "check_ids", "account", "region", "resource_arn", "before", "after", "impact"}],
-"refused": [{"check_ids", ...}], "manual": [{"check_ids", ...}]}``, ``check_ids`` a sorted list of the checks an
-entry answers (several for a key-policy rewrite). Before it, one ``check_id`` held them comma-joined; a plan of
-that form (in a journal an earlier kmsguard wrote) is still read: ``Action.from_dict``.
+``{"actions": [{"action", "check_id", "check_ids", "account", "region", "resource_arn", "before", "after",
+"impact"}], "refused": [{"check_id", "check_ids", ...}], "manual": [{"check_id", "check_ids", ...}]}``,
+``check_ids`` a sorted list of the checks an entry answers (several for a key-policy rewrite). ``check_id`` holds
+them comma-joined, as it did before ``check_ids`` existed: kept for one release so that scripts reading it keep
+working (deprecated; docs/fix.md). A plan without ``check_ids`` (in a journal an earlier kmsguard wrote) is still
+read: ``Action.from_dict``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class Action:
     def to_dict(self) -> dict[str, Any]:
         return {
             "action": self.action,
-            "check_ids": list(self.check_ids),
+            **check_id_fields(self.check_ids),
             "account": self.account,
             "region": self.region,
             "resource_arn": self.resource_arn,
@@ -56,8 +58,8 @@ class Action:
         """An action as ``to_dict`` (and the journal's ``detail``) wrote it, or as kmsguard wrote it before
         ``check_ids`` (one ``check_id``, the ids comma-joined). TypeError or ValueError says what does not fit."""
         fields = dict(raw)
-        if "check_id" in fields and "check_ids" not in fields:
-            old = fields.pop("check_id")
+        old = fields.pop("check_id", None)  # the deprecated comma-joined form; check_ids wins when both are there
+        if "check_ids" not in fields and old is not None:
             if not isinstance(old, str):
                 raise ValueError("check_id is not text")
             fields["check_ids"] = old.split(",")
@@ -66,6 +68,11 @@ class Action:
             raise ValueError("check_ids is not a list of text")
         fields["check_ids"] = tuple(ids)
         return cls(**fields)
+
+
+def check_id_fields(ids: tuple[str, ...]) -> dict[str, Any]:
+    """``check_ids``, and the deprecated comma-joined ``check_id`` beside it (one release, for scripts reading it)."""
+    return {"check_id": ",".join(ids), "check_ids": list(ids)}
 
 
 @dataclass
@@ -78,7 +85,7 @@ class Refusal:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "check_ids": list(self.check_ids),
+            **check_id_fields(self.check_ids),
             "account": self.account,
             "region": self.region,
             "resource_arn": self.resource_arn,
@@ -98,7 +105,7 @@ class Manual:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "check_ids": list(self.check_ids),
+            **check_id_fields(self.check_ids),
             "account": self.account,
             "region": self.region,
             "resource_arn": self.resource_arn,

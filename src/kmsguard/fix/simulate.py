@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kmsguard.model.snapshot import Key, Snapshot
-from kmsguard.policy.access import DEFAULT_ACTIONS, AccessEvaluator, KeyAccess, PrincipalAccess
-from kmsguard.policy.actions import canonical_action
+from kmsguard.policy.access import AccessEvaluator, KeyAccess, PrincipalAccess
+from kmsguard.policy.actions import PUT_KEY_POLICY, WHO_CAN_ACTIONS, canonical_action
 from kmsguard.policy.diff import AccessChange as KeyPolicyChange
 from kmsguard.policy.diff import PolicyDiff, diff_policies
 from kmsguard.policy.principals import account_of, is_root
@@ -37,11 +37,15 @@ def legitimate_context(require_context: Mapping[str, str]) -> dict[str, str]:
     return {"aws:SecureTransport": "true", **{f"kms:EncryptionContext:{k}": v for k, v in require_context.items()}}
 
 
-def _covers(removal: Removal, who: Iterable[str]) -> bool:
+def _covers(removal: Removal, who: Iterable[str], star_covers_classes: bool = True) -> bool:
     """Does the removal name one of ``who``: a principal's ARN or an aggregate (``account:ID``, ``org:ID``,
-    ``*``), as effective access and the key-policy diff's caller classes name them?"""
+    ``*``), as effective access and the key-policy diff's caller classes name them? In effective access a removed
+    ``"*"`` explains what any account or organisation loses through it; in the key-policy view
+    (``star_covers_classes=False``) it explains only the loss of ``*`` itself: the diff's ``account:ID`` classes
+    include the key's own account, whose loss a removed public statement must never hide."""
     for w in who:
-        if removal.principal == w or (removal.principal == "*" and (w == "*" or w.startswith(("account:", "org:")))):
+        star = removal.principal == "*" and (w == "*" or (star_covers_classes and w.startswith(("account:", "org:"))))
+        if removal.principal == w or star:
             return True
         if is_root(removal.principal):
             acct = account_of(removal.principal)
@@ -50,19 +54,18 @@ def _covers(removal: Removal, who: Iterable[str]) -> bool:
     return False
 
 
-def meant(removals: Sequence[Removal], who: Iterable[str], action: str) -> bool:
+def meant(removals: Sequence[Removal], who: Iterable[str], action: str, star_covers_classes: bool = True) -> bool:
     """Does a removal the rewrite meant explain that ``who`` (one principal, with the roles it reached the key
-    through) loses ``action``? One rule for effective access and the key-policy diff."""
+    through) loses ``action``? One rule for effective access and the key-policy diff (``_covers``)."""
     wanted, names = canonical_action(action).lower(), set(who)
     return any(
-        ("*" in r.actions or wanted in {canonical_action(a).lower() for a in r.actions}) and _covers(r, names)
+        ("*" in r.actions or wanted in {canonical_action(a).lower() for a in r.actions})
+        and _covers(r, names, star_covers_classes)
         for r in removals
     )
 
 
 # --- effective access -----------------------------------------------------------------------------------------
-
-PUT_POLICY = "kms:PutKeyPolicy"
 
 
 def not_judged_reason(snapshot: Snapshot, account: str) -> str | None:
@@ -144,7 +147,7 @@ class AccessImpact:
 
 
 def _administrators(access: KeyAccess) -> list[str]:
-    return sorted(p for p in access.principals(PUT_POLICY) if not p.startswith("service:"))
+    return sorted(p for p in access.principals(PUT_KEY_POLICY) if not p.startswith("service:"))
 
 
 def _intended(principal: str, action: str, answer: PrincipalAccess, removals: Sequence[Removal]) -> bool:
@@ -157,7 +160,7 @@ def access_changes(
     key: Key,
     new_policy: str,
     removals: Sequence[Removal] = (),
-    actions: Sequence[str] = DEFAULT_ACTIONS,
+    actions: Sequence[str] = WHO_CAN_ACTIONS,
 ) -> AccessImpact:
     """Effective access of ``key`` now and with ``new_policy`` (same estate), compared principal by principal."""
     before = evaluator.who_can(key, actions)
@@ -243,7 +246,7 @@ class ChangeImpact:
         return [
             {"principal": who, "action": action} | ({"undecided": why} if why else {})
             for (who, action), why in found.items()
-            if not meant(self.removals, (who,), action)
+            if not meant(self.removals, (who,), action, star_covers_classes=False)
         ]
 
     def effective_access(self) -> dict[str, Any]:

@@ -14,17 +14,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SerializerFunctionWrapHandler, model_serializer
 
 from kmsguard.model.trail import TrailFacts
 
 T = TypeVar("T")
 
 # 2: AccountSnapshot.iam (users, groups, roles, managed policies) and Snapshot.organization (OUs, SCPs,
-# RCPs). 3: Snapshot.trail (what CloudTrail logs showed, `scan --trail`). Older files still load: the new fields
-# default to None, meaning "not collected".
-SCHEMA_VERSION = 3
-READABLE_SCHEMA_VERSIONS = (1, 2, 3)
+# RCPs). Version 1 files still load: the new fields default to None, meaning "not collected". Snapshot.trail is
+# written only when it holds facts (see ``_without_empty_trail``), so a snapshot without logs is the same file as
+# before it existed, and every kmsguard that reads version 2 reads it.
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 
 class _Model(BaseModel):
@@ -309,6 +310,13 @@ class Snapshot(_Model):
     # What checks derive from this snapshot and share (effective access, asked by four checks), kept with it:
     # it lives as long as the snapshot and no longer, and is never serialised.
     _derived: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_trail(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("trail", 0) is None:
+            del data["trail"]
+        return data
 
     def derived(self, name: str, build: Callable[[], T]) -> T:
         """``build()``'s value, computed once per snapshot and name (checks only read a snapshot)."""

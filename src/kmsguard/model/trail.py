@@ -11,9 +11,26 @@ group, as evidence (times already ISO 8601).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# Callers as CloudTrail's userIdentity.type names them, and the stable principal the trail records for those without
+# an IAM ARN of their own (trail.decode and the native scanner write them; checks/trail reads them).
+SERVICE_CALLER = "AWSService"
+ASSUMED_ROLE_CALLER = "AssumedRole"
+SERVICE_PRINCIPAL_PREFIX = "service:"  # + invokedBy, e.g. "service:cloudtrail.amazonaws.com"
+UNKNOWN_SERVICE = "unknown"  # what stands for invokedBy when a service's call is logged without it
+ACCOUNT_PRINCIPAL_PREFIX = "account:"  # + accountId: a caller of another account, logged without an ARN
+# The key a fact names when the calls did not name one (a failed Decrypt names its key only in the ciphertext):
+# UNKNOWN_KEY_PREFIX + "ACCOUNT:REGION".
+UNKNOWN_KEY_PREFIX = "unknown-key:"
+
+
+def iso_utc(ts: int | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC (``2024-06-10T12:00:00Z``): how every trail fact and finding writes a time."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 class _Fact(BaseModel):

@@ -64,7 +64,6 @@ from kmsguard.policy.principals import account_of, mentioned_accounts, mentioned
 from kmsguard.policy.questions import condition_dict
 from kmsguard.policy.solver import Formula, reach
 
-DEFAULT_ACTIONS = WHO_CAN_ACTIONS  # policy.actions: one list with `policy who-can`
 MAX_CHAIN = 5
 _SESSION = "kmsguard-session"  # the name of the session a role is judged as: one no policy names
 ANYONE = "000000000000"  # the account an aggregate ("*", org:ID) is judged as: one no policy names
@@ -640,7 +639,7 @@ class AccessEvaluator:
         org = self.estate.organization
         return org is not None and org.management_account == account
 
-    def who_can(self, key: Key, actions: Sequence[str] = DEFAULT_ACTIONS) -> KeyAccess:
+    def who_can(self, key: Key, actions: Sequence[str] = WHO_CAN_ACTIONS) -> KeyAccess:
         """Every principal's answer for ``key``. Keys of one class (same policy, grants, tags, account, and
         the same statements naming them) share one answer, computed once."""
         target = self.target(key)

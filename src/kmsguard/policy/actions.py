@@ -100,6 +100,16 @@ CRYPTOGRAPHIC_ACTIONS: frozenset[str] = frozenset(
     )
 )
 
+# CloudTrail logs one ReEncrypt call where IAM, key policies and grants check two permissions; every other KMS call
+# is logged under its permission's own name. One map for the trail decoder, grant judgement and policy conformance.
+PERMISSIONS_OF_EVENT: dict[str, tuple[str, ...]] = {"ReEncrypt": ("kms:ReEncryptFrom", "kms:ReEncryptTo")}
+
+
+def permissions_of_event(event: str) -> tuple[str, ...]:
+    """The permissions (``kms:Action``) a call CloudTrail logged as ``event`` needs one of."""
+    return PERMISSIONS_OF_EVENT.get(event, (f"kms:{event}",))
+
+
 # Administrative calls that are findings by themselves when they succeed (the trail family judges each; the
 # detections' SQL picks them out of the logs by these names, as CloudTrail's eventName gives them).
 ADMIN_EVENTS: tuple[str, ...] = (
@@ -116,7 +126,8 @@ ADMIN_EVENTS: tuple[str, ...] = (
 # (rewrite its policy, grant its use, schedule its deletion). One list, so the three never disagree on who
 # administers a key.
 DECRYPT = "kms:Decrypt"
-ADMIN_PROBES: tuple[str, ...] = ("kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:CreateGrant")
+PUT_KEY_POLICY = "kms:PutKeyPolicy"  # who can call it is who administers the key (the lock-out guards ask it)
+ADMIN_PROBES: tuple[str, ...] = (PUT_KEY_POLICY, "kms:ScheduleKeyDeletion", "kms:CreateGrant")
 ACCESS_PROBES: tuple[str, ...] = (DECRYPT, *ADMIN_PROBES)
 # What "who can" reports on by default (``policy who-can`` on the key policy, ``access who-can`` and the fix plan's
 # effective access): use, the actions that hand out access, and those that take the key away (deletion, disabling).
@@ -132,7 +143,7 @@ WHO_CAN_ACTIONS: tuple[str, ...] = (
 )
 # The administrative actions that let a principal give itself use of the key (a new policy, a grant to itself):
 # what the separation-of-duties check asks about. Scheduling deletion destroys the key but gives no use of it.
-GIVES_ITSELF_USE: tuple[str, ...] = ("kms:PutKeyPolicy", "kms:CreateGrant")
+GIVES_ITSELF_USE: tuple[str, ...] = (PUT_KEY_POLICY, "kms:CreateGrant")
 
 # KMS-specific condition keys (lower-cased). Entries ending in ":" are prefixes followed by a name.
 KMS_CONDITION_KEYS: frozenset[str] = frozenset(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from kmsguard.policy.actions import permissions_of_event
 from kmsguard.policy.principals import account_of
 
 READ_OR_DELEGATE = frozenset({"decrypt", "reencryptfrom", "creategrant"})
@@ -32,8 +33,6 @@ CONTEXT_OPERATIONS = frozenset(
         "reencryptto",
     }
 )
-# CloudTrail logs one ReEncrypt call where a grant (like IAM) names the two operations it needs.
-_OPERATIONS_OF_EVENT = {"reencrypt": ("reencryptfrom", "reencryptto")}
 
 
 @dataclass(frozen=True)
@@ -55,8 +54,7 @@ def assess_grant(
     acct = account_of(grantee)
     external = acct if acct is not None and acct not in set(trusted_accounts) else None
     ops = [op.removeprefix("kms:") for op in operations]
-    bounded = bool(constraints) and any(bool(v) for v in (constraints or {}).values())
-    broad = () if bounded else tuple(sorted(op for op in ops if op.lower() in READ_OR_DELEGATE))
+    broad = () if _bounded(constraints) else tuple(sorted(op for op in ops if op.lower() in READ_OR_DELEGATE))
     return GrantAssessment(external, broad)
 
 
@@ -66,6 +64,11 @@ def grant_covers(operations: Iterable[str], constraints: Mapping[str, Mapping[st
     encryption context, carry no constraint. A constraint not known to be met counts as not met, as the policy
     engine counts conditions on request context the log does not carry."""
     given = {op.removeprefix("kms:").lower() for op in operations}
-    needed = _OPERATIONS_OF_EVENT.get(event.lower(), (event.lower(),))
-    bounded = bool(constraints) and any(bool(v) for v in (constraints or {}).values())
+    needed = [p.removeprefix("kms:").lower() for p in permissions_of_event(event)]
+    bounded = _bounded(constraints)
     return any(op in given and not (bounded and op in CONTEXT_OPERATIONS) for op in needed)
+
+
+def _bounded(constraints: Mapping[str, Mapping[str, str]] | None) -> bool:
+    """Whether a grant's constraints bind anything (an empty EncryptionContextSubset binds nothing)."""
+    return bool(constraints) and any(bool(v) for v in (constraints or {}).values())

@@ -41,14 +41,13 @@ from kmsguard.arn import partition_in
 from kmsguard.model.finding import region_arn
 from kmsguard.model.snapshot import Key, Snapshot
 from kmsguard.policy.access import AccessEvaluator, KeyAccess, PrincipalAccess
-from kmsguard.policy.actions import ACCESS_PROBES, DECRYPT
+from kmsguard.policy.actions import ACCESS_PROBES, DECRYPT, PUT_KEY_POLICY
 from kmsguard.policy.estate import build_estate
 from kmsguard.policy.principals import account_of
 from kmsguard.store.schema import KeyRow, ScanRow, SnapshotRow
 
 log = logging.getLogger(__name__)
 
-PUT_POLICY = "kms:PutKeyPolicy"  # who could change the key policy: the lock-out question
 # Past this many effective-access items in one cycle, the rest are summed up in one item (worst first are kept).
 MAX_ITEMS = 200
 _SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1, "info": 0}
@@ -391,7 +390,7 @@ def lockout_item(key: Key, key_name: str, old: KeyAccess, new: KeyAccess) -> Key
     """Some principal (not a service) could change the key policy before, and none can now."""
 
     def admins(a: KeyAccess) -> list[str]:
-        return sorted(p for p in a.principals(PUT_POLICY) if not p.startswith("service:"))
+        return sorted(p for p in a.principals(PUT_KEY_POLICY) if not p.startswith("service:"))
 
     before, after = admins(old), admins(new)
     if not before or after:

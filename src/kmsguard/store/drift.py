@@ -230,7 +230,8 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
 
 
 # Drift between scans sees the same events the trail family judges from CloudTrail: their severity is that check's
-# registry severity, so a key disabled is graded once whichever way it was seen.
+# default severity in the registry, so a key disabled is graded the same whichever way it was seen (drift does not
+# apply kmsguard.yaml's severity_overrides, which re-rate findings, not drift items).
 _SAME_EVENT = {
     "rotation_disabled": "trail_rotation_disabled",
     "key_scheduled_for_deletion": "trail_key_deletion_scheduled",

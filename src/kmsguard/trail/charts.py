@@ -3,7 +3,7 @@ for `kmsguard trail analyze --charts DIR`.
 
 ``usage_over_time``: hourly cryptographic calls of the busiest keys; ``top_keys`` and ``top_principals``:
 horizontal bars. ``png_data_uri`` embeds a chart in a page without a file. The HTML report and the dashboard
-draw the same views as inline SVG from the scan's ``trail.usage.TrailUsage`` instead (report/svg_charts.py).
+draw the same views as inline SVG from the scan's ``model.usage.TrailUsage`` instead (report/svg_charts.py).
 """
 
 from __future__ import annotations

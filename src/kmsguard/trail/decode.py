@@ -24,16 +24,14 @@ import msgspec
 from kmsguard.arn import build as build_arn
 from kmsguard.arn import parse as parse_arn
 from kmsguard.gunzip import GZIP_ERRORS, inflate
-from kmsguard.trail.schema import (
+from kmsguard.model.trail import (
     ACCOUNT_PRINCIPAL_PREFIX,
     ASSUMED_ROLE_CALLER,
-    COLUMNS,
-    CRYPTO_ACTIONS,
-    KMS_SOURCE,
     SERVICE_CALLER,
     SERVICE_PRINCIPAL_PREFIX,
     UNKNOWN_SERVICE,
 )
+from kmsguard.trail.schema import COLUMNS, CRYPTO_ACTIONS, KMS_SOURCE
 
 _READ_ERRORS: tuple[type[BaseException], ...] = (OSError, *GZIP_ERRORS)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kmsguard.model.trail import TrailThresholds
+from kmsguard.model.trail import SERVICE_CALLER, UNKNOWN_KEY_PREFIX, TrailThresholds
 from kmsguard.policy.actions import ADMIN_EVENTS
 from kmsguard.trail.engines import Engine, each
 from kmsguard.trail.schema import ARROW_SCHEMA
@@ -30,9 +30,11 @@ from kmsguard.trail.sources import Filters
 # A principal acting, not AWS acting on its own: AWSService callers (CloudTrail encrypting its logs) and
 # records with no userIdentity.type at all (AwsServiceEvent: KMS rotating or deleting a key on schedule,
 # "invokedBy": "AWS Internal") are AWS's own work, never a new or foreign principal.
-HUMAN = "coalesce(principal_type, 'AWSService') <> 'AWSService'"
+HUMAN = f"coalesce(principal_type, '{SERVICE_CALLER}') <> '{SERVICE_CALLER}'"
 # The key a row belongs to; a failed call may not name one (Decrypt names its key only inside the ciphertext).
-KEY_GROUP = "coalesce(key_arn, concat('unknown-key:', coalesce(recipient_account, '?'), ':', coalesce(region, '?')))"
+KEY_GROUP = (
+    f"coalesce(key_arn, concat('{UNKNOWN_KEY_PREFIX}', coalesce(recipient_account, '?'), ':', coalesce(region, '?')))"
+)
 GRANTEE_ACCOUNT = "regexp_extract(coalesce(grantee, ''), '^(?:arn:[^:]*:[^:]*::)?([0-9]{12})', 1)"
 
 EVIDENCE_COLUMNS = (
@@ -296,7 +298,7 @@ ADMIN = Detection(
     source=RARE,
 )
 
-# Policy changes and key creations, in time order: the findings stage diffs consecutive policies per key.
+# Policy changes and key creations, in time order: checks/trail.policy_widened diffs consecutive policies per key.
 POLICY_EVENTS = """
 SELECT key_arn, key_account, event_name, event_time, event_ts, event_id, params, principal, principal_arn,
        source_ip, region, file

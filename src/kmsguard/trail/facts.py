@@ -6,7 +6,7 @@ events with ISO times) and nothing more. Judging them is ``checks/trail.py``'s w
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kmsguard.model.trail import (
@@ -23,6 +23,7 @@ from kmsguard.model.trail import (
     TrailThresholds,
     UnreadableLog,
     UsageSpike,
+    iso_utc,
 )
 from kmsguard.trail.decode import FileStats
 from kmsguard.trail.detections import EVIDENCE_COLUMNS, DetectionRows
@@ -31,22 +32,19 @@ from kmsguard.trail.sources import path_facts
 Row = dict[str, Any]
 
 
-def iso(ts: Any) -> str | None:
-    """Epoch seconds or a datetime (Spark returns naive UTC ones) as ISO 8601 UTC."""
-    if ts is None:
-        return None
-    if isinstance(ts, datetime):
-        t = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-        return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return datetime.fromtimestamp(int(ts), UTC).isoformat().replace("+00:00", "Z")
-
-
 def epoch(ts: Any) -> int:
-    """Epoch seconds from what an engine returned (an integer, or Spark's naive UTC datetime)."""
+    """Epoch seconds from what an engine returned: an integer, an aware datetime (DuckDB's TIMESTAMPTZ) or a naive
+    one (PySpark's collect() builds TimestampType values with ``datetime.fromtimestamp``: naive, in the driver's
+    local time, whatever spark.sql.session.timeZone says). ``datetime.timestamp()`` reads a naive value as local
+    time, which is what Spark meant."""
     if isinstance(ts, datetime):
-        t = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-        return int(t.timestamp())
+        return int(ts.timestamp())
     return int(ts)
+
+
+def iso(ts: Any) -> str | None:
+    """An engine's time value (see ``epoch``) as ISO 8601 UTC."""
+    return iso_utc(None if ts is None else epoch(ts))
 
 
 def _opt_epoch(ts: Any) -> int | None:
@@ -92,9 +90,10 @@ def build(
         cross_account=[_cross(d["cross_account"], g) for g in d["cross_account"].groups],
         uses=[_use(r) for r in s.get("use_pairs", ())],
         resource_uses=[_resource_use(r) for r in s.get("context_use", ())],
+        # Judged only against --principal-env's environments: without them, every row would be built for nothing.
         principal_keys=[
             PrincipalKeyCalls(key=r["key_arn"], principal=r["principal"], calls=int(r["calls"]))
-            for r in s["principal_keys"]
+            for r in (s["principal_keys"] if principal_env else ())
         ],
         last_crypto_use={r["key_arn"]: _opt_epoch(r["last_crypto_ts"]) for r in s["key_usage"]},
         principal_env=dict(principal_env),

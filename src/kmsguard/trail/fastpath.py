@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kmsguard.arn import partition_of
+from kmsguard.model import trail as trail_model
 from kmsguard.trail import decode, schema
 from kmsguard.trail.decode import FileStats
 from kmsguard.trail.schema import ARROW_SCHEMA, COLUMNS
@@ -44,11 +45,11 @@ _ABI_VERSION = 4
 _VOCABULARY_BY_NAME: dict[str, bytes | tuple[bytes, ...]] = {
     "kms_source": schema.KMS_SOURCE.encode(),
     "crypto_actions": tuple(sorted(a.encode() for a in schema.CRYPTO_ACTIONS)),
-    "service_caller": schema.SERVICE_CALLER.encode(),
-    "assumed_role_caller": schema.ASSUMED_ROLE_CALLER.encode(),
-    "service_principal_prefix": schema.SERVICE_PRINCIPAL_PREFIX.encode(),
-    "unknown_service": schema.UNKNOWN_SERVICE.encode(),
-    "account_principal_prefix": schema.ACCOUNT_PRINCIPAL_PREFIX.encode(),
+    "service_caller": trail_model.SERVICE_CALLER.encode(),
+    "assumed_role_caller": trail_model.ASSUMED_ROLE_CALLER.encode(),
+    "service_principal_prefix": trail_model.SERVICE_PRINCIPAL_PREFIX.encode(),
+    "unknown_service": trail_model.UNKNOWN_SERVICE.encode(),
+    "account_principal_prefix": trail_model.ACCOUNT_PRINCIPAL_PREFIX.encode(),
 }
 
 _native: ModuleType | None

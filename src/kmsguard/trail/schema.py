@@ -8,24 +8,16 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from kmsguard.policy.actions import CRYPTOGRAPHIC_ACTIONS, canonical_action
+from kmsguard.policy.actions import CRYPTOGRAPHIC_ACTIONS, PERMISSIONS_OF_EVENT, canonical_action
 
 KMS_SOURCE = "kms.amazonaws.com"
-
-# Callers as CloudTrail's userIdentity.type names them, and the stable principal the cache records for those without
-# an IAM ARN of their own (decode._principals; the native scanner receives these from fastpath.py).
-SERVICE_CALLER = "AWSService"
-ASSUMED_ROLE_CALLER = "AssumedRole"
-SERVICE_PRINCIPAL_PREFIX = "service:"  # + invokedBy, e.g. "service:cloudtrail.amazonaws.com"
-UNKNOWN_SERVICE = "unknown"  # what stands for invokedBy when a service's call is logged without it
-ACCOUNT_PRINCIPAL_PREFIX = "account:"  # + accountId: a caller of another account, logged without an ARN
 
 # Cryptographic operations: "use" of a key (key_unused, spikes, new principals, policy conformance). They are
 # the calls as CloudTrail names them (eventName), from the policy engine's catalogue of the
 # permissions (one home: a new KMS operation added there counts here too; Encapsulate and Decapsulate were
 # missing from a list of this module's own). CloudTrail records one ReEncrypt call where IAM checks two
 # permissions, kms:ReEncryptFrom and kms:ReEncryptTo.
-_EVENT_OF_PERMISSION = {"ReEncryptFrom": "ReEncrypt", "ReEncryptTo": "ReEncrypt"}
+_EVENT_OF_PERMISSION = {p.split(":", 1)[1]: event for event, ps in PERMISSIONS_OF_EVENT.items() for p in ps}
 CRYPTO_ACTIONS = frozenset(
     _EVENT_OF_PERMISSION.get(name, name)
     for name in (canonical_action(a).split(":", 1)[1] for a in CRYPTOGRAPHIC_ACTIONS)
