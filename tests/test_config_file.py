@@ -113,7 +113,7 @@ def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
 
 def test_default_file_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert load_config(None).required_tags == ["Environment", "DataClassification", "Owner"]
+    assert load_config(None).required_tags == ["Environment", "DataClassification", "Owner", "CostCenter"]
     _write(tmp_path, "environment_tag: Env\n")
     assert load_config(None).environment_tag == "Env"
 

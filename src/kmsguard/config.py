@@ -127,10 +127,19 @@ class TrailSettings(BaseModel):
     spark: SparkSettings = Field(default_factory=SparkSettings)
 
 
+# The guide's tagging standard for customer managed keys (its key creation step: "tags Environment,
+# DataClassification, Owner, CostCenter"): key_missing_tags' default and what `provision key` requires.
+GUIDE_TAGS: tuple[str, ...] = ("Environment", "DataClassification", "Owner", "CostCenter")
+
+
 class ScanConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    required_tags: list[str] = Field(default_factory=lambda: ["Environment", "DataClassification", "Owner"])
+    # The guide's tagging standard: every customer managed key carries these four (key_missing_tags).
+    required_tags: list[str] = Field(default_factory=lambda: list(GUIDE_TAGS))
+    # Allowed values per tag, e.g. {"Environment": ["Production", "Staging", "Development"]}
+    # (key_tag_value_not_allowed); a tag not listed here may hold any value.
+    tag_values: dict[str, list[str]] = Field(default_factory=dict)
     max_rotation_days: int = 365
     environment_tag: str = "Environment"
     # A resource tagged <sensitivity_tag> with one of these values (case-insensitive) holds sensitive data.
@@ -164,6 +173,16 @@ class ScanConfig(BaseModel):
     @classmethod
     def _orgs(cls, v: list[str]) -> list[str]:
         return _check_orgs(v)
+
+    @field_validator("tag_values")
+    @classmethod
+    def _tag_values(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for tag, values in v.items():
+            if not tag.strip():
+                raise ValueError("a tag name is empty")
+            if not values or not all(isinstance(x, str) and x.strip() for x in values):
+                raise ValueError(f"{tag}: list the values it may hold (non-empty text), e.g. [Production, Staging]")
+        return v
 
     @field_validator("decrypt_allowed")
     @classmethod

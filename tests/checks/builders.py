@@ -76,7 +76,9 @@ def key(
         key_id=kid,
         account=account,
         region=region,
-        tags={"Environment": "prod", "DataClassification": "CUI", "Owner": "security"} if tags is None else tags,
+        tags={"Environment": "prod", "DataClassification": "CUI", "Owner": "security", "CostCenter": "cc-1"}
+        if tags is None
+        else tags,
         aliases=[f"alias/key-{kid[:8]}"] if aliases is None else aliases,
         **defaults,
     )

@@ -141,7 +141,7 @@ def test_missing_and_empty_tags_fail_listing_the_missing_names() -> None:
     complete = key()
     found = by_arn(run("key_missing_tags", snapshot(keys=[partial, complete])))
     assert found[partial.arn].status is Status.FAIL
-    assert found[partial.arn].evidence["missing_tags"] == ["DataClassification", "Owner"]
+    assert found[partial.arn].evidence["missing_tags"] == ["DataClassification", "Owner", "CostCenter"]
     assert found[complete.arn].status is Status.PASS
 
 
@@ -156,6 +156,49 @@ def test_required_tags_are_configurable() -> None:
     k = key(tags={"CostCenter": "42"})
     [f] = run("key_missing_tags", snapshot(keys=[k]), ScanConfig(required_tags=["CostCenter"]))
     assert f.status is Status.PASS
+
+
+def test_the_default_standard_is_the_guides_four_tags() -> None:
+    # The guide tags every key Environment, DataClassification, Owner and CostCenter.
+    k = key(tags={"Environment": "Production", "DataClassification": "CUI", "Owner": "security"})
+    [f] = run("key_missing_tags", snapshot(keys=[k]))
+    assert f.status is Status.FAIL and f.evidence["missing_tags"] == ["CostCenter"]
+
+
+STANDARD = ScanConfig(
+    tag_values={"Environment": ["Production", "Staging", "Development"], "DataClassification": ["CUI"]}
+)
+
+
+def test_a_tag_value_outside_the_standard_fails_naming_the_allowed_ones() -> None:
+    k = key(tags={"Environment": "prod", "DataClassification": "CUI", "Owner": "x", "CostCenter": "1"})
+    [f] = run("key_tag_value_not_allowed", snapshot(keys=[k]), STANDARD)
+    assert f.status is Status.FAIL
+    assert f.evidence["tags"] == [
+        {"tag": "Environment", "value": "prod", "allowed": ["Production", "Staging", "Development"]}
+    ]
+
+
+def test_allowed_values_pass_and_other_case_is_still_outside_with_a_hint() -> None:
+    good = key(tags={"Environment": "Staging", "DataClassification": "CUI"})
+    cased = key(tags={"Environment": "production", "DataClassification": "CUI"})
+    found = by_arn(run("key_tag_value_not_allowed", snapshot(keys=[good, cased]), STANDARD))
+    assert found[good.arn].status is Status.PASS
+    # AWS compares tag values case-sensitively: "production" is not "Production", but the fix is one word.
+    assert found[cased.arn].status is Status.FAIL
+    assert found[cased.arn].evidence["tags"][0]["did_you_mean"] == "Production"
+
+
+def test_tag_values_judge_only_what_is_there_and_only_when_a_standard_is_set() -> None:
+    untagged = key(tags={})  # a missing tag is key_missing_tags' finding, not this one's
+    assert [f.status for f in run("key_tag_value_not_allowed", snapshot(keys=[untagged]), STANDARD)] == [Status.PASS]
+    odd = key(tags={"Environment": "whatever"})
+    assert run("key_tag_value_not_allowed", snapshot(keys=[odd])) == []  # no tag_values configured
+    unreadable = key(tags={}, errors=[error("ListResourceTags")])
+    [f] = run("key_tag_value_not_allowed", snapshot(keys=[unreadable]), STANDARD)
+    assert f.status is Status.ERROR
+    managed = aws_managed_key("s3", tags={"Environment": "whatever"})
+    assert run("key_tag_value_not_allowed", snapshot(keys=[managed]), STANDARD) == []
 
 
 def test_tags_that_could_not_be_read_are_an_error_not_missing() -> None:

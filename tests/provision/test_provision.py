@@ -179,3 +179,16 @@ def test_terraform_has_the_key_and_alias(tmp_path: Path) -> None:
 def test_bad_input_exit_2(args: list[str], text: str) -> None:
     result = _run(*args)
     assert result.exit_code == 2 and text in result.output, result.output
+
+
+def test_a_key_without_the_guides_four_tags_is_refused_naming_the_flags(tmp_path: Path) -> None:
+    partial = ["--alias", "alias/app", "--admin", ADMIN, "--environment", "Production", "--owner", "security"]
+    result = _run(*partial, "--output", "terraform", "--output-file", str(tmp_path / "key.tf"))
+    assert result.exit_code == 2, result.output
+    assert "DataClassification, CostCenter" in result.output and "--data-classification, --cost-center" in result.output
+    assert not (tmp_path / "key.tf").exists()  # nothing written
+    # --allow-untagged says the user chose a key off the standard; key_missing_tags will flag it.
+    allowed = _run(*partial, "--allow-untagged", "--output", "terraform", "--output-file", str(tmp_path / "key.tf"))
+    assert allowed.exit_code == 0, allowed.output
+    text = (tmp_path / "key.tf").read_text()
+    assert "Production" in text and "CostCenter" not in text

@@ -224,11 +224,12 @@ def _failed_operation(key: Key, operation: str) -> bool:
     title="Customer managed key lacks required tags",
     severity=Severity.LOW,
     family="key",
-    rationale="Tags say who owns a key, which environment it serves and how sensitive its data is; without "
-    "them nobody can answer an assessor's 'whose key is this?'. Required tags are configurable "
-    "(required_tags; default Environment, DataClassification, Owner); an empty value counts as missing.",
+    rationale="Tags say who owns a key, which environment it serves, how sensitive its data is and who pays for "
+    "it; without them nobody can answer an assessor's 'whose key is this?'. Required tags are configurable "
+    "(required_tags; default the guide's four: Environment, DataClassification, Owner, CostCenter); an empty "
+    "value counts as missing.",
     remediation="aws kms tag-resource --key-id <key-id> --tags TagKey=Environment,TagValue=<env> "
-    "TagKey=DataClassification,TagValue=<class> TagKey=Owner,TagValue=<team>",
+    "TagKey=DataClassification,TagValue=<class> TagKey=Owner,TagValue=<team> TagKey=CostCenter,TagValue=<cc>",
     topics=["key_tags_and_ownership"],
 )
 def key_missing_tags(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
@@ -255,6 +256,52 @@ def key_missing_tags(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]
             evidence["present_with_other_case"] = near
         msg = f"{key.display_name}: missing required tag(s) {', '.join(missing)}"
         yield key_result(key, Status.FAIL, msg, evidence)
+
+
+@check(
+    "key_tag_value_not_allowed",
+    title="Customer managed key has a tag value outside the tagging standard",
+    severity=Severity.LOW,
+    family="key",
+    rationale="A tagging standard is only as useful as its values: 'prod', 'Prod' and 'production' split one "
+    "environment three ways, and environment isolation, sensitivity rules and cost reports all key on the "
+    "value. kmsguard.yaml's tag_values lists the values each tag may hold (e.g. Environment: Production, "
+    "Staging, Development); tag values are case-sensitive, as AWS compares them.",
+    remediation="aws kms tag-resource --key-id <key-id> --tags TagKey=<tag>,TagValue=<an allowed value>",
+    topics=["key_tags_and_ownership"],
+)
+def key_tag_value_not_allowed(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
+    if not config.tag_values:
+        return  # no standard of values configured: nothing to judge
+    for item in _customer_keys(snapshot, "tags"):
+        if isinstance(item, Result):
+            yield item
+            continue
+        key = item
+        if key.key_state in _LEAVING:
+            continue
+        if _failed_operation(key, "ListResourceTags"):
+            yield key_result(key, Status.ERROR, f"{key.display_name}: the key's tags could not be read")
+            continue
+        # A missing tag is key_missing_tags' finding; this check judges the values that are there.
+        wrong = [
+            {"tag": tag, "value": key.tags[tag], "allowed": allowed} | _case_hint(key.tags[tag], allowed)
+            for tag, allowed in sorted(config.tag_values.items())
+            if key.tags.get(tag, "").strip() and key.tags[tag] not in allowed
+        ]
+        if not wrong:
+            yield key_result(key, Status.PASS, f"{key.display_name}: every standard tag holds an allowed value")
+            continue
+        said = ", ".join(f"{w['tag']}={w['value']!r}" for w in wrong)
+        yield key_result(
+            key, Status.FAIL, f"{key.display_name}: tag value(s) outside the standard: {said}", {"tags": wrong}
+        )
+
+
+def _case_hint(value: str, allowed: list[str]) -> dict[str, str]:
+    """``{"did_you_mean": ...}`` when the value is an allowed one written with other case (a one-line fix)."""
+    same = [a for a in allowed if a.lower() == value.strip().lower()]
+    return {"did_you_mean": same[0]} if same else {}
 
 
 def _regions_with_alias_errors(snapshot: Snapshot) -> set[tuple[str, str]]:

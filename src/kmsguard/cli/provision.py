@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from kmsguard.cli.common import (
     write_output,
 )
 from kmsguard.cli.fix import parse_context, principal_arns
-from kmsguard.config import ROTATION_DAYS_MAX, ROTATION_DAYS_MIN
+from kmsguard.config import GUIDE_TAGS, ROTATION_DAYS_MAX, ROTATION_DAYS_MIN
 from kmsguard.policy.principals import account_of
 
 app = typer.Typer(help="Create KMS keys to standard.", no_args_is_help=True)
@@ -38,6 +39,9 @@ def key(
     ),
     owner: str | None = typer.Option(None, "--owner", help="Owner tag, e.g. security@example.com."),
     cost_center: str | None = typer.Option(None, "--cost-center", help="CostCenter tag."),
+    allow_untagged: bool = typer.Option(
+        False, "--allow-untagged", help="Create the key without the guide's four tags (not to standard)."
+    ),
     description: str | None = typer.Option(
         None, "--description", help="Key description (default: '<alias name> encryption key')."
     ),
@@ -93,6 +97,20 @@ def key(
         spec.policy()
     except ValueError as e:
         fail(str(e))
+    # Last of the input checks, so a bad --admin or --alias is named first.
+    given = {
+        "Environment": environment,
+        "DataClassification": data_classification,
+        "Owner": owner,
+        "CostCenter": cost_center,
+    }
+    missing = [tag for tag in GUIDE_TAGS if not (given[tag] or "").strip()]
+    if missing and not allow_untagged:
+        flags = ", ".join(f"--{re.sub(r'(?<!^)(?=[A-Z])', '-', tag).lower()}" for tag in missing)
+        fail(
+            f"the guide's tagging standard needs {', '.join(missing)}: give {flags} "
+            "(or --allow-untagged to create a key that key_missing_tags will flag)"
+        )
     if output is not None:
         from kmsguard.provision.templates import cloudformation, terraform
 
