@@ -127,6 +127,23 @@ class TrailSettings(BaseModel):
     spark: SparkSettings = Field(default_factory=SparkSettings)
 
 
+class LocalityRule(BaseModel):
+    """``data_locality.<value>``: where keys whose sensitivity tag holds that value may keep their key material."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    single_region: bool = True  # no multi-Region keys or replicas (the guide creates keys single-Region)
+    regions: list[str] = Field(default_factory=list)  # the Regions allowed; empty: any
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, v: list[str]) -> list[str]:
+        bad = [r for r in v if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", r)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an AWS Region name (e.g. us-east-1)")
+        return v
+
+
 # The guide's tagging standard for customer managed keys (its key creation step: "tags Environment,
 # DataClassification, Owner, CostCenter"): key_missing_tags' default and what `provision key` requires.
 GUIDE_TAGS: tuple[str, ...] = ("Environment", "DataClassification", "Owner", "CostCenter")
@@ -140,6 +157,9 @@ class ScanConfig(BaseModel):
     # Allowed values per tag, e.g. {"Environment": ["Production", "Staging", "Development"]}
     # (key_tag_value_not_allowed); a tag not listed here may hold any value.
     tag_values: dict[str, list[str]] = Field(default_factory=dict)
+    # key_data_locality: per value of sensitivity_tag (e.g. CUI), where such keys may be; values compared
+    # case-insensitively, as sensitive_values are.
+    data_locality: dict[str, LocalityRule] = Field(default_factory=dict)
     max_rotation_days: int = 365
     environment_tag: str = "Environment"
     # A resource tagged <sensitivity_tag> with one of these values (case-insensitive) holds sensitive data.

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kmsguard.compliance.mapping import for_topics
-from kmsguard.config import ScanConfig
+from kmsguard.config import LocalityRule, ScanConfig
 from kmsguard.model.finding import Severity, Status
 
 from .builders import (
@@ -199,6 +199,58 @@ def test_tag_values_judge_only_what_is_there_and_only_when_a_standard_is_set() -
     assert f.status is Status.ERROR
     managed = aws_managed_key("s3", tags={"Environment": "whatever"})
     assert run("key_tag_value_not_allowed", snapshot(keys=[managed]), STANDARD) == []
+
+
+LOCAL_CUI = ScanConfig(data_locality={"CUI": LocalityRule(single_region=True, regions=["us-east-1", "us-west-2"])})
+
+
+def _multi(region: str, kind: str, key_id: str, tags: dict[str, str] | None = None) -> Any:
+    return key(
+        key_id,
+        region=region,
+        tags=tags,
+        multi_region=True,
+        multi_region_key_type=kind,
+        primary_region="us-east-1",
+        replica_regions=["eu-west-1"],
+    )
+
+
+def test_a_multi_region_key_of_single_region_data_fails_with_its_regions() -> None:
+    primary = _multi("us-east-1", "PRIMARY", "mrk-1")
+    [f] = run("key_data_locality", snapshot(keys=[primary]), LOCAL_CUI)
+    assert f.status is Status.FAIL
+    assert f.evidence["regions"] == ["eu-west-1", "us-east-1"] and f.evidence["replica_regions"] == ["eu-west-1"]
+    assert "must stay in one Region" in f.message and "outside us-east-1, us-west-2" in f.message
+
+
+def test_an_untagged_replica_is_judged_by_its_primarys_classification() -> None:
+    # ReplicateKey copies no tags: the replica in eu-west-1 holds the CUI key's material all the same.
+    primary = _multi("us-east-1", "PRIMARY", "mrk-2")
+    replica = _multi("eu-west-1", "REPLICA", "mrk-2", tags={})
+    found = by_arn(run("key_data_locality", snapshot(keys=[primary, replica]), LOCAL_CUI))
+    assert found[replica.arn].status is Status.FAIL
+
+
+def test_single_region_keys_pass_in_allowed_regions_and_fail_outside() -> None:
+    inside = key(region="us-west-2", tags={"DataClassification": "cui"})  # values compare case-insensitively
+    outside = key(region="eu-central-1")
+    other = key(region="eu-central-1", tags={"DataClassification": "Internal"})  # no rule for Internal: not judged
+    found = by_arn(run("key_data_locality", snapshot(keys=[inside, outside, other]), LOCAL_CUI))
+    assert found[inside.arn].status is Status.PASS
+    assert found[outside.arn].status is Status.FAIL and "eu-central-1" in found[outside.arn].message
+    assert other.arn not in found
+
+
+def test_without_rules_every_multi_region_key_is_still_reported_with_its_regions() -> None:
+    primary = _multi("us-east-1", "PRIMARY", "mrk-3")
+    [f] = run("key_data_locality", snapshot(keys=[primary, key()]))
+    assert f.status is Status.PASS and f.evidence["primary_region"] == "us-east-1"
+
+
+def test_a_locality_rule_names_real_regions() -> None:
+    with pytest.raises(ValueError, match="'moon-1' is not an AWS Region name"):
+        LocalityRule(regions=["moon-1"])
 
 
 def test_tags_that_could_not_be_read_are_an_error_not_missing() -> None:

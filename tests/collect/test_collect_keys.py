@@ -111,3 +111,44 @@ def test_aws_managed_keys_are_identified_and_read_with_three_calls(client, proxy
     assert key.tags == {} and key.rotation_enabled is None
     [secret] = snap.accounts[0].regions[0].resources
     assert secret.key_ref == "alias/aws/secretsmanager" and secret.key_arn == key.arn
+
+
+def test_a_multi_region_key_and_its_replica_are_read_with_their_regions(client, proxy: FaultProxy) -> None:  # type: ignore[no-untyped-def]
+    # The locality check (key_data_locality) reads these: the primary's Region and the replicas' Regions.
+    kms = client("kms", EAST)
+    primary = kms.create_key(
+        Description="global-cui", MultiRegion=True, Tags=[{"TagKey": "DataClassification", "TagValue": "CUI"}]
+    )["KeyMetadata"]
+    kms.replicate_key(KeyId=primary["KeyId"], ReplicaRegion=WEST)
+    single = kms.create_key(Description="local-cui")["KeyMetadata"]
+    snap = scan(proxy.endpoint_url, [EAST, WEST])
+    keys = {(k.region, k.description): k for k in snap.all_keys() if k.key_manager == "CUSTOMER"}
+    p = keys[(EAST, "global-cui")]
+    assert (p.multi_region, p.multi_region_key_type, p.primary_region, p.replica_regions) == (
+        True,
+        "PRIMARY",
+        EAST,
+        [WEST],
+    )
+    r = keys[(WEST, "global-cui")]
+    assert (r.multi_region, r.multi_region_key_type, r.primary_region) == (True, "REPLICA", EAST)
+    s = keys[(EAST, "local-cui")]
+    # (moto leaves MultiRegion out of a single-Region key's metadata; AWS says false: either is not multi-Region)
+    assert (bool(s.multi_region), s.multi_region_key_type, s.primary_region, s.replica_regions) == (
+        False,
+        None,
+        None,
+        [],
+    )
+    assert s.key_id == single["KeyId"]
+
+    from kmsguard.config import LocalityRule, ScanConfig
+    from kmsguard.pipeline import judge
+
+    cfg = ScanConfig(data_locality={"cui": LocalityRule(single_region=True, regions=[EAST])})
+    found = {
+        (f.region, f.status.value)
+        for f in judge(snap, cfg, only=["key_data_locality"]).findings
+        if "global-cui" in f.message or f.resource_arn == p.arn or f.resource_arn == r.arn
+    }
+    assert found == {(EAST, "FAIL"), (WEST, "FAIL")}

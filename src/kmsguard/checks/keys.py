@@ -304,6 +304,71 @@ def _case_hint(value: str, allowed: list[str]) -> dict[str, str]:
     return {"did_you_mean": same[0]} if same else {}
 
 
+@check(
+    "key_data_locality",
+    title="Key of locality-bound data is multi-Region or outside its allowed Regions",
+    severity=Severity.MEDIUM,
+    family="key",
+    rationale="The guide creates keys single-Region for data locality: a multi-Region key's material lives in "
+    "every Region it is replicated to, and data encrypted under it can be decrypted there. kmsguard.yaml's "
+    "data_locality says, per DataClassification value (sensitivity_tag), whether such keys must stay in one "
+    "Region and which Regions are allowed. Every multi-Region key is reported with its primary and replica "
+    "Regions, rule or not.",
+    remediation="Create a single-Region key in an allowed Region (kmsguard provision key, single-Region by "
+    "default), re-encrypt the data under it, and schedule the replica (or the multi-Region key) for deletion.",
+    # Where key material may live is key management (SP 800-53 SC-12, 800-171 3.13.10) and the keys' inventory
+    # (CM-8): the control table's topic for both.
+    topics=["key_tags_and_ownership"],
+)
+def key_data_locality(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
+    rules = {value.strip().lower(): rule for value, rule in config.data_locality.items()}
+    # A replica shares its primary's key material and key id (mrk-...) but not its tags (ReplicateKey copies none):
+    # an untagged replica is judged by its primary's classification.
+    primaries = {(k.account, k.key_id): k for k in snapshot.all_keys() if k.multi_region_key_type == "PRIMARY"}
+    for item in _customer_keys(snapshot, "multi-Region configuration"):
+        if isinstance(item, Result):
+            yield item
+            continue
+        key = item
+        if key.key_state in _LEAVING:
+            continue
+        primary = primaries.get((key.account, key.key_id))
+        value = key.tags.get(config.sensitivity_tag) or (primary.tags.get(config.sensitivity_tag) if primary else "")
+        value = value or ""
+        rule = rules.get(value.strip().lower())
+        where = sorted({key.region, *([key.primary_region] if key.primary_region else []), *key.replica_regions})
+        evidence: dict[str, object] = {"regions": where}
+        if key.multi_region:
+            evidence |= {
+                "multi_region_key_type": key.multi_region_key_type,
+                "primary_region": key.primary_region,
+                "replica_regions": key.replica_regions,
+            }
+        if rule is None:
+            if key.multi_region:  # reported with its Regions, so a locality review sees every one
+                msg = f"{key.display_name}: multi-Region key in {', '.join(where)} (no data_locality rule for it)"
+                yield key_result(key, Status.PASS, msg, evidence)
+            continue
+        evidence |= {"rule": {config.sensitivity_tag: value, **rule.model_dump()}}
+        problems = []
+        if rule.single_region and key.multi_region:
+            problems.append(
+                f"multi-Region key ({', '.join(where)}) where {config.sensitivity_tag}={value} must stay in one Region"
+            )
+        outside = [r for r in where if rule.regions and r not in rule.regions]
+        if outside:
+            problems.append(f"key material in {', '.join(outside)}, outside {', '.join(rule.regions)}")
+        if problems:
+            yield key_result(key, Status.FAIL, f"{key.display_name}: " + "; ".join(problems), evidence)
+        else:
+            yield key_result(
+                key,
+                Status.PASS,
+                f"{key.display_name}: within {config.sensitivity_tag}={value}'s locality rule",
+                evidence,
+            )
+
+
 def _regions_with_alias_errors(snapshot: Snapshot) -> set[tuple[str, str]]:
     return {
         (a.account_id, r.region)

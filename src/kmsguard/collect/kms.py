@@ -97,6 +97,16 @@ def _fill_metadata(key: Key, md: dict[str, Any]) -> None:
     key.origin = md.get("Origin")
     key.custom_key_store_id = md.get("CustomKeyStoreId")
     key.multi_region = md.get("MultiRegion")
+    mrc = md.get("MultiRegionConfiguration") or {}
+    primary = mrc.get("PrimaryKey") or {}
+    # PRIMARY or REPLICA as AWS's MultiRegionKeyType says, read from which key is the primary: the emulator (moto 5)
+    # reports a primary as REPLICA once it has a replica, and the ARN cannot be stale.
+    if primary.get("Arn"):
+        key.multi_region_key_type = "PRIMARY" if primary["Arn"] == md.get("Arn") else "REPLICA"
+    else:
+        key.multi_region_key_type = mrc.get("MultiRegionKeyType")
+    key.primary_region = primary.get("Region")
+    key.replica_regions = sorted({r["Region"] for r in mrc.get("ReplicaKeys") or () if r.get("Region")})
     key.description = md.get("Description")
     key.creation_date = md.get("CreationDate")
     key.deletion_date = md.get("DeletionDate")

@@ -21,11 +21,11 @@ from kmsguard.model.trail import TrailFacts
 T = TypeVar("T")
 
 # 2: AccountSnapshot.iam (users, groups, roles, managed policies) and Snapshot.organization (OUs, SCPs,
-# RCPs). Version 1 files still load: the new fields default to None, meaning "not collected". Snapshot.trail is
-# written only when it holds facts (see ``_without_empty_trail``), so a snapshot without logs is the same file as
-# before it existed, and every kmsguard that reads version 2 reads it.
-SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
+# RCPs). 3: a key's multi-Region configuration (Key.multi_region_key_type, primary_region, replica_regions).
+# Older files still load: the new fields default to None (or empty), meaning "not collected". Snapshot.trail is
+# written only when it holds facts (see ``_without_empty_trail``).
+SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 
 
 class _Model(BaseModel):
@@ -67,6 +67,10 @@ class Key(_Model):
     origin: str | None = None  # AWS_KMS, EXTERNAL, AWS_CLOUDHSM, EXTERNAL_KEY_STORE
     custom_key_store_id: str | None = None
     multi_region: bool | None = None
+    # A multi-Region key's MultiRegionConfiguration: PRIMARY or REPLICA, the primary's Region, the replicas' Regions.
+    multi_region_key_type: str | None = None
+    primary_region: str | None = None
+    replica_regions: list[str] = Field(default_factory=list)
     description: str | None = None
     creation_date: datetime | None = None
     deletion_date: datetime | None = None
