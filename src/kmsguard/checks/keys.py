@@ -219,6 +219,20 @@ def _failed_operation(key: Key, operation: str) -> bool:
     return any(e.operation == operation for e in key.errors)
 
 
+def _tagged_keys(snapshot: Snapshot) -> Iterator[Key | Result]:
+    """The customer managed keys whose tags the tag checks judge (not those on their way out), or an ERROR result
+    for a key whose metadata or tags could not be read."""
+    for item in _customer_keys(snapshot, "tags"):
+        if isinstance(item, Result):
+            yield item
+        elif item.key_state in _LEAVING:
+            continue
+        elif _failed_operation(item, "ListResourceTags"):
+            yield key_result(item, Status.ERROR, f"{item.display_name}: the key's tags could not be read")
+        else:
+            yield item
+
+
 @check(
     "key_missing_tags",
     title="Customer managed key lacks required tags",
@@ -233,16 +247,11 @@ def _failed_operation(key: Key, operation: str) -> bool:
     topics=["key_tags_and_ownership"],
 )
 def key_missing_tags(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
-    for item in _customer_keys(snapshot, "tags"):
+    for item in _tagged_keys(snapshot):
         if isinstance(item, Result):
             yield item
             continue
         key = item
-        if key.key_state in _LEAVING:
-            continue
-        if _failed_operation(key, "ListResourceTags"):
-            yield key_result(key, Status.ERROR, f"{key.display_name}: the key's tags could not be read")
-            continue
         missing = [t for t in config.required_tags if not key.tags.get(t, "").strip()]
         if not missing:
             yield key_result(key, Status.PASS, f"{key.display_name}: has every required tag")
@@ -273,16 +282,11 @@ def key_missing_tags(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]
 def key_tag_value_not_allowed(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     if not config.tag_values:
         return  # no standard of values configured: nothing to judge
-    for item in _customer_keys(snapshot, "tags"):
+    for item in _tagged_keys(snapshot):
         if isinstance(item, Result):
             yield item
             continue
         key = item
-        if key.key_state in _LEAVING:
-            continue
-        if _failed_operation(key, "ListResourceTags"):
-            yield key_result(key, Status.ERROR, f"{key.display_name}: the key's tags could not be read")
-            continue
         # A missing tag is key_missing_tags' finding; this check judges the values that are there.
         wrong = [
             {"tag": tag, "value": key.tags[tag], "allowed": allowed} | _case_hint(key.tags[tag], allowed)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from kmsguard.arn import parse as parse_arn
 from kmsguard.arn import partition_in, root_arn
-from kmsguard.checks.registry import REGISTRY, Result, check
+from kmsguard.checks.registry import REGISTRY, Result, check, key_result
 from kmsguard.config import ScanConfig
 from kmsguard.model.finding import Severity, Status
 from kmsguard.model.trail import ACCOUNT_PRINCIPAL_PREFIX, ASSUMED_ROLE_CALLER, UNKNOWN_KEY_PREFIX, iso_utc
@@ -472,12 +472,9 @@ def use_not_allowed(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
             )
     for arn, why in sorted(unjudged.items()):
         key = keys[arn]
-        yield Result(
+        yield key_result(
+            key,
             Status.ERROR,
-            key.account,
-            key.region,
-            KEY,
-            arn,
             f"could not judge whether the calls on {key.display_name} were allowed: its key policy could "
             f"not be read ({why})",
             {"error": why},
@@ -485,12 +482,9 @@ def use_not_allowed(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
     for (arn, principal), uses in sorted(denied.items()):
         key = keys[arn]
         calls = sum(u["calls"] for u in uses)
-        yield Result(
+        yield key_result(
+            key,
             Status.FAIL,
-            key.account,
-            key.region,
-            KEY,
-            arn,
             f"{principal} made {calls} successful call(s) ({', '.join(sorted(u['action'] for u in uses))}) "
             f"on {key.display_name} that its key policy does not allow",
             {
@@ -526,12 +520,9 @@ def foreign_environment(snapshot: Snapshot, config: ScanConfig) -> Iterator[Resu
         kenv, renv = _env(key.tags, tag), _env(res.tags, tag)
         if kenv is None or renv is None or kenv == renv:
             continue
-        yield Result(
+        yield key_result(
+            key,
             Status.FAIL,
-            key.account,
-            key.region,
-            KEY,
-            key.arn,
             f"{key.display_name} ({tag}={kenv}) protected {res.arn} ({tag}={renv}): {row.calls} call(s)",
             {
                 "key_environment": kenv,
@@ -551,12 +542,9 @@ def foreign_environment(snapshot: Snapshot, config: ScanConfig) -> Iterator[Resu
         kenv = _env(key.tags, tag)
         if kenv is None or kenv == penv:
             continue
-        yield Result(
+        yield key_result(
+            key,
             Status.FAIL,
-            key.account,
-            key.region,
-            KEY,
-            key.arn,
             f"{key.display_name} ({tag}={kenv}) used by {pk.principal} ({tag}={penv}): {pk.calls} call(s)",
             {"key_environment": kenv, "principal": pk.principal, "principal_environment": penv, "calls": pk.calls},
         )
@@ -591,23 +579,17 @@ def key_unused(snapshot: Snapshot, config: ScanConfig) -> Iterator[Result]:
                 else f"the logs cover only {covered:.1f} of the {days} days key_unused needs (--unused-days) "
                 "and show no cryptographic use of it"
             )
-            yield Result(
+            yield key_result(
+                key,
                 Status.ERROR,
-                key.account,
-                key.region,
-                KEY,
-                key.arn,
                 f"{key.display_name}: cannot tell whether it is unused: {why}",
                 {"days": days, "covered_days": round(covered, 1) if covered is not None else 0, "logs": window(t0, t1)},
             )
             continue
         when = f"last used {iso_utc(last)}" if last is not None else "no use in the logs at all"
-        yield Result(
+        yield key_result(
+            key,
             Status.FAIL,
-            key.account,
-            key.region,
-            KEY,
-            key.arn,
             f"{key.display_name} had no cryptographic use in the {days} days to {iso_utc(t1)} ({when})",
             {"window": window(start, t1), "days": days, "last_use": iso_utc(last), "logs": window(t0, t1)},
         )

@@ -200,26 +200,12 @@ def _key_drift(s: Session, prev_id: int, new_id: int, key_arn: str | None) -> li
                     alert=True,
                 )
             )
-        if o.key_state != n.key_state and n.key_state == "PendingDeletion":
+        entered = _STATE_ITEMS.get(n.key_state or "") if o.key_state != n.key_state else None
+        if entered is not None:
+            kind, words = entered
             items.append(
                 DriftItem(
-                    "key_scheduled_for_deletion",
-                    _event_severity("key_scheduled_for_deletion"),
-                    *where,
-                    f"key {_name(n)} scheduled for deletion",
-                    {"was": o.key_state},
-                    alert=True,
-                )
-            )
-        if o.key_state != n.key_state and n.key_state == "Disabled":
-            items.append(
-                DriftItem(
-                    "key_disabled",
-                    _event_severity("key_disabled"),
-                    *where,
-                    f"key {_name(n)} disabled",
-                    {"was": o.key_state},
-                    alert=True,
+                    kind, _event_severity(kind), *where, f"key {_name(n)} {words}", {"was": o.key_state}, alert=True
                 )
             )
     items += [
@@ -236,6 +222,13 @@ _SAME_EVENT = {
     "rotation_disabled": "trail_rotation_disabled",
     "key_scheduled_for_deletion": "trail_key_deletion_scheduled",
     "key_disabled": "trail_key_disabled",
+}
+
+
+# A key that entered one of these states: the drift item's kind and how its summary says it.
+_STATE_ITEMS = {
+    "PendingDeletion": ("key_scheduled_for_deletion", "scheduled for deletion"),
+    "Disabled": ("key_disabled", "disabled"),
 }
 
 
